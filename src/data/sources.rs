@@ -1,0 +1,238 @@
+//! Where the data lives and how it gets there: the four IDX files of each supported dataset,
+//! the directory they are looked up in, and the download from public mirrors with checksums.
+
+use crate::fsutil::write_atomic;
+use anyhow::{Context, Result, bail};
+use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetName {
+    Mnist,
+    FashionMnist,
+    Kmnist,
+    /// Samples given in the configuration itself (doc 000's two-sample example).
+    Inline,
+}
+
+impl DatasetName {
+    pub fn name(self) -> &'static str {
+        match self {
+            DatasetName::Mnist => "mnist",
+            DatasetName::FashionMnist => "fashion-mnist",
+            DatasetName::Kmnist => "kmnist",
+            DatasetName::Inline => "inline",
+        }
+    }
+    /// Public mirrors, tried in order; each serves the four `.gz` files under these names.
+    pub fn mirrors(self) -> &'static [&'static str] {
+        match self {
+            DatasetName::Mnist => &[
+                "https://ossci-datasets.s3.amazonaws.com/mnist/",
+                "https://storage.googleapis.com/cvdf-datasets/mnist/",
+            ],
+            DatasetName::FashionMnist => &["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"],
+            DatasetName::Kmnist => &["http://codh.rois.ac.jp/kmnist/dataset/kmnist/"],
+            DatasetName::Inline => &[],
+        }
+    }
+    /// Published MD5 of each `.gz` archive, in the order of `FILES`.
+    pub fn md5s(self) -> [&'static str; 4] {
+        match self {
+            DatasetName::Mnist => [
+                "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+                "d53e105ee54ea40749a09fcbcd1e9432",
+                "9fb629c4189551a2d022fa330f9573f3",
+                "ec29112dd5afa0611ce80d1b7f02629c",
+            ],
+            DatasetName::FashionMnist => [
+                "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+                "25c81989df183df01b3e8a0aad5dffbe",
+                "bef4ecab320f06d8554ea6380940ec79",
+                "bb300cfdad3c16e7a12a480ee83cd310",
+            ],
+            DatasetName::Kmnist => [
+                "bdb82020997e1d708af4cf47b453dcf7",
+                "e144d726b3acfaa3e44228e80efcd344",
+                "5c965bf0a639b31b8f53240b1b52f4d7",
+                "7320c461ea6c1c855c0b718fb2a4b134",
+            ],
+            DatasetName::Inline => ["", "", "", ""],
+        }
+    }
+}
+
+impl std::str::FromStr for DatasetName {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim() {
+            "mnist" => Ok(DatasetName::Mnist),
+            "fashion-mnist" | "fashion_mnist" => Ok(DatasetName::FashionMnist),
+            "kmnist" => Ok(DatasetName::Kmnist),
+            "inline" => Ok(DatasetName::Inline),
+            _ => bail!("unknown --dataset '{s}'; expected mnist, fashion-mnist or kmnist"),
+        }
+    }
+}
+
+/// Base names of the four files: training images, training labels, test images, test labels.
+pub const FILES: [&str; 4] =
+    ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
+
+/// The four located files.
+#[derive(Clone, Debug)]
+pub struct DataFiles {
+    pub dir: PathBuf,
+    pub train_images: PathBuf,
+    pub train_labels: PathBuf,
+    pub test_images: PathBuf,
+    pub test_labels: PathBuf,
+}
+
+/// `--data DIR`, else `$GPU_NN_DATA`, else the per-user cache directory (`…/gpu-nn/<dataset>`).
+pub fn data_dir(name: DatasetName, explicit: Option<&Path>) -> PathBuf {
+    if let Some(d) = explicit {
+        return d.to_path_buf();
+    }
+    if let Some(d) = std::env::var_os("GPU_NN_DATA").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("gpu-nn").join(name.name())
+}
+
+/// A file of the set in `dir`: `NAME.gz` or the uncompressed `NAME` (also `NAME` with the
+/// `-idx` written `.idx`, as some archives unpack).
+fn find_file(dir: &Path, base: &str) -> Option<PathBuf> {
+    let dotted = base.replacen("-idx", ".idx", 1);
+    [format!("{base}.gz"), base.to_string(), format!("{dotted}.gz"), dotted]
+        .into_iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.is_file())
+}
+
+fn find_all(dir: &Path) -> Option<DataFiles> {
+    let f: Vec<PathBuf> = FILES.iter().map(|b| find_file(dir, b)).collect::<Option<_>>()?;
+    Some(DataFiles {
+        dir: dir.to_path_buf(),
+        train_images: f[0].clone(),
+        train_labels: f[1].clone(),
+        test_images: f[2].clone(),
+        test_labels: f[3].clone(),
+    })
+}
+
+/// Finds the dataset's files, downloading the missing ones unless `GPU_NN_OFFLINE` is set.
+/// The directory may hold the files directly or in a subdirectory named after the dataset.
+pub fn locate(name: DatasetName, explicit: Option<&Path>) -> Result<DataFiles> {
+    let dir = data_dir(name, explicit);
+    if explicit.is_some() && dir.exists() && !dir.is_dir() {
+        bail!("--data {}: is not a directory", dir.display());
+    }
+    for d in [dir.clone(), dir.join(name.name())] {
+        if let Some(files) = find_all(&d) {
+            return Ok(files);
+        }
+    }
+    let expected = FILES.map(|f| format!("{f}.gz")).join(", ");
+    let offline = std::env::var_os("GPU_NN_OFFLINE").is_some_and(|v| !v.is_empty() && v != "0");
+    if offline {
+        bail!(
+            "{} data not found in {} (expected the four files {expected}, gzip or uncompressed); \
+             downloads are off (GPU_NN_OFFLINE is set): point --data at a directory that has them",
+            name.name(),
+            dir.display()
+        );
+    }
+    download(name, &dir).with_context(|| {
+        format!(
+            "{} data not found in {} (expected the four files {expected}, gzip or uncompressed) and the download failed; \
+             fetch them by hand into that directory or point --data at a directory that has them",
+            name.name(),
+            dir.display()
+        )
+    })?;
+    find_all(&dir).with_context(|| format!("download finished but the files are not in {}", dir.display()))
+}
+
+/// Mirrors to use: `$GPU_NN_MIRROR` (one base URL, for tests and private mirrors) or the public ones.
+fn mirrors(name: DatasetName) -> Vec<String> {
+    match std::env::var("GPU_NN_MIRROR") {
+        Ok(m) if !m.is_empty() => vec![if m.ends_with('/') { m } else { format!("{m}/") }],
+        _ => name.mirrors().iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// Downloads every missing file of the set into `dir`, verifying each archive's MD5.
+pub fn download(name: DatasetName, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_secs(15)))
+        .timeout_recv_body(Some(Duration::from_secs(120)))
+        .build()
+        .into();
+    for (base, md5) in FILES.iter().zip(name.md5s()) {
+        if find_file(dir, base).is_some() {
+            continue;
+        }
+        let file = format!("{base}.gz");
+        let mut errors = Vec::new();
+        let mut done = false;
+        for mirror in mirrors(name) {
+            let url = format!("{mirror}{file}");
+            match fetch(&agent, &url, &file).and_then(|bytes| {
+                let got = hex(&Md5::digest(&bytes));
+                if got != md5 {
+                    bail!("{url}: MD5 {got} does not match the published {md5}");
+                }
+                Ok(bytes)
+            }) {
+                Ok(bytes) => {
+                    write_atomic(&dir.join(&file), &bytes)?;
+                    done = true;
+                    break;
+                }
+                Err(e) => errors.push(format!("{e:#}")),
+            }
+        }
+        if !done {
+            bail!("could not download {file}: {}", errors.join("; "));
+        }
+    }
+    Ok(())
+}
+
+fn fetch(agent: &ureq::Agent, url: &str, label: &str) -> Result<Vec<u8>> {
+    let mut resp = agent.get(url).call().with_context(|| format!("{url}"))?;
+    let total = resp.body().content_length();
+    let bar = match total {
+        Some(n) => indicatif::ProgressBar::new(n),
+        None => indicatif::ProgressBar::no_length(),
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg:30} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}")
+            .unwrap()
+            .progress_chars("=> "),
+    );
+    bar.set_message(format!("downloading {label}"));
+    let mut reader = resp.body_mut().with_config().limit(1 << 31).reader();
+    let mut out = Vec::with_capacity(total.unwrap_or(0) as usize);
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = reader.read(&mut buf).with_context(|| format!("{url}: connection broke off"))?;
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+        bar.inc(n as u64);
+    }
+    bar.finish_and_clear();
+    Ok(out)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

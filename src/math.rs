@@ -1,0 +1,200 @@
+//! The equations of the network, one function each, generic over the float type so the f64
+//! reference and the f32 fast path share a single definition. The WGSL kernels in `shaders/`
+//! implement the same formulas; `tests/` holds them together.
+
+use crate::model::{Activation, LEAKY_SLOPE, Loss};
+use num_traits::{Float, FromPrimitive};
+use std::fmt::Debug;
+use std::iter::Sum;
+
+/// A float type a CPU backend can compute in, with its matrix product.
+pub trait Real: Float + FromPrimitive + Sum + Default + Debug + Send + Sync + 'static {
+    const NAME: &'static str;
+    fn of(x: f64) -> Self {
+        Self::from_f64(x).unwrap()
+    }
+    fn f64(self) -> f64 {
+        self.to_f64().unwrap()
+    }
+    /// `C[m×n] = alpha·A[m×k]·B[k×n] + beta·C`, with A and B addressed through row and column
+    /// strides (so transposes cost nothing) and C row-major with row stride `rsc`.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm(
+        m: usize, k: usize, n: usize, alpha: Self,
+        a: &[Self], rsa: usize, csa: usize,
+        b: &[Self], rsb: usize, csb: usize,
+        beta: Self, c: &mut [Self], rsc: usize,
+    );
+}
+
+/// Reference matrix product: the textbook triple loop, summing `p` in order.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_reference<T: Float>(
+    m: usize, k: usize, n: usize, alpha: T,
+    a: &[T], rsa: usize, csa: usize,
+    b: &[T], rsb: usize, csb: usize,
+    beta: T, c: &mut [T], rsc: usize,
+) {
+    for i in 0..m {
+        for j in 0..n {
+            let mut s = T::zero();
+            for p in 0..k {
+                s = s + a[i * rsa + p * csa] * b[p * rsb + j * csb];
+            }
+            let cij = &mut c[i * rsc + j];
+            *cij = if beta == T::zero() { alpha * s } else { alpha * s + beta * *cij };
+        }
+    }
+}
+
+fn check_extent(len: usize, rows: usize, cols: usize, rs: usize, cs: usize) {
+    if rows > 0 && cols > 0 {
+        assert!((rows - 1) * rs + (cols - 1) * cs < len, "gemm operand out of bounds");
+    }
+}
+
+impl Real for f64 {
+    const NAME: &'static str = "f64";
+    fn gemm(m: usize, k: usize, n: usize, alpha: f64, a: &[f64], rsa: usize, csa: usize, b: &[f64], rsb: usize, csb: usize, beta: f64, c: &mut [f64], rsc: usize) {
+        gemm_reference(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc)
+    }
+}
+
+impl Real for f32 {
+    const NAME: &'static str = "f32";
+    fn gemm(m: usize, k: usize, n: usize, alpha: f32, a: &[f32], rsa: usize, csa: usize, b: &[f32], rsb: usize, csb: usize, beta: f32, c: &mut [f32], rsc: usize) {
+        check_extent(a.len(), m, k, rsa, csa);
+        check_extent(b.len(), k, n, rsb, csb);
+        check_extent(c.len(), m, n, rsc, 1);
+        // SAFETY: the extents of all three operands were checked against their slices above.
+        unsafe {
+            matrixmultiply::sgemm(
+                m, k, n, alpha,
+                a.as_ptr(), rsa as isize, csa as isize,
+                b.as_ptr(), rsb as isize, csb as isize,
+                beta, c.as_mut_ptr(), rsc as isize, 1,
+            )
+        }
+    }
+}
+
+/// σ(z) = 1/(1+e^(−z)), evaluated so that neither branch overflows for large |z|.
+pub fn sigmoid<T: Real>(z: T) -> T {
+    if z >= T::zero() {
+        T::one() / (T::one() + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (T::one() + e)
+    }
+}
+
+/// softplus(z) = ln(1 + e^z), stable for large |z|.
+pub fn softplus<T: Real>(z: T) -> T {
+    z.max(T::zero()) + (-z.abs()).exp().ln_1p()
+}
+
+/// a = f(z) for the elementwise activations.
+pub fn activate<T: Real>(act: Activation, z: T) -> T {
+    match act {
+        Activation::Identity => z,
+        Activation::Sigmoid => sigmoid(z),
+        Activation::Tanh => z.tanh(),
+        Activation::Relu => if z > T::zero() { z } else { T::zero() },
+        Activation::LeakyRelu => if z >= T::zero() { z } else { T::of(LEAKY_SLOPE) * z },
+        Activation::Softmax => unreachable!("softmax is row-wise: use softmax_row"),
+    }
+}
+
+/// f'(z), using the already computed a = f(z) where that is the cheaper form.
+/// ReLU's derivative at exactly 0 is taken as 0 (PyTorch's convention).
+pub fn activation_derivative<T: Real>(act: Activation, z: T, a: T) -> T {
+    match act {
+        Activation::Identity => T::one(),
+        Activation::Sigmoid => a * (T::one() - a),
+        Activation::Tanh => T::one() - a * a,
+        Activation::Relu => if z > T::zero() { T::one() } else { T::zero() },
+        Activation::LeakyRelu => if z >= T::zero() { T::one() } else { T::of(LEAKY_SLOPE) },
+        Activation::Softmax => unreachable!("softmax is only used fused with cross-entropy"),
+    }
+}
+
+/// a_k = e^(z_k − max z) / Σ_j e^(z_j − max z): the max is subtracted so exp never overflows.
+pub fn softmax_row<T: Real>(z: &[T], a: &mut [T]) {
+    let m = z.iter().copied().fold(T::neg_infinity(), T::max);
+    let mut s = T::zero();
+    for (ak, &zk) in a.iter_mut().zip(z) {
+        *ak = (zk - m).exp();
+        s = s + *ak;
+    }
+    for ak in a.iter_mut() {
+        *ak = *ak / s;
+    }
+}
+
+/// Applies the layer activation to one row of pre-activations.
+pub fn activate_row<T: Real>(act: Activation, z: &[T], a: &mut [T]) {
+    if act == Activation::Softmax {
+        softmax_row(z, a)
+    } else {
+        for (ak, &zk) in a.iter_mut().zip(z) {
+            *ak = activate(act, zk);
+        }
+    }
+}
+
+/// Target vector of a sample: the label itself for a single output (binary tasks), else one-hot.
+pub fn target<T: Real>(label: u8, k: usize, outputs: usize) -> T {
+    if outputs == 1 {
+        T::of(label as f64)
+    } else if k == label as usize {
+        T::one()
+    } else {
+        T::zero()
+    }
+}
+
+/// Per-sample loss L(z, a, t) for one output row. Cross-entropies are computed from the logits
+/// z (log-sum-exp, softplus) so a saturated output gives a large finite loss, not ∞.
+pub fn sample_loss<T: Real>(loss: Loss, z: &[T], a: &[T], label: u8) -> T {
+    let n = a.len();
+    let t = |k| target::<T>(label, k, n);
+    match loss {
+        Loss::HalfSse => (0..n).map(|k| T::of(0.5) * (t(k) - a[k]).powi(2)).sum(),
+        Loss::Sse => (0..n).map(|k| (t(k) - a[k]).powi(2)).sum(),
+        Loss::CrossEntropy => {
+            let m = z.iter().copied().fold(T::neg_infinity(), T::max);
+            let lse = m + z.iter().map(|&zk| (zk - m).exp()).sum::<T>().ln();
+            (0..n).map(|k| -t(k) * (z[k] - lse)).sum()
+        }
+        // −[t ln σ(z) + (1−t) ln(1−σ(z))] = softplus(z) − t·z
+        Loss::BinaryCrossEntropy => (0..n).map(|k| softplus(z[k]) - t(k) * z[k]).sum(),
+    }
+}
+
+/// δ_L = ∂L/∂z of the output layer for one sample.
+pub fn output_delta<T: Real>(loss: Loss, act: Activation, z: &[T], a: &[T], label: u8, delta: &mut [T]) {
+    let n = a.len();
+    for k in 0..n {
+        let t = target::<T>(label, k, n);
+        delta[k] = match loss {
+            // softmax + cross-entropy and sigmoid + binary cross-entropy both reduce to a − t
+            Loss::CrossEntropy | Loss::BinaryCrossEntropy => a[k] - t,
+            Loss::HalfSse => (a[k] - t) * activation_derivative(act, z[k], a[k]),
+            Loss::Sse => T::of(2.0) * (a[k] - t) * activation_derivative(act, z[k], a[k]),
+        };
+    }
+}
+
+/// The class a row of outputs predicts: threshold 0.5 for a single output, else the first argmax.
+pub fn predict<T: Real>(a: &[T]) -> u8 {
+    if a.len() == 1 {
+        return (a[0] >= T::of(0.5)) as u8;
+    }
+    let mut best = 0;
+    for k in 1..a.len() {
+        if a[k] > a[best] {
+            best = k;
+        }
+    }
+    best as u8
+}

@@ -1,0 +1,260 @@
+//! Optimisers and learning-rate schedules. Each update rule is one function over a parameter
+//! tensor, its gradient and its state; the GPU's `optimizer.wgsl` implements the same rules.
+
+use crate::math::Real;
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    /// w ← w − η·g
+    Sgd,
+    /// v ← μ·v + g;  w ← w − η·v   (PyTorch's form)
+    Momentum,
+    /// v ← μ·v + g;  w ← w − η·(g + μ·v)
+    Nesterov,
+    /// Kingma & Ba (2015), Algorithm 1: bias-corrected moments, ε outside the square root.
+    Adam,
+}
+
+impl OptimizerKind {
+    pub const ALL: [OptimizerKind; 4] =
+        [OptimizerKind::Sgd, OptimizerKind::Momentum, OptimizerKind::Nesterov, OptimizerKind::Adam];
+    pub fn name(self) -> &'static str {
+        match self {
+            OptimizerKind::Sgd => "sgd",
+            OptimizerKind::Momentum => "momentum",
+            OptimizerKind::Nesterov => "nesterov",
+            OptimizerKind::Adam => "adam",
+        }
+    }
+    pub fn code(self) -> u32 {
+        self as u32
+    }
+    /// How many state tensors of the parameter's size the rule keeps.
+    pub fn state_slots(self) -> usize {
+        match self {
+            OptimizerKind::Sgd => 0,
+            OptimizerKind::Momentum | OptimizerKind::Nesterov => 1,
+            OptimizerKind::Adam => 2,
+        }
+    }
+}
+
+impl FromStr for OptimizerKind {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        for k in Self::ALL {
+            if k.name() == s.trim() {
+                return Ok(k);
+            }
+        }
+        bail!("unknown optimizer '{s}'; expected one of: sgd, momentum, nesterov, adam")
+    }
+}
+impl fmt::Display for OptimizerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Learning rate as a function of the epoch (0-based) and the step within the run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Schedule {
+    Constant,
+    /// η·γ^⌊epoch / every⌋
+    Step { every: usize, gamma: f64 },
+    /// η·γ^epoch
+    Exponential { gamma: f64 },
+    /// η_min + ½(η − η_min)(1 + cos(π·step/total_steps)), per step.
+    Cosine { min_lr: f64 },
+}
+
+impl Schedule {
+    pub fn lr(&self, base: f64, epoch: usize, step: u64, total_steps: u64) -> f64 {
+        match *self {
+            Schedule::Constant => base,
+            Schedule::Step { every, gamma } => base * gamma.powi((epoch / every.max(1)) as i32),
+            Schedule::Exponential { gamma } => base * gamma.powi(epoch as i32),
+            Schedule::Cosine { min_lr } => {
+                let frac = step as f64 / total_steps.max(1) as f64;
+                min_lr + 0.5 * (base - min_lr) * (1.0 + (std::f64::consts::PI * frac).cos())
+            }
+        }
+    }
+}
+
+impl FromStr for Schedule {
+    type Err = anyhow::Error;
+    /// `constant`, `step:EVERY:GAMMA`, `exponential:GAMMA`, `cosine[:MIN_LR]`.
+    fn from_str(s: &str) -> Result<Self> {
+        let parts: Vec<&str> = s.trim().split(':').collect();
+        let num = |i: usize, what: &str| -> Result<f64> {
+            let v: f64 = parts
+                .get(i)
+                .with_context(|| format!("schedule '{s}' is missing its {what}"))?
+                .parse()
+                .with_context(|| format!("schedule '{s}': {what} is not a number"))?;
+            if !v.is_finite() || v < 0.0 {
+                bail!("schedule '{s}': {what} must be a finite number ≥ 0, got {v}");
+            }
+            Ok(v)
+        };
+        let sched = match parts[0] {
+            "constant" if parts.len() == 1 => Schedule::Constant,
+            "step" if parts.len() == 3 => {
+                let every = num(1, "step length in epochs")?;
+                if every < 1.0 || every.fract() != 0.0 {
+                    bail!("schedule '{s}': the step length must be a whole number of epochs ≥ 1");
+                }
+                Schedule::Step { every: every as usize, gamma: num(2, "decay factor")? }
+            }
+            "exponential" if parts.len() == 2 => Schedule::Exponential { gamma: num(1, "decay factor")? },
+            "cosine" if parts.len() <= 2 => {
+                Schedule::Cosine { min_lr: if parts.len() == 2 { num(1, "minimum learning rate")? } else { 0.0 } }
+            }
+            _ => bail!(
+                "unknown schedule '{s}'; expected constant, step:EVERY:GAMMA, exponential:GAMMA or cosine[:MIN_LR]"
+            ),
+        };
+        Ok(sched)
+    }
+}
+
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Schedule::Constant => write!(f, "constant"),
+            Schedule::Step { every, gamma } => write!(f, "step:{every}:{gamma}"),
+            Schedule::Exponential { gamma } => write!(f, "exponential:{gamma}"),
+            Schedule::Cosine { min_lr } => write!(f, "cosine:{min_lr}"),
+        }
+    }
+}
+crate::serde_via_string!(Schedule);
+
+/// The optimiser and its hyper-parameters, shared by every backend.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizerSpec {
+    pub kind: OptimizerKind,
+    pub lr: f64,
+    pub schedule: Schedule,
+    /// μ for momentum and Nesterov.
+    pub momentum: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub epsilon: f64,
+    /// L2 penalty λ added to the gradient (g ← g + λ·w) for weights and biases alike.
+    pub weight_decay: f64,
+}
+
+impl Default for OptimizerSpec {
+    fn default() -> Self {
+        OptimizerSpec {
+            kind: OptimizerKind::Sgd,
+            lr: 0.1,
+            schedule: Schedule::Constant,
+            momentum: 0.9,
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+impl OptimizerSpec {
+    pub fn validate(&self) -> Result<()> {
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            bail!("--lr must be a finite number > 0, got {}", self.lr);
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            bail!("--momentum must be in [0, 1), got {}", self.momentum);
+        }
+        if !(0.0..1.0).contains(&self.beta1) || !(0.0..1.0).contains(&self.beta2) {
+            bail!("Adam's beta1 and beta2 must be in [0, 1), got {} and {}", self.beta1, self.beta2);
+        }
+        if !(self.epsilon.is_finite() && self.epsilon > 0.0) {
+            bail!("Adam's epsilon must be a finite number > 0, got {}", self.epsilon);
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            bail!("--weight-decay must be a finite number ≥ 0, got {}", self.weight_decay);
+        }
+        Ok(())
+    }
+}
+
+/// g + λ·w: the gradient with the L2 penalty folded in.
+fn decayed<T: Real>(g: T, w: T, weight_decay: T) -> T {
+    g + weight_decay * w
+}
+
+/// SGD: w ← w − η·g
+pub fn sgd_step<T: Real>(w: &mut [T], g: &[T], lr: T, wd: T) {
+    for (w, &g) in w.iter_mut().zip(g) {
+        *w = *w - lr * decayed(g, *w, wd);
+    }
+}
+
+/// Momentum: v ← μ·v + g;  w ← w − η·v
+pub fn momentum_step<T: Real>(w: &mut [T], g: &[T], v: &mut [T], lr: T, mu: T, wd: T) {
+    for ((w, &g), v) in w.iter_mut().zip(g).zip(v.iter_mut()) {
+        let g = decayed(g, *w, wd);
+        *v = mu * *v + g;
+        *w = *w - lr * *v;
+    }
+}
+
+/// Nesterov: v ← μ·v + g;  w ← w − η·(g + μ·v)
+pub fn nesterov_step<T: Real>(w: &mut [T], g: &[T], v: &mut [T], lr: T, mu: T, wd: T) {
+    for ((w, &g), v) in w.iter_mut().zip(g).zip(v.iter_mut()) {
+        let g = decayed(g, *w, wd);
+        *v = mu * *v + g;
+        *w = *w - lr * (g + mu * *v);
+    }
+}
+
+/// Adam at step t ≥ 1: m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²;
+/// m̂ = m/(1−β1^t);  v̂ = v/(1−β2^t);  w ← w − α·m̂/(√v̂ + ε)
+#[allow(clippy::too_many_arguments)]
+pub fn adam_step<T: Real>(w: &mut [T], g: &[T], m: &mut [T], v: &mut [T], lr: T, b1: T, b2: T, eps: T, t: u64, wd: T) {
+    let c1 = T::one() - b1.powi(t as i32);
+    let c2 = T::one() - b2.powi(t as i32);
+    for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        let g = decayed(g, *w, wd);
+        *m = b1 * *m + (T::one() - b1) * g;
+        *v = b2 * *v + (T::one() - b2) * g * g;
+        let m_hat = *m / c1;
+        let v_hat = *v / c2;
+        *w = *w - lr * m_hat / (v_hat.sqrt() + eps);
+    }
+}
+
+/// Applies the configured rule to one parameter tensor. `state` holds `kind.state_slots()`
+/// tensors of `w`'s length; `t` is the 1-based step counter.
+pub fn apply<T: Real>(spec: &OptimizerSpec, lr: f64, t: u64, w: &mut [T], g: &[T], state: &mut [Vec<T>]) {
+    let (lr, wd) = (T::of(lr), T::of(spec.weight_decay));
+    match spec.kind {
+        OptimizerKind::Sgd => sgd_step(w, g, lr, wd),
+        OptimizerKind::Momentum => momentum_step(w, g, &mut state[0], lr, T::of(spec.momentum), wd),
+        OptimizerKind::Nesterov => nesterov_step(w, g, &mut state[0], lr, T::of(spec.momentum), wd),
+        OptimizerKind::Adam => {
+            let (m, v) = state.split_at_mut(1);
+            adam_step(w, g, &mut m[0], &mut v[0], lr, T::of(spec.beta1), T::of(spec.beta2), T::of(spec.epsilon), t, wd)
+        }
+    }
+}
+
+/// Optimiser state of a whole model, in f64, so it can be checkpointed and compared between
+/// backends: per layer, per tensor (weight, bias), `state_slots` vectors.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct OptimState {
+    /// Number of updates taken so far (Adam's t before the next step).
+    pub step: u64,
+    /// `slots[layer][tensor][slot]`, tensor 0 = weight, 1 = bias.
+    pub slots: Vec<[Vec<Vec<f64>>; 2]>,
+}

@@ -1,0 +1,128 @@
+//! `gpu-nn train`: resolve the configuration, load the data, pick the backend, train, and write
+//! the run directory (config.json, metrics.csv, model.safetensors) as it goes.
+
+use crate::backend::{Backend, StepStats};
+use crate::checkpoint::{FileDtype, save_model};
+use crate::config::{BackendKind, Config, Precision};
+use crate::cpu::{FastBackend, ReferenceBackend};
+use crate::fsutil::write_atomic;
+use crate::metrics::{EpochMetrics, to_csv};
+use crate::train::{Observer, RunResult};
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+
+/// Builds the backend a configuration asks for.
+pub fn make_backend(cfg: &Config) -> Result<Box<dyn Backend>> {
+    match (cfg.backend.kind, cfg.backend.precision) {
+        (BackendKind::Cpu | BackendKind::Auto, Precision::F64) => Ok(Box::new(ReferenceBackend::new(&cfg.model, &cfg.optimizer))),
+        (BackendKind::Cpu | BackendKind::Auto, Precision::F32) => Ok(Box::new(FastBackend::new(&cfg.model, &cfg.optimizer))),
+        (BackendKind::Gpu, _) => bail!("the GPU backend is not available in this build; use --backend cpu"),
+    }
+}
+
+/// Precision the model file is written in: what the backend computed in.
+pub fn file_dtype(cfg: &Config) -> FileDtype {
+    match cfg.backend.precision {
+        Precision::F64 if cfg.backend.kind != BackendKind::Gpu => FileDtype::F64,
+        _ => FileDtype::F32,
+    }
+}
+
+/// Prepares `--out DIR`: refuses to overwrite an earlier run without `force`, checks it is
+/// writable before any training starts.
+pub fn prepare_out_dir(dir: &Path, force: bool) -> Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        bail!("--out {}: exists and is not a directory", dir.display());
+    }
+    if !force && dir.join("config.json").exists() {
+        bail!("--out {}: already holds a run (config.json); pass --force to overwrite it", dir.display());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("--out {}: cannot create the directory", dir.display()))?;
+    let probe = dir.join(".gpu-nn-write-test");
+    std::fs::write(&probe, b"ok").with_context(|| format!("--out {}: the directory is not writable", dir.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+/// Progress bar per epoch, summary line per epoch, files rewritten after every epoch.
+pub struct RunObserver {
+    pub cfg: Config,
+    pub out: Option<PathBuf>,
+    pub quiet: bool,
+    pub rows: Vec<EpochMetrics>,
+    bar: Option<ProgressBar>,
+}
+
+impl RunObserver {
+    pub fn new(cfg: &Config, out: Option<PathBuf>, quiet: bool) -> Self {
+        RunObserver { cfg: cfg.clone(), out, quiet, rows: Vec::new(), bar: None }
+    }
+}
+
+impl Observer for RunObserver {
+    fn progress(&mut self, epoch: usize, done: usize, total: usize, st: &StepStats) {
+        if self.quiet {
+            return;
+        }
+        let bar = self.bar.get_or_insert_with(|| {
+            let b = ProgressBar::new(total as u64);
+            b.set_style(
+                ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} ETA {eta} {msg}")
+                    .unwrap()
+                    .progress_chars("=> "),
+            );
+            b.set_prefix(format!("{}/{}", epoch + 1, self.cfg.training.epochs));
+            b
+        });
+        bar.set_position(done as u64);
+        bar.set_message(format!("loss {:.4}", st.loss_sum / st.samples.max(1) as f64));
+    }
+
+    fn epoch_end(&mut self, m: &EpochMetrics, backend: &mut dyn Backend) -> Result<()> {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+        if !self.quiet {
+            println!("{}", m.summary(self.cfg.training.epochs));
+        }
+        self.rows.push(m.clone());
+        if let Some(dir) = &self.out {
+            write_atomic(&dir.join("metrics.csv"), to_csv(&self.rows).as_bytes())?;
+            save_model(&dir.join("model.safetensors"), &backend.params()?, &self.cfg.model, file_dtype(&self.cfg))?;
+        }
+        Ok(())
+    }
+}
+
+/// The whole `train` command.
+pub fn train_command(cfg: &Config, out: Option<PathBuf>, force: bool, quiet: bool) -> Result<RunResult> {
+    if let Some(dir) = &out {
+        prepare_out_dir(dir, force)?;
+    }
+    let data = crate::data::load(cfg)?;
+    cfg.check_against_data(data.train.sample_len, data.train.num_classes, &data.train.source, data.train.len())?;
+    let mut backend = make_backend(cfg)?;
+    if !quiet {
+        println!(
+            "training {} on {} ({} train{}{} samples) with {}",
+            cfg.model.layers.iter().map(|n| n.to_string()).collect::<Vec<_>>().join("-"),
+            cfg.data.dataset.name(),
+            data.train.len(),
+            data.val.as_ref().map(|v| format!(", {} val", v.len())).unwrap_or_default(),
+            data.test.as_ref().map(|t| format!(", {} test", t.len())).unwrap_or_default(),
+            backend.describe()
+        );
+    }
+    if let Some(dir) = &out {
+        write_atomic(&dir.join("config.json"), serde_json::to_string_pretty(cfg)?.as_bytes())?;
+    }
+    let mut obs = RunObserver::new(cfg, out.clone(), quiet);
+    let result = crate::train::run(cfg, &data, backend.as_mut(), &mut obs)?;
+    if let Some(dir) = &out {
+        if !quiet {
+            println!("wrote {}", dir.display());
+        }
+    }
+    Ok(result)
+}
