@@ -28,6 +28,7 @@ pub mod config;
 pub mod cpu;
 pub mod data;
 pub mod fsutil;
+pub mod gpu;
 pub mod init;
 pub mod math;
 pub mod metrics;

@@ -6,18 +6,39 @@ use crate::checkpoint::{FileDtype, save_model};
 use crate::config::{BackendKind, Config, Precision};
 use crate::cpu::{FastBackend, ReferenceBackend};
 use crate::fsutil::write_atomic;
+use crate::gpu::GpuBackend;
 use crate::metrics::{EpochMetrics, to_csv};
 use crate::train::{Observer, RunResult};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 
-/// Builds the backend a configuration asks for.
-pub fn make_backend(cfg: &Config) -> Result<Box<dyn Backend>> {
-    match (cfg.backend.kind, cfg.backend.precision) {
-        (BackendKind::Cpu | BackendKind::Auto, Precision::F64) => Ok(Box::new(ReferenceBackend::new(&cfg.model, &cfg.optimizer))),
-        (BackendKind::Cpu | BackendKind::Auto, Precision::F32) => Ok(Box::new(FastBackend::new(&cfg.model, &cfg.optimizer))),
-        (BackendKind::Gpu, _) => bail!("the GPU backend is not available in this build; use --backend cpu"),
+/// Builds the backend a configuration asks for; `batch` is the resolved batch size. `auto`
+/// takes the GPU when an adapter exists (and f32 was asked for), else the CPU.
+pub fn make_backend(cfg: &Config, batch: usize, quiet: bool) -> Result<Box<dyn Backend>> {
+    let cpu = |p: Precision| -> Box<dyn Backend> {
+        match p {
+            Precision::F64 => Box::new(ReferenceBackend::new(&cfg.model, &cfg.optimizer)),
+            Precision::F32 => Box::new(FastBackend::new(&cfg.model, &cfg.optimizer)),
+        }
+    };
+    let gpu = || -> Result<Box<dyn Backend>> {
+        let b = GpuBackend::new(&cfg.model, &cfg.optimizer, batch, cfg.backend.adapter.as_deref(), cfg.backend.stream, quiet)?;
+        Ok(Box::new(b))
+    };
+    match cfg.backend.kind {
+        BackendKind::Cpu => Ok(cpu(cfg.backend.precision)),
+        BackendKind::Gpu => gpu(),
+        BackendKind::Auto if cfg.backend.precision == Precision::F64 => Ok(cpu(Precision::F64)),
+        BackendKind::Auto => match gpu() {
+            Ok(b) => Ok(b),
+            Err(e) => {
+                if !quiet {
+                    eprintln!("note: no usable GPU ({}); training on the CPU", format!("{e:#}").replace('\n', " "));
+                }
+                Ok(cpu(cfg.backend.precision))
+            }
+        },
     }
 }
 
@@ -102,7 +123,7 @@ pub fn train_command(cfg: &Config, out: Option<PathBuf>, force: bool, quiet: boo
     }
     let data = crate::data::load(cfg)?;
     cfg.check_against_data(data.train.sample_len, data.train.num_classes, &data.train.source, data.train.len())?;
-    let mut backend = make_backend(cfg)?;
+    let mut backend = make_backend(cfg, cfg.training.batch_size.resolve(data.train.len()), quiet)?;
     if !quiet {
         println!(
             "training {} on {} ({} train{}{} samples) with {}",

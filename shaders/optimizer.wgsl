@@ -1,0 +1,51 @@
+// Every parameter of the model in one dispatch: the gradient (with L2 weight decay folded in)
+// and the update rule of optim.rs. One thread per parameter.
+
+struct OptimDims {
+    count: u32,     // parameters
+    kind: u32,      // 0 sgd, 1 momentum, 2 nesterov, 3 adam
+    momentum: f32,
+    beta1: f32,
+    beta2: f32,
+    epsilon: f32,
+    weight_decay: f32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> d: OptimDims;
+@group(0) @binding(1) var<uniform> st: Step;
+@group(0) @binding(2) var<storage, read_write> params: array<f32>;
+@group(0) @binding(3) var<storage, read> grads: array<f32>;
+@group(0) @binding(4) var<storage, read_write> state: array<f32>; // m (or v for momentum) then Adam's v
+
+@compute @workgroup_size(256, 1, 1)
+fn update(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x + gid.y * 65535u * 256u;
+    if (i >= d.count) {
+        return;
+    }
+    let w = params[i];
+    let g = grads[i] + d.weight_decay * w;
+    switch d.kind {
+        case 1u: { // momentum: v ← μv + g; w ← w − ηv
+            let v = d.momentum * state[i] + g;
+            state[i] = v;
+            params[i] = w - st.lr * v;
+        }
+        case 2u: { // Nesterov: v ← μv + g; w ← w − η(g + μv)
+            let v = d.momentum * state[i] + g;
+            state[i] = v;
+            params[i] = w - st.lr * (g + d.momentum * v);
+        }
+        case 3u: { // Adam: bias-corrected moments, ε outside the square root
+            let m = d.beta1 * state[i] + (1.0 - d.beta1) * g;
+            let v = d.beta2 * state[d.count + i] + (1.0 - d.beta2) * g * g;
+            state[i] = m;
+            state[d.count + i] = v;
+            params[i] = w - st.lr * (m / st.c1) / (sqrt(v / st.c2) + d.epsilon);
+        }
+        default: { // SGD
+            params[i] = w - st.lr * g;
+        }
+    }
+}

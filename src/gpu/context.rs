@@ -1,0 +1,179 @@
+//! Adapters and the device: listing, selection (`--adapter`, `$GPU_NN_ADAPTER`, else the
+//! high-performance one), device creation with the adapter's own limits, and error capture so a
+//! wgpu error becomes a Rust error, never a panic from wgpu's default handler.
+
+use anyhow::{Context, Result, bail};
+use std::sync::{Arc, Mutex};
+
+pub struct AdapterEntry {
+    pub index: usize,
+    pub adapter: wgpu::Adapter,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+}
+
+impl AdapterEntry {
+    pub fn is_software(&self) -> bool {
+        is_software(&self.info)
+    }
+    pub fn summary(&self) -> String {
+        format!(
+            "[{}] {} ({:?}, {:?}, driver: {} {})  max storage binding {} MiB, workgroup memory {} KiB, max workgroup invocations {}",
+            self.index,
+            self.info.name,
+            self.info.backend,
+            self.info.device_type,
+            self.info.driver,
+            self.info.driver_info,
+            self.limits.max_storage_buffer_binding_size >> 20,
+            self.limits.max_compute_workgroup_storage_size >> 10,
+            self.limits.max_compute_invocations_per_workgroup,
+        )
+    }
+}
+
+/// lavapipe/llvmpipe, WARP, SwiftShader: adapters that run on the CPU.
+pub fn is_software(info: &wgpu::AdapterInfo) -> bool {
+    let name = info.name.to_lowercase();
+    info.device_type == wgpu::DeviceType::Cpu
+        || ["llvmpipe", "lavapipe", "swiftshader", "warp", "microsoft basic render"].iter().any(|s| name.contains(s))
+}
+
+/// Instances for the backends to search: `WGPU_BACKEND` when set; otherwise Vulkan, Metal and
+/// DX12 first, and OpenGL only when none of those has an adapter (initialising EGL where it is
+/// not needed prints noise and costs time).
+pub fn instance() -> wgpu::Instance {
+    if wgpu::Backends::from_env().is_some() {
+        return wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    }
+    let make = |backends| {
+        let mut d = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        d.backends = backends;
+        wgpu::Instance::new(d)
+    };
+    let primary = make(wgpu::Backends::PRIMARY);
+    if pollster::block_on(primary.enumerate_adapters(wgpu::Backends::PRIMARY)).is_empty() {
+        return make(wgpu::Backends::SECONDARY);
+    }
+    primary
+}
+
+/// Every adapter wgpu finds, in a stable order (the indices `--adapter` takes).
+pub fn list_adapters(instance: &wgpu::Instance) -> Vec<AdapterEntry> {
+    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+        .into_iter()
+        .enumerate()
+        .map(|(index, adapter)| {
+            let info = adapter.get_info();
+            let limits = adapter.limits();
+            AdapterEntry { index, adapter, info, limits }
+        })
+        .collect()
+}
+
+pub const NO_ADAPTER_HELP: &str = "no GPU adapter found: install a Vulkan driver for your GPU, or the \
+software adapter lavapipe (Debian/Ubuntu: apt-get install mesa-vulkan-drivers libvulkan1); \
+--backend cpu trains without one";
+
+/// Picks an adapter: `choice` (index or name substring), else `$GPU_NN_ADAPTER`, else the
+/// high-performance adapter, preferring hardware over CPU emulation.
+pub fn select_adapter(instance: &wgpu::Instance, choice: Option<&str>) -> Result<AdapterEntry> {
+    let mut all = list_adapters(instance);
+    if all.is_empty() {
+        bail!("{NO_ADAPTER_HELP}");
+    }
+    let env = std::env::var("GPU_NN_ADAPTER").ok().filter(|s| !s.is_empty());
+    if let Some(want) = choice.map(str::to_string).or(env) {
+        let pos = match want.parse::<usize>() {
+            Ok(i) => all.iter().position(|a| a.index == i),
+            Err(_) => all.iter().position(|a| a.info.name.to_lowercase().contains(&want.to_lowercase())),
+        };
+        let Some(pos) = pos else {
+            let names: Vec<String> = all.iter().map(|a| format!("[{}] {}", a.index, a.info.name)).collect();
+            bail!("--adapter '{want}' matches no adapter; available: {}", names.join(", "));
+        };
+        return Ok(all.swap_remove(pos));
+    }
+    let rank = |a: &AdapterEntry| match a.info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu | wgpu::DeviceType::Other => 2,
+        wgpu::DeviceType::Cpu => 3,
+    };
+    let best = (0..all.len())
+        .min_by_key(|&i| (all[i].is_software() as u8, rank(&all[i]), all[i].index))
+        .unwrap();
+    Ok(all.swap_remove(best))
+}
+
+/// A device with the adapter's limits, and the errors wgpu reported outside error scopes.
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    pub timestamps: bool,
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+impl Gpu {
+    pub fn new(choice: Option<&str>, quiet: bool) -> Result<Gpu> {
+        let inst = instance();
+        let entry = select_adapter(&inst, choice)?;
+        if entry.is_software() && !quiet {
+            eprintln!(
+                "note: using the CPU-emulated adapter '{}' ({:?}); it proves the kernels right but is no faster than --backend cpu",
+                entry.info.name, entry.info.backend
+            );
+        }
+        let timestamps = entry.adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
+        let features = if timestamps { wgpu::Features::TIMESTAMP_QUERY } else { wgpu::Features::empty() };
+        let (device, queue) = pollster::block_on(entry.adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("gpu-nn"),
+            required_features: features,
+            required_limits: entry.limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .with_context(|| format!("cannot open a device on adapter '{}'", entry.info.name))?;
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            sink.lock().unwrap().push(format!("{e}"));
+        }));
+        let lost = errors.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            lost.lock().unwrap().push(format!("device lost ({reason:?}): {msg}"));
+        });
+        Ok(Gpu { device, queue, info: entry.info, limits: entry.limits, timestamps, errors })
+    }
+
+    /// Fails with the first error wgpu reported since the last check.
+    pub fn check(&self, during: &str) -> Result<()> {
+        let mut e = self.errors.lock().unwrap();
+        if !e.is_empty() {
+            let msg = e.join("; ");
+            e.clear();
+            bail!("GPU error during {during}: {msg}");
+        }
+        Ok(())
+    }
+
+    /// Runs `f` inside validation and out-of-memory error scopes and reports what they caught.
+    pub fn scoped<T>(&self, what: &str, f: impl FnOnce() -> T) -> Result<T> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let val = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let out = f();
+        let v = pollster::block_on(val.pop());
+        let o = pollster::block_on(oom.pop());
+        if let Some(e) = v.or(o) {
+            bail!("GPU error while {what}: {e}");
+        }
+        Ok(out)
+    }
+
+    pub fn describe(&self) -> String {
+        format!("gpu: {} ({:?})", self.info.name, self.info.backend)
+    }
+}

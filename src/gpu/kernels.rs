@@ -1,0 +1,163 @@
+//! The WGSL kernels of `shaders/`, their uniform structs (mirrored byte for byte from the
+//! WGSL) and their compute pipelines. Each kernel binds two uniforms with dynamic offsets: its
+//! static dimensions and the per-step entry, so one bind group serves every dispatch.
+
+use super::context::Gpu;
+use anyhow::Result;
+use bytemuck::{Pod, Zeroable};
+
+pub const COMMON: &str = include_str!("../../shaders/common.wgsl");
+pub const GATHER: &str = include_str!("../../shaders/gather.wgsl");
+pub const MATMUL: &str = include_str!("../../shaders/matmul.wgsl");
+pub const LOSS: &str = include_str!("../../shaders/loss.wgsl");
+pub const OPTIMIZER: &str = include_str!("../../shaders/optimizer.wgsl");
+
+/// `Step` in common.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct StepUniform {
+    pub idx_offset: u32,
+    pub rows: u32,
+    pub stat_offset: u32,
+    pub accumulate: u32,
+    pub scale: f32,
+    pub lr: f32,
+    pub c1: f32,
+    pub c2: f32,
+    pub use_index: u32,
+    pub train: u32,
+    pub _pad: [u32; 2],
+}
+
+/// `GatherDims` in gather.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct GatherDims {
+    pub len: u32,
+    pub words: u32,
+    pub is_bytes: u32,
+    pub x_off: u32,
+}
+
+/// `MatmulDims` in matmul.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct MatmulDims {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub a_off: u32,
+    pub b_off: u32,
+    pub c_off: u32,
+    pub bias_off: u32,
+    pub act: u32,
+}
+
+/// `LossDims` in loss.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct LossDims {
+    pub n: u32,
+    pub off: u32,
+    pub act: u32,
+    pub loss: u32,
+}
+
+/// `OptimDims` in optimizer.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct OptimDims {
+    pub count: u32,
+    pub kind: u32,
+    pub momentum: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub epsilon: f32,
+    pub weight_decay: f32,
+    pub _pad: u32,
+}
+
+/// A compute pipeline and the layout of its bind group.
+pub struct Kernel {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+    pub name: &'static str,
+}
+
+/// Builds a kernel whose bindings are: 0 = dims (uniform, dynamic), 1 = step (uniform,
+/// dynamic), then one storage buffer per entry of `storage` (true = read-only).
+pub fn kernel(gpu: &Gpu, source: &str, entry: &'static str, dims_size: u64, storage: &[bool]) -> Result<Kernel> {
+    let uniform = |binding: u32, size: u64| wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: true,
+            min_binding_size: wgpu::BufferSize::new(size),
+        },
+        count: None,
+    };
+    let mut entries = vec![uniform(0, dims_size), uniform(1, std::mem::size_of::<StepUniform>() as u64)];
+    for (i, &read_only) in storage.iter().enumerate() {
+        entries.push(wgpu::BindGroupLayoutEntry {
+            binding: 2 + i as u32,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage { read_only },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        });
+    }
+    gpu.scoped(&format!("compiling kernel '{entry}'"), || {
+        let module = gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(entry),
+            source: wgpu::ShaderSource::Wgsl(format!("{COMMON}\n{source}").into()),
+        });
+        let layout = gpu.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(entry), entries: &entries });
+        let pl = gpu.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(entry),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = gpu.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(entry),
+            layout: Some(&pl),
+            module: &module,
+            entry_point: Some(entry),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        Kernel { pipeline, layout, name: entry }
+    })
+}
+
+/// Every kernel of a training step.
+pub struct Kernels {
+    pub gather: Kernel,
+    pub forward: Kernel,
+    pub backward_data: Kernel,
+    pub weight_grad: Kernel,
+    pub output_layer: Kernel,
+    pub update: Kernel,
+}
+
+impl Kernels {
+    pub fn new(gpu: &Gpu) -> Result<Kernels> {
+        let mm = std::mem::size_of::<MatmulDims>() as u64;
+        // matmul bindings: acts, pre, dlt, params (read), grads
+        let mm_storage = [false, false, false, true, false];
+        Ok(Kernels {
+            // images, labels, index (read), acts, batch_labels
+            gather: kernel(gpu, GATHER, "gather", std::mem::size_of::<GatherDims>() as u64, &[true, true, true, false, false])?,
+            forward: kernel(gpu, MATMUL, "forward", mm, &mm_storage)?,
+            backward_data: kernel(gpu, MATMUL, "backward_data", mm, &mm_storage)?,
+            weight_grad: kernel(gpu, MATMUL, "weight_grad", mm, &mm_storage)?,
+            // pre, acts, dlt, batch_labels (read), row_loss, row_pred
+            output_layer: kernel(gpu, LOSS, "output_layer", std::mem::size_of::<LossDims>() as u64, &[false, false, false, true, false, false])?,
+            // params, grads (read), state
+            update: kernel(gpu, OPTIMIZER, "update", std::mem::size_of::<OptimDims>() as u64, &[false, true, false])?,
+        })
+    }
+}

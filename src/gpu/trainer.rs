@@ -1,0 +1,847 @@
+//! The GPU backend: the host-side scheduler that keeps the model, its gradients, optimiser state
+//! and (when it fits) the dataset resident on the device, and encodes many training steps into
+//! one submission. Per step the host writes nothing but a 48-byte uniform entry (batch position,
+//! learning rate, Adam's bias corrections); per-sample losses and predictions stay on the device
+//! until a progress update or the epoch end reads them back.
+//!
+//! Buffers: `acts`, `pre`, `dlt` hold A_l, Z_l and δ_l of every layer (layer l at `layer_off[l]`,
+//! rows × n_l); `params`, `grads` and `state` hold every parameter in the order of
+//! `Params::flat()`, so the optimiser updates the whole model in one dispatch.
+//! A step whose batch exceeds `rows_cap` (full-batch training) runs as micro-batches whose
+//! weight gradients accumulate before the single update.
+
+use super::context::Gpu;
+use super::kernels::{GatherDims, Kernel, Kernels, LossDims, MatmulDims, OptimDims, StepUniform};
+use crate::backend::{Backend, EvalResult, Split, StepStats, StepTrace};
+use crate::data::{Dataset, Pixels};
+use crate::model::{LayerParams, ModelSpec, Params};
+use crate::optim::{OptimState, OptimizerSpec};
+use anyhow::{Context, Result, bail};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Step-uniform entries per submission.
+const MAX_ENTRIES: usize = 1024;
+/// Upper bound on the rows of one micro-batch (also the evaluation chunk).
+const MAX_ROWS: usize = 8192;
+/// Dims entries: per layer forward, backward_data, weight_grad; loss; optimiser; gather slots.
+const GATHER_SLOTS: usize = 5;
+
+/// Where the samples of a micro-batch come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    /// A resident split, through the index list (training) or in order (evaluation).
+    Resident(Split, bool),
+    /// Stream slot s, samples in order.
+    Stream(usize),
+}
+
+struct ResidentData {
+    data: Arc<Dataset>,
+    bind_group: wgpu::BindGroup,
+    dims_slot: usize,
+    _images: wgpu::Buffer,
+    _labels: wgpu::Buffer,
+}
+
+struct StreamSlot {
+    images: wgpu::Buffer,
+    labels: wgpu::Buffer,
+    bind_group: wgpu::BindGroup,
+}
+
+/// One micro-batch to encode.
+struct Micro {
+    source: Source,
+    entry: StepUniform,
+    /// Run the optimiser after this micro-batch (last of its step).
+    update: bool,
+    /// Samples (dataset indices) for the host: labels and streaming.
+    samples_lo: usize,
+    samples_hi: usize,
+}
+
+pub struct GpuBackend {
+    gpu: Gpu,
+    k: Kernels,
+    spec: ModelSpec,
+    opt: OptimizerSpec,
+    rows_cap: usize,
+    layer_off: Vec<usize>,
+    /// (weight offset, bias offset) of each layer in params/grads/state.
+    param_off: Vec<(usize, usize)>,
+    n_params: usize,
+    params: wgpu::Buffer,
+    grads: wgpu::Buffer,
+    state: wgpu::Buffer,
+    acts: wgpu::Buffer,
+    pre: wgpu::Buffer,
+    dlt: wgpu::Buffer,
+    batch_labels: wgpu::Buffer,
+    dims: wgpu::Buffer,
+    steps: wgpu::Buffer,
+    align: usize,
+    matmul_bg: wgpu::BindGroup,
+    update_bg: wgpu::BindGroup,
+    // per-sample statistics and the index list, grown on demand
+    stats_cap: usize,
+    row_loss: wgpu::Buffer,
+    row_pred: wgpu::Buffer,
+    loss_bg: wgpu::BindGroup,
+    index: wgpu::Buffer,
+    index_cap: usize,
+    resident: HashMap<Split, ResidentData>,
+    streamed: HashMap<Split, Arc<Dataset>>,
+    stream_slots: Vec<StreamSlot>,
+    stream_cap: usize,
+    force_stream: bool,
+    step: u64,
+    /// Dispatches and submissions so far (for benchmarks).
+    pub dispatches: u64,
+    pub submissions: u64,
+}
+
+fn storage(gpu: &Gpu, label: &str, bytes: usize) -> wgpu::Buffer {
+    gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: (bytes.max(16) as u64).next_multiple_of(16),
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    })
+}
+
+fn groups(n: usize, per: usize) -> u32 {
+    n.div_ceil(per).max(1) as u32
+}
+
+/// Splits a 1-D workgroup count over x and y (each at most 65535).
+fn grid(n: u32) -> (u32, u32) {
+    if n <= 65535 { (n, 1) } else { (65535, n.div_ceil(65535)) }
+}
+
+impl GpuBackend {
+    /// Opens the adapter and allocates everything a batch of `batch` samples needs.
+    pub fn new(spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, adapter: Option<&str>, stream: bool, quiet: bool) -> Result<Self> {
+        let gpu = Gpu::new(adapter, quiet)?;
+        Self::with_gpu(gpu, spec, opt, batch, stream)
+    }
+
+    pub fn with_gpu(gpu: Gpu, spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, stream: bool) -> Result<Self> {
+        let k = Kernels::new(&gpu)?;
+        let lim = &gpu.limits;
+        let max_bind = (lim.max_storage_buffer_binding_size as u64).min(lim.max_buffer_size) as usize;
+        let widths: usize = spec.layers.iter().sum();
+        // rows of one micro-batch: the batch (or the evaluation chunk) if it fits the binding limit
+        let fit = max_bind / (4 * widths);
+        if fit == 0 {
+            bail!(
+                "the model's layer widths sum to {widths} values per sample, {} bytes, more than the adapter's max_storage_buffer_binding_size of {max_bind} bytes",
+                4 * widths
+            );
+        }
+        let rows_cap = batch.max(1024).min(MAX_ROWS).min(fit);
+        let n_params = spec.num_params();
+        let state_len = n_params * opt.kind.state_slots();
+        if 4 * n_params > max_bind || 4 * state_len > max_bind {
+            bail!(
+                "the model has {n_params} parameters ({} bytes{}); the adapter's max_storage_buffer_binding_size is {max_bind} bytes",
+                4 * n_params,
+                if state_len > n_params { format!(", {} bytes of Adam state", 4 * state_len) } else { String::new() }
+            );
+        }
+        let mut layer_off = Vec::new();
+        let mut acc = 0;
+        for &n in &spec.layers {
+            layer_off.push(acc);
+            acc += rows_cap * n;
+        }
+        let mut param_off = Vec::new();
+        let mut p = 0;
+        for i in 0..spec.num_layers() {
+            let (n_in, n_out) = spec.layer_dims(i);
+            param_off.push((p, p + n_in * n_out));
+            p += n_in * n_out + n_out;
+        }
+        let params = storage(&gpu, "params", 4 * n_params);
+        let grads = storage(&gpu, "grads", 4 * n_params);
+        let state = storage(&gpu, "optimizer state", 4 * state_len);
+        let acts = storage(&gpu, "activations", 4 * acc);
+        let pre = storage(&gpu, "pre-activations", 4 * acc);
+        let dlt = storage(&gpu, "deltas", 4 * acc);
+        let batch_labels = storage(&gpu, "batch labels", 4 * rows_cap);
+        let align = lim.min_uniform_buffer_offset_alignment.max(64) as usize;
+        let n_dims = 3 * spec.num_layers() + 2 + GATHER_SLOTS;
+        let dims = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("dims"),
+            size: (n_dims * align) as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let steps = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("steps"),
+            size: (MAX_ENTRIES * align) as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let matmul_bg = bind(&gpu, &k.forward, &dims, &steps, &[&acts, &pre, &dlt, &params, &grads]);
+        let update_bg = bind(&gpu, &k.update, &dims, &steps, &[&params, &grads, &state]);
+        let stats_cap = 1024;
+        let row_loss = storage(&gpu, "row loss", 4 * stats_cap);
+        let row_pred = storage(&gpu, "row pred", 4 * stats_cap);
+        let loss_bg = bind(&gpu, &k.output_layer, &dims, &steps, &[&pre, &acts, &dlt, &batch_labels, &row_loss, &row_pred]);
+        let index = storage(&gpu, "index", 4 * 1024);
+        let mut b = GpuBackend {
+            gpu,
+            k,
+            spec: spec.clone(),
+            opt: opt.clone(),
+            rows_cap,
+            layer_off,
+            param_off,
+            n_params,
+            params,
+            grads,
+            state,
+            acts,
+            pre,
+            dlt,
+            batch_labels,
+            dims,
+            steps,
+            align,
+            matmul_bg,
+            update_bg,
+            stats_cap,
+            row_loss,
+            row_pred,
+            loss_bg,
+            index,
+            index_cap: 1024,
+            resident: HashMap::new(),
+            streamed: HashMap::new(),
+            stream_slots: Vec::new(),
+            stream_cap: 0,
+            force_stream: stream,
+            step: 0,
+            dispatches: 0,
+            submissions: 0,
+        };
+        b.write_static_dims();
+        b.gpu.check("setting up the GPU backend")?;
+        Ok(b)
+    }
+
+    /// Fills every work buffer (activations, pre-activations, deltas, gradients, statistics)
+    /// with NaN, so a test sees any element a kernel failed to write.
+    pub fn poison(&mut self) -> Result<()> {
+        for buf in [&self.acts, &self.pre, &self.dlt, &self.grads, &self.row_loss] {
+            let nan = vec![f32::NAN; (buf.size() / 4) as usize];
+            self.gpu.queue.write_buffer(buf, 0, bytemuck::cast_slice(&nan));
+        }
+        let bad = vec![u32::MAX; (self.row_pred.size() / 4) as usize];
+        self.gpu.queue.write_buffer(&self.row_pred, 0, bytemuck::cast_slice(&bad));
+        self.gpu.check("poisoning buffers")
+    }
+
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+    pub fn rows_cap(&self) -> usize {
+        self.rows_cap
+    }
+
+    // dims slot numbering
+    fn fwd_slot(&self, l: usize) -> usize {
+        l - 1
+    }
+    fn bwd_slot(&self, l: usize) -> usize {
+        self.spec.num_layers() + l - 1
+    }
+    fn wg_slot(&self, l: usize) -> usize {
+        2 * self.spec.num_layers() + l - 1
+    }
+    fn loss_slot(&self) -> usize {
+        3 * self.spec.num_layers()
+    }
+    fn opt_slot(&self) -> usize {
+        3 * self.spec.num_layers() + 1
+    }
+    fn gather_slot(&self, i: usize) -> usize {
+        3 * self.spec.num_layers() + 2 + i
+    }
+
+    fn write_dims<T: bytemuck::Pod>(&self, slot: usize, v: &T) {
+        self.gpu.queue.write_buffer(&self.dims, (slot * self.align) as u64, bytemuck::bytes_of(v));
+    }
+
+    fn write_static_dims(&mut self) {
+        let s = &self.spec;
+        for l in 1..s.layers.len() {
+            let (n_in, n_out) = s.layer_dims(l - 1);
+            let (w, b) = self.param_off[l - 1];
+            let act = s.activations[l - 1].code();
+            self.write_dims(self.fwd_slot(l), &MatmulDims {
+                m: 0, n: n_out as u32, k: n_in as u32,
+                a_off: self.layer_off[l - 1] as u32, b_off: w as u32, c_off: self.layer_off[l] as u32,
+                bias_off: b as u32, act,
+            });
+            if l > 1 {
+                self.write_dims(self.bwd_slot(l), &MatmulDims {
+                    m: 0, n: n_in as u32, k: n_out as u32,
+                    a_off: self.layer_off[l] as u32, b_off: w as u32, c_off: self.layer_off[l - 1] as u32,
+                    bias_off: 0, act: s.activations[l - 2].code(),
+                });
+            }
+            self.write_dims(self.wg_slot(l), &MatmulDims {
+                m: n_out as u32, n: n_in as u32, k: 0,
+                a_off: self.layer_off[l] as u32, b_off: self.layer_off[l - 1] as u32, c_off: w as u32,
+                bias_off: b as u32, act: 0,
+            });
+        }
+        let last = s.layers.len() - 1;
+        self.write_dims(self.loss_slot(), &LossDims {
+            n: s.output_size() as u32, off: self.layer_off[last] as u32,
+            act: s.output_activation().code(), loss: s.loss.code(),
+        });
+        let o = &self.opt;
+        self.write_dims(self.opt_slot(), &OptimDims {
+            count: self.n_params as u32,
+            kind: o.kind.code(),
+            momentum: o.momentum as f32,
+            beta1: o.beta1 as f32,
+            beta2: o.beta2 as f32,
+            epsilon: o.epsilon as f32,
+            weight_decay: o.weight_decay as f32,
+            _pad: 0,
+        });
+    }
+
+    /// Grows the per-sample statistics and index buffers to hold `n` entries.
+    fn ensure_stats(&mut self, n: usize) {
+        if n > self.stats_cap {
+            self.stats_cap = n.next_power_of_two();
+            self.row_loss = storage(&self.gpu, "row loss", 4 * self.stats_cap);
+            self.row_pred = storage(&self.gpu, "row pred", 4 * self.stats_cap);
+            self.loss_bg = bind(&self.gpu, &self.k.output_layer, &self.dims, &self.steps,
+                &[&self.pre, &self.acts, &self.dlt, &self.batch_labels, &self.row_loss, &self.row_pred]);
+        }
+        if n > self.index_cap {
+            self.index_cap = n.next_power_of_two();
+            self.index = storage(&self.gpu, "index", 4 * self.index_cap);
+            // the gather bind groups of resident splits reference the index buffer
+            let splits: Vec<Split> = self.resident.keys().copied().collect();
+            for s in splits {
+                let data = self.resident.remove(&s).unwrap().data;
+                let slot = self.dims_slot_for(s);
+                let r = self.upload(s, data, slot);
+                self.resident.insert(s, r);
+            }
+            for i in 0..self.stream_slots.len() {
+                let (img, lab) = (&self.stream_slots[i].images, &self.stream_slots[i].labels);
+                let bg = bind(&self.gpu, &self.k.gather, &self.dims, &self.steps, &[img, lab, &self.index, &self.acts, &self.batch_labels]);
+                self.stream_slots[i].bind_group = bg;
+            }
+        }
+    }
+
+    fn dims_slot_for(&self, s: Split) -> usize {
+        match s {
+            Split::Train => 0,
+            Split::Val => 1,
+            Split::Test => 2,
+        }
+    }
+
+    /// u32 words per sample: bytes packed four to a word, or one f32 per word.
+    fn words(data: &Dataset) -> usize {
+        match data.pixels {
+            Pixels::U8(_) => data.sample_len.div_ceil(4),
+            Pixels::F64(_) => data.sample_len,
+        }
+    }
+
+    /// Packs samples `idx` (in that order) into u32 words.
+    fn pack(data: &Dataset, idx: impl Iterator<Item = usize>) -> Vec<u32> {
+        let len = data.sample_len;
+        let w = Self::words(data);
+        let mut out = Vec::new();
+        for i in idx {
+            match &data.pixels {
+                Pixels::U8(v) => {
+                    let row = &v[i * len..(i + 1) * len];
+                    for c in 0..w {
+                        let mut word = 0u32;
+                        for b in 0..4 {
+                            if let Some(&p) = row.get(c * 4 + b) {
+                                word |= (p as u32) << (8 * b);
+                            }
+                        }
+                        out.push(word);
+                    }
+                }
+                Pixels::F64(v) => out.extend(v[i * len..(i + 1) * len].iter().map(|&x| (x as f32).to_bits())),
+            }
+        }
+        out
+    }
+
+    fn upload(&mut self, split: Split, data: Arc<Dataset>, slot: usize) -> ResidentData {
+        let images = storage(&self.gpu, "images", 4 * Self::words(&data) * data.len());
+        let words = Self::pack(&data, 0..data.len());
+        self.gpu.queue.write_buffer(&images, 0, bytemuck::cast_slice(&words));
+        let labels = storage(&self.gpu, "labels", 4 * data.len());
+        let l: Vec<u32> = data.labels.iter().map(|&x| x as u32).collect();
+        self.gpu.queue.write_buffer(&labels, 0, bytemuck::cast_slice(&l));
+        let bind_group = bind(&self.gpu, &self.k.gather, &self.dims, &self.steps, &[&images, &labels, &self.index, &self.acts, &self.batch_labels]);
+        self.write_dims(self.gather_slot(slot), &GatherDims {
+            len: data.sample_len as u32,
+            words: Self::words(&data) as u32,
+            is_bytes: matches!(data.pixels, Pixels::U8(_)) as u32,
+            x_off: 0,
+        });
+        let _ = split;
+        ResidentData { data, bind_group, dims_slot: slot, _images: images, _labels: labels }
+    }
+
+    /// Creates the two stream slots for samples shaped like `data`.
+    fn ensure_stream_slots(&mut self, data: &Dataset) {
+        if !self.stream_slots.is_empty() {
+            return;
+        }
+        self.stream_cap = self.rows_cap.max(4096);
+        for _ in 0..2 {
+            let images = storage(&self.gpu, "stream images", 4 * Self::words(data) * self.stream_cap);
+            let labels = storage(&self.gpu, "stream labels", 4 * self.stream_cap);
+            let bind_group = bind(&self.gpu, &self.k.gather, &self.dims, &self.steps, &[&images, &labels, &self.index, &self.acts, &self.batch_labels]);
+            self.stream_slots.push(StreamSlot { images, labels, bind_group });
+        }
+        self.write_dims(self.gather_slot(3), &GatherDims {
+            len: data.sample_len as u32,
+            words: Self::words(data) as u32,
+            is_bytes: matches!(data.pixels, Pixels::U8(_)) as u32,
+            x_off: 0,
+        });
+    }
+
+    fn data_of(&self, split: Split) -> Result<Arc<Dataset>> {
+        if let Some(r) = self.resident.get(&split) {
+            return Ok(r.data.clone());
+        }
+        if let Some(d) = self.streamed.get(&split) {
+            return Ok(d.clone());
+        }
+        bail!("no {} data attached to the GPU backend", split.name())
+    }
+
+    /// Encodes, submits and reads back a sequence of micro-batches, in as few submissions as
+    /// the uniform entries, the statistics buffer and the stream slots allow. `samples` lists the
+    /// dataset index of every row, in order; returns per-row (loss, prediction).
+    fn run_micros(&mut self, split: Split, micros: Vec<Micro>, samples: &[u32]) -> Result<(Vec<f32>, Vec<u32>)> {
+        let data = self.data_of(split)?;
+        let total_rows: usize = micros.iter().map(|m| m.entry.rows as usize).sum();
+        let resident_index = micros.iter().any(|m| matches!(m.source, Source::Resident(_, true)));
+        self.ensure_stats(total_rows.min(1 << 22).max(if resident_index { samples.len().min(1 << 22) } else { 0 }));
+        let mut losses = Vec::with_capacity(total_rows);
+        let mut preds = Vec::with_capacity(total_rows);
+        let mut i = 0;
+        let mut stream_turn = 0;
+        while i < micros.len() {
+            // a group: consecutive micro-batches within the entry, stats and stream capacities
+            let mut j = i;
+            let mut rows = 0;
+            let stream_cap = if self.stream_slots.is_empty() { usize::MAX } else { self.stream_cap };
+            while j < micros.len()
+                && j - i < MAX_ENTRIES
+                && rows + micros[j].entry.rows as usize <= self.stats_cap
+                && (!matches!(micros[j].source, Source::Stream(_)) || rows + micros[j].entry.rows as usize <= stream_cap)
+            {
+                rows += micros[j].entry.rows as usize;
+                j += 1;
+            }
+            if j == i {
+                bail!("internal: a micro-batch of {} rows exceeds the GPU buffers", micros[i].entry.rows);
+            }
+            let slot = stream_turn % 2;
+            stream_turn += 1;
+            // entries with stat offsets relative to this group; stream rows packed in order
+            let mut entries = Vec::with_capacity(j - i);
+            let mut stat = 0u32;
+            let mut stream_samples: Vec<usize> = Vec::new();
+            let mut idx_base = None;
+            for m in &micros[i..j] {
+                let mut e = m.entry;
+                e.stat_offset = stat;
+                match m.source {
+                    Source::Stream(_) => {
+                        e.idx_offset = stream_samples.len() as u32;
+                        stream_samples.extend(samples[m.samples_lo..m.samples_hi].iter().map(|&s| s as usize));
+                    }
+                    Source::Resident(_, true) => {
+                        let base = *idx_base.get_or_insert(m.samples_lo);
+                        e.idx_offset = (m.samples_lo - base) as u32;
+                    }
+                    Source::Resident(_, false) => {}
+                }
+                stat += e.rows;
+                entries.push(e);
+            }
+            let mut bytes = vec![0u8; entries.len() * self.align];
+            for (n, e) in entries.iter().enumerate() {
+                bytes[n * self.align..n * self.align + std::mem::size_of::<StepUniform>()].copy_from_slice(bytemuck::bytes_of(e));
+            }
+            self.gpu.queue.write_buffer(&self.steps, 0, &bytes);
+            if let Some(base) = idx_base {
+                let hi = micros[i..j].iter().filter(|m| matches!(m.source, Source::Resident(_, true))).map(|m| m.samples_hi).max().unwrap();
+                self.gpu.queue.write_buffer(&self.index, 0, bytemuck::cast_slice(&samples[base..hi]));
+            }
+            if !stream_samples.is_empty() {
+                let words = Self::pack(&data, stream_samples.iter().copied());
+                let labels: Vec<u32> = stream_samples.iter().map(|&s| data.labels[s] as u32).collect();
+                self.gpu.queue.write_buffer(&self.stream_slots[slot].images, 0, bytemuck::cast_slice(&words));
+                self.gpu.queue.write_buffer(&self.stream_slots[slot].labels, 0, bytemuck::cast_slice(&labels));
+            }
+            let mut enc = self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("steps") });
+            {
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("steps"), timestamp_writes: None });
+                for (n, m) in micros[i..j].iter().enumerate() {
+                    let eoff = (n * self.align) as u32;
+                    let rows = m.entry.rows as usize;
+                    self.encode_micro(&mut pass, m, eoff, rows, slot)?;
+                }
+            }
+            let readback = self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("stats readback"),
+                size: (8 * rows as u64).max(8),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            enc.copy_buffer_to_buffer(&self.row_loss, 0, &readback, 0, 4 * rows as u64);
+            enc.copy_buffer_to_buffer(&self.row_pred, 0, &readback, 4 * rows as u64, 4 * rows as u64);
+            self.gpu.queue.submit([enc.finish()]);
+            self.submissions += 1;
+            let bytes = map_read(&self.gpu, &readback, 8 * rows as u64)?;
+            let (l, p) = bytes.split_at(4 * rows);
+            losses.extend_from_slice(bytemuck::cast_slice::<u8, f32>(l));
+            preds.extend_from_slice(bytemuck::cast_slice::<u8, u32>(p));
+            self.gpu.check("training")?;
+            i = j;
+        }
+        Ok((losses, preds))
+    }
+
+    fn encode_micro(&mut self, pass: &mut wgpu::ComputePass, m: &Micro, eoff: u32, rows: usize, slot: usize) -> Result<()> {
+        let s = &self.spec;
+        let a = self.align as u32;
+        // gather
+        let (bg, dslot, words) = match m.source {
+            Source::Resident(split, _) => {
+                let r = &self.resident[&split];
+                (&r.bind_group, self.gather_slot(r.dims_slot), Self::words(&r.data))
+            }
+            Source::Stream(_) => {
+                let d = self.streamed.values().next().context("stream slot without data")?;
+                (&self.stream_slots[slot].bind_group, self.gather_slot(3), Self::words(d))
+            }
+        };
+        pass.set_pipeline(&self.k.gather.pipeline);
+        pass.set_bind_group(0, bg, &[dslot as u32 * a, eoff]);
+        let (gy, gz) = grid(rows as u32);
+        pass.dispatch_workgroups(groups(words, 64), gy, gz);
+        let mut dispatches = 1;
+        // forward
+        pass.set_pipeline(&self.k.forward.pipeline);
+        for l in 1..s.layers.len() {
+            let n_out = s.layers[l];
+            pass.set_bind_group(0, &self.matmul_bg, &[self.fwd_slot(l) as u32 * a, eoff]);
+            pass.dispatch_workgroups(groups(n_out, 32), groups(rows, 32), 1);
+            dispatches += 1;
+        }
+        // output layer: loss, prediction, δ_L
+        pass.set_pipeline(&self.k.output_layer.pipeline);
+        pass.set_bind_group(0, &self.loss_bg, &[self.loss_slot() as u32 * a, eoff]);
+        let (gx, gy) = grid(groups(rows, 64));
+        pass.dispatch_workgroups(gx, gy, 1);
+        dispatches += 1;
+        if m.entry.train == 1 {
+            for l in (1..s.layers.len()).rev() {
+                let (n_in, n_out) = s.layer_dims(l - 1);
+                pass.set_pipeline(&self.k.weight_grad.pipeline);
+                pass.set_bind_group(0, &self.matmul_bg, &[self.wg_slot(l) as u32 * a, eoff]);
+                pass.dispatch_workgroups(groups(n_in + 1, 32), groups(n_out, 32), 1);
+                dispatches += 1;
+                if l > 1 {
+                    pass.set_pipeline(&self.k.backward_data.pipeline);
+                    pass.set_bind_group(0, &self.matmul_bg, &[self.bwd_slot(l) as u32 * a, eoff]);
+                    pass.dispatch_workgroups(groups(n_in, 32), groups(rows, 32), 1);
+                    dispatches += 1;
+                }
+            }
+            if m.update {
+                pass.set_pipeline(&self.k.update.pipeline);
+                pass.set_bind_group(0, &self.update_bg, &[self.opt_slot() as u32 * a, eoff]);
+                let (gx, gy) = grid(groups(self.n_params, 256));
+                pass.dispatch_workgroups(gx, gy, 1);
+                dispatches += 1;
+            }
+        }
+        self.dispatches += dispatches;
+        Ok(())
+    }
+
+    fn read_f32(&self, buf: &wgpu::Buffer, offset: usize, len: usize) -> Result<Vec<f32>> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let rb = self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: 4 * len as u64,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self.gpu.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(buf, 4 * offset as u64, &rb, 0, 4 * len as u64);
+        self.gpu.queue.submit([enc.finish()]);
+        let bytes = map_read(&self.gpu, &rb, 4 * len as u64)?;
+        self.gpu.check("reading back")?;
+        Ok(bytemuck::cast_slice(&bytes).to_vec())
+    }
+
+    fn write_f32(&self, buf: &wgpu::Buffer, offset: usize, v: &[f64]) {
+        let f: Vec<f32> = v.iter().map(|&x| x as f32).collect();
+        self.gpu.queue.write_buffer(buf, 4 * offset as u64, bytemuck::cast_slice(&f));
+    }
+
+    /// The per-step uniform for an optimiser step `t` (1-based).
+    fn step_entry(&self, rows: usize, batch: usize, lr: f64, t: u64, accumulate: bool) -> StepUniform {
+        let t = t.max(1) as i32;
+        StepUniform {
+            rows: rows as u32,
+            accumulate: accumulate as u32,
+            scale: self.spec.reduction.scale(batch) as f32,
+            lr: lr as f32,
+            c1: (1.0 - self.opt.beta1.powi(t)) as f32,
+            c2: (1.0 - self.opt.beta2.powi(t)) as f32,
+            use_index: 1,
+            train: 1,
+            ..Default::default()
+        }
+    }
+
+    fn train_source(&self) -> Source {
+        if self.resident.contains_key(&Split::Train) { Source::Resident(Split::Train, true) } else { Source::Stream(0) }
+    }
+}
+
+fn bind(gpu: &Gpu, k: &Kernel, dims: &wgpu::Buffer, steps: &wgpu::Buffer, storage: &[&wgpu::Buffer]) -> wgpu::BindGroup {
+fn uniform(binding: u32, buf: &wgpu::Buffer, size: u64) -> wgpu::BindGroupEntry<'_> {
+        wgpu::BindGroupEntry {
+            binding,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: buf, offset: 0, size: wgpu::BufferSize::new(size) }),
+        }
+    }
+    // the dims struct of every kernel is at most 32 bytes
+    let mut entries = vec![uniform(0, dims, 32.min(dims.size())), uniform(1, steps, std::mem::size_of::<StepUniform>() as u64)];
+    let _ = k.name;
+    for (i, b) in storage.iter().enumerate() {
+        entries.push(wgpu::BindGroupEntry { binding: 2 + i as u32, resource: b.as_entire_binding() });
+    }
+    gpu.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(k.name), layout: &k.layout, entries: &entries })
+}
+
+/// Maps a MAP_READ buffer after the queue's work and returns its first `len` bytes.
+fn map_read(gpu: &Gpu, buf: &wgpu::Buffer, len: u64) -> Result<Vec<u8>> {
+    let slice = buf.slice(0..len);
+    let (tx, rx) = std::sync::mpsc::channel();
+    slice.map_async(wgpu::MapMode::Read, move |r| {
+        let _ = tx.send(r);
+    });
+    gpu.device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| anyhow::anyhow!("GPU error while waiting for results: {e}"))?;
+    rx.recv()
+        .context("GPU readback callback never ran")?
+        .map_err(|e| anyhow::anyhow!("GPU error: cannot map the readback buffer: {e}"))?;
+    let out = slice.get_mapped_range().map_err(|e| anyhow::anyhow!("GPU readback: {e}"))?.to_vec();
+    buf.unmap();
+    Ok(out)
+}
+
+impl Backend for GpuBackend {
+    fn describe(&self) -> String {
+        self.gpu.describe()
+    }
+
+    fn set_params(&mut self, params: &Params) -> Result<()> {
+        params.check_shapes(&self.spec, "parameters")?;
+        self.write_f32(&self.params, 0, &params.flat());
+        let zeros = vec![0.0; self.n_params * self.opt.kind.state_slots()];
+        self.write_f32(&self.state, 0, &zeros);
+        self.step = 0;
+        self.gpu.check("uploading parameters")
+    }
+
+    fn params(&mut self) -> Result<Params> {
+        let v = self.read_f32(&self.params, 0, self.n_params)?;
+        Ok(Params {
+            layers: (0..self.spec.num_layers())
+                .map(|i| {
+                    let (n_in, n_out) = self.spec.layer_dims(i);
+                    let (w, b) = self.param_off[i];
+                    LayerParams {
+                        weight: v[w..w + n_in * n_out].iter().map(|&x| x as f64).collect(),
+                        bias: v[b..b + n_out].iter().map(|&x| x as f64).collect(),
+                    }
+                })
+                .collect(),
+        })
+    }
+
+    fn optimizer_state(&mut self) -> Result<OptimState> {
+        let slots = self.opt.kind.state_slots();
+        let v = self.read_f32(&self.state, 0, self.n_params * slots)?;
+        let mut st = OptimState { step: self.step, slots: Vec::new() };
+        for i in 0..self.spec.num_layers() {
+            let (n_in, n_out) = self.spec.layer_dims(i);
+            let (w, b) = self.param_off[i];
+            let take = |off: usize, len: usize| -> Vec<Vec<f64>> {
+                (0..slots).map(|s| v[s * self.n_params + off..s * self.n_params + off + len].iter().map(|&x| x as f64).collect()).collect()
+            };
+            st.slots.push([take(w, n_in * n_out), take(b, n_out)]);
+        }
+        Ok(st)
+    }
+
+    fn set_optimizer_state(&mut self, st: &OptimState) -> Result<()> {
+        let slots = self.opt.kind.state_slots();
+        if st.slots.len() != self.spec.num_layers() {
+            bail!("optimizer state has {} layers, the model {}", st.slots.len(), self.spec.num_layers());
+        }
+        let mut flat = vec![0.0; self.n_params * slots];
+        for (i, [w, b]) in st.slots.iter().enumerate() {
+            let (wo, bo) = self.param_off[i];
+            if w.len() != slots || b.len() != slots {
+                bail!("optimizer state of layer {i} does not match the optimiser");
+            }
+            for s in 0..slots {
+                flat[s * self.n_params + wo..s * self.n_params + wo + w[s].len()].copy_from_slice(&w[s]);
+                flat[s * self.n_params + bo..s * self.n_params + bo + b[s].len()].copy_from_slice(&b[s]);
+            }
+        }
+        self.write_f32(&self.state, 0, &flat);
+        self.step = st.step;
+        Ok(())
+    }
+
+    fn attach(&mut self, split: Split, data: Arc<Dataset>) -> Result<()> {
+        if data.sample_len != self.spec.input_size() {
+            bail!("{}: samples have {} values, the model takes {}", data.source, data.sample_len, self.spec.input_size());
+        }
+        let bytes = 4 * Self::words(&data) * data.len();
+        let lim = &self.gpu.limits;
+        let max_bind = (lim.max_storage_buffer_binding_size as u64).min(lim.max_buffer_size) as usize;
+        let fits = bytes <= max_bind && 4 * data.len() <= max_bind;
+        self.ensure_stats(data.len().min(1 << 22));
+        if fits && !(self.force_stream && split == Split::Train) {
+            let slot = self.dims_slot_for(split);
+            let r = self.upload(split, data, slot);
+            self.resident.insert(split, r);
+        } else {
+            if !fits {
+                eprintln!(
+                    "note: {} ({} bytes) exceeds the adapter's max_storage_buffer_binding_size ({max_bind} bytes); streaming it in chunks",
+                    data.source, bytes
+                );
+            }
+            if split != Split::Train && !self.streamed.is_empty() && !self.streamed.contains_key(&split) {
+                bail!("{}: only one dataset can be streamed at a time; it exceeds the device's binding limit of {max_bind} bytes", data.source);
+            }
+            self.ensure_stream_slots(&data);
+            self.streamed.insert(split, data);
+        }
+        self.gpu.check("uploading the dataset")
+    }
+
+    fn train_steps(&mut self, indices: &[u32], batch_size: usize, lrs: &[f64]) -> Result<StepStats> {
+        let data = self.data_of(Split::Train)?;
+        let source = self.train_source();
+        let mut micros = Vec::new();
+        let mut pos = 0;
+        for &lr in lrs {
+            if pos >= indices.len() {
+                break;
+            }
+            let batch = batch_size.min(indices.len() - pos);
+            self.step += 1;
+            let mut done = 0;
+            while done < batch {
+                let rows = self.rows_cap.min(batch - done);
+                let mut e = self.step_entry(rows, batch, lr, self.step, done > 0);
+                e.use_index = matches!(source, Source::Resident(_, true)) as u32;
+                micros.push(Micro { source, entry: e, update: done + rows == batch, samples_lo: pos + done, samples_hi: pos + done + rows });
+                done += rows;
+            }
+            pos += batch;
+        }
+        let (losses, preds) = self.run_micros(Split::Train, micros, &indices[..pos])?;
+        let mut st = StepStats { samples: pos as u64, ..Default::default() };
+        for (r, (&l, &p)) in losses.iter().zip(&preds).enumerate() {
+            st.loss_sum += l as f64;
+            st.correct += (p == data.labels[indices[r] as usize] as u32) as u64;
+        }
+        Ok(st)
+    }
+
+    fn evaluate(&mut self, split: Split) -> Result<EvalResult> {
+        let data = self.data_of(split)?;
+        let n = data.len();
+        let source = if self.resident.contains_key(&split) { Source::Resident(split, false) } else { Source::Stream(0) };
+        let all: Vec<u32> = (0..n as u32).collect();
+        let mut micros = Vec::new();
+        let mut lo = 0;
+        while lo < n {
+            let rows = self.rows_cap.min(n - lo);
+            let e = StepUniform { idx_offset: lo as u32, rows: rows as u32, ..Default::default() };
+            micros.push(Micro { source, entry: e, update: false, samples_lo: lo, samples_hi: lo + rows });
+            lo += rows;
+        }
+        let (losses, preds) = self.run_micros(split, micros, &all)?;
+        let mut r = EvalResult { samples: n as u64, ..Default::default() };
+        for (i, (&l, &p)) in losses.iter().zip(&preds).enumerate() {
+            r.loss_sum += l as f64;
+            r.correct += (p == data.labels[i] as u32) as u64;
+            r.predictions.push(p as u8);
+        }
+        Ok(r)
+    }
+
+    fn trace_step(&mut self, indices: &[u32], lr: f64) -> Result<StepTrace> {
+        if indices.len() > self.rows_cap {
+            bail!("trace_step: a batch of {} exceeds one micro-batch ({} rows)", indices.len(), self.rows_cap);
+        }
+        self.train_steps(indices, indices.len(), &[lr])?;
+        let rows = indices.len();
+        let mut t = StepTrace::default();
+        for l in 1..self.spec.layers.len() {
+            let (off, n) = (self.layer_off[l], self.spec.layers[l]);
+            t.tensors.push((format!("layer{l}.z"), self.read_f32(&self.pre, off, rows * n)?.into_iter().map(f64::from).collect()));
+            t.tensors.push((format!("layer{l}.a"), self.read_f32(&self.acts, off, rows * n)?.into_iter().map(f64::from).collect()));
+            t.tensors.push((format!("layer{l}.delta"), self.read_f32(&self.dlt, off, rows * n)?.into_iter().map(f64::from).collect()));
+        }
+        let grads = self.read_f32(&self.grads, 0, self.n_params)?;
+        let params = self.params()?;
+        let state = self.optimizer_state()?;
+        for i in 0..self.spec.num_layers() {
+            let (n_in, n_out) = self.spec.layer_dims(i);
+            let (w, b) = self.param_off[i];
+            t.tensors.push((format!("layers.{i}.weight.grad"), grads[w..w + n_in * n_out].iter().map(|&x| x as f64).collect()));
+            t.tensors.push((format!("layers.{i}.bias.grad"), grads[b..b + n_out].iter().map(|&x| x as f64).collect()));
+            t.tensors.push((format!("layers.{i}.weight"), params.layers[i].weight.clone()));
+            t.tensors.push((format!("layers.{i}.bias"), params.layers[i].bias.clone()));
+            for (k, (sw, sb)) in state.slots[i][0].iter().zip(&state.slots[i][1]).enumerate() {
+                t.tensors.push((format!("layers.{i}.weight.state{k}"), sw.clone()));
+                t.tensors.push((format!("layers.{i}.bias.state{k}"), sb.clone()));
+            }
+        }
+        Ok(t)
+    }
+}
