@@ -9,7 +9,10 @@ struct OptimDims {
     beta2: f32,
     epsilon: f32,
     weight_decay: f32,
-    _pad: u32,
+    one_minus_beta1: f32, // 1 − β1 and 1 − β2 from f64: 1 − f32(0.999) is off by 1.3e-5
+    one_minus_beta2: f32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> d: OptimDims;
@@ -38,8 +41,8 @@ fn update(@builtin(global_invocation_id) gid: vec3<u32>) {
             params[i] = w - st.lr * (g + d.momentum * v);
         }
         case 3u: { // Adam: bias-corrected moments, ε outside the square root
-            let m = d.beta1 * state[i] + (1.0 - d.beta1) * g;
-            let v = d.beta2 * state[d.count + i] + (1.0 - d.beta2) * g * g;
+            let m = d.beta1 * state[i] + d.one_minus_beta1 * g;
+            let v = d.beta2 * state[d.count + i] + d.one_minus_beta2 * g * g;
             state[i] = m;
             state[d.count + i] = v;
             params[i] = w - st.lr * (m / st.c1) / (sqrt(v / st.c2) + d.epsilon);

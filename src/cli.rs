@@ -19,6 +19,27 @@ pub enum Command {
     Train(TrainArgs),
     /// List the presets that reproduce the source documents' experiments.
     Presets,
+    /// List every GPU adapter wgpu finds, with the limits that matter.
+    Adapters,
+    /// Run a configuration on the CPU reference and the GPU from identical weights and compare
+    /// every tensor after each step; exits non-zero when a tolerance is exceeded.
+    Parity(ParityArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ParityArgs {
+    #[command(flatten)]
+    pub cfg: ConfigArgs,
+    /// Training steps to compare.
+    #[arg(long, default_value_t = 50)]
+    pub steps: usize,
+    /// Largest relative error (max|gpu−cpu| / max|cpu| per tensor) accepted.
+    #[arg(long, default_value_t = 1e-4)]
+    pub tolerance: f64,
+    /// Let both backends run on from their own results instead of restarting every step from
+    /// the CPU's weights (shows how rounding differences grow).
+    #[arg(long)]
+    pub free_run: bool,
 }
 
 /// Everything that selects or overrides a configuration value.

@@ -34,5 +34,6 @@ pub mod math;
 pub mod metrics;
 pub mod model;
 pub mod optim;
+pub mod parity;
 pub mod run;
 pub mod train;

@@ -3,6 +3,15 @@ use gpu_nn::cli::{Cli, Command};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Vulkan loaders probe Wayland and print an error when XDG_RUNTIME_DIR is unset (headless
+    // machines, CI); an empty private directory keeps that noise out of our output.
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        let dir = std::env::temp_dir().join("gpu-nn-runtime");
+        if std::fs::create_dir_all(&dir).is_ok() {
+            // SAFETY: single-threaded here, before anything reads the environment.
+            unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+        }
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => args
@@ -10,6 +19,28 @@ fn main() -> ExitCode {
             .resolve()
             .and_then(|cfg| gpu_nn::run::train_command(&cfg, args.out.clone(), args.force, args.quiet))
             .map(|_| ()),
+        Command::Adapters => {
+            let inst = gpu_nn::gpu::context::instance();
+            let all = gpu_nn::gpu::list_adapters(&inst);
+            if all.is_empty() {
+                println!("{}", gpu_nn::gpu::context::NO_ADAPTER_HELP);
+            }
+            for a in &all {
+                println!("{}{}", a.summary(), if a.is_software() { "  [CPU emulation]" } else { "" });
+            }
+            Ok(())
+        }
+        Command::Parity(args) => (|| {
+            let cfg = args.cfg.resolve()?;
+            let data = gpu_nn::data::load(&cfg)?;
+            cfg.check_against_data(data.train.sample_len, data.train.num_classes, &data.train.source, data.train.len())?;
+            let r = gpu_nn::parity::run(&cfg, &data, args.steps, cfg.backend.adapter.as_deref(), !args.free_run)?;
+            gpu_nn::parity::print(&r, args.tolerance);
+            if !(r.worst() <= args.tolerance) {
+                anyhow::bail!("parity failed: worst relative error {:.3e} exceeds the tolerance {:.1e}", r.worst(), args.tolerance);
+            }
+            Ok(())
+        })(),
         Command::Presets => {
             for (name, text) in gpu_nn::config::PRESETS {
                 let desc = serde_json::from_str::<serde_json::Value>(text)

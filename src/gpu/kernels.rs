@@ -74,7 +74,9 @@ pub struct OptimDims {
     pub beta2: f32,
     pub epsilon: f32,
     pub weight_decay: f32,
-    pub _pad: u32,
+    pub one_minus_beta1: f32,
+    pub one_minus_beta2: f32,
+    pub _pad: [u32; 2],
 }
 
 /// A compute pipeline and the layout of its bind group.

@@ -312,7 +312,9 @@ impl GpuBackend {
             beta2: o.beta2 as f32,
             epsilon: o.epsilon as f32,
             weight_decay: o.weight_decay as f32,
-            _pad: 0,
+            one_minus_beta1: (1.0 - o.beta1) as f32,
+            one_minus_beta2: (1.0 - o.beta2) as f32,
+            _pad: [0; 2],
         });
     }
 
@@ -639,8 +641,8 @@ fn uniform(binding: u32, buf: &wgpu::Buffer, size: u64) -> wgpu::BindGroupEntry<
             resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: buf, offset: 0, size: wgpu::BufferSize::new(size) }),
         }
     }
-    // the dims struct of every kernel is at most 32 bytes
-    let mut entries = vec![uniform(0, dims, 32.min(dims.size())), uniform(1, steps, std::mem::size_of::<StepUniform>() as u64)];
+    // the dims struct of every kernel is at most 48 bytes
+    let mut entries = vec![uniform(0, dims, 48), uniform(1, steps, std::mem::size_of::<StepUniform>() as u64)];
     let _ = k.name;
     for (i, b) in storage.iter().enumerate() {
         entries.push(wgpu::BindGroupEntry { binding: 2 + i as u32, resource: b.as_entire_binding() });

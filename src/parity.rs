@@ -1,0 +1,121 @@
+//! `gpu-nn parity`: one configuration on the CPU reference (f64) and on the selected GPU
+//! adapter, from identical weights and the same batches, compared tensor by tensor after every
+//! step (activations, deltas, gradients, updated weights, optimiser state).
+
+use crate::backend::{Backend, Split, StepTrace};
+use crate::config::Config;
+use crate::cpu::ReferenceBackend;
+use crate::data::RunData;
+use crate::gpu::GpuBackend;
+use anyhow::{Result, bail};
+
+/// Worst disagreement seen for one tensor over all steps.
+#[derive(Clone, Debug, Default)]
+pub struct TensorError {
+    pub name: String,
+    pub max_abs: f64,
+    /// max |gpu − cpu| / max |cpu| over the tensor (norm-wise relative error).
+    pub max_rel: f64,
+    /// Step at which `max_rel` was seen (1-based).
+    pub step: usize,
+}
+
+pub struct ParityReport {
+    pub device: String,
+    pub steps: usize,
+    pub resync: bool,
+    pub tensors: Vec<TensorError>,
+}
+
+impl ParityReport {
+    pub fn worst(&self) -> f64 {
+        self.tensors.iter().map(|t| t.max_rel).fold(0.0, f64::max)
+    }
+}
+
+/// Compares two traces of the same step; NaN anywhere counts as an infinite error.
+pub fn compare(cpu: &StepTrace, gpu: &StepTrace, step: usize, acc: &mut Vec<TensorError>) -> Result<()> {
+    for (name, c) in &cpu.tensors {
+        let Some((_, g)) = gpu.tensors.iter().find(|(n, _)| n == name) else {
+            bail!("the GPU trace has no tensor '{name}'");
+        };
+        if g.len() != c.len() {
+            bail!("tensor '{name}': GPU has {} values, CPU {}", g.len(), c.len());
+        }
+        let scale = c.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-30);
+        let mut max_abs = 0.0f64;
+        for (a, b) in g.iter().zip(c) {
+            let d = (a - b).abs();
+            max_abs = if d.is_nan() { f64::INFINITY } else { max_abs.max(d) };
+        }
+        let rel = max_abs / scale;
+        match acc.iter_mut().find(|t| &t.name == name) {
+            Some(t) => {
+                t.max_abs = t.max_abs.max(max_abs);
+                if rel > t.max_rel {
+                    t.max_rel = rel;
+                    t.step = step;
+                }
+            }
+            None => acc.push(TensorError { name: name.clone(), max_abs, max_rel: rel, step }),
+        }
+    }
+    Ok(())
+}
+
+/// Runs `steps` training steps of `cfg` on both backends, with the batch order of the run.
+/// With `resync`, the GPU restarts every step from the CPU's weights and optimiser state, so
+/// each step's error is the kernels' own; without it the two trajectories run free and the
+/// report shows how rounding differences grow (Adam amplifies gradients at rounding-noise level
+/// into full-size steps of either sign, so free runs of it diverge after a few dozen steps).
+pub fn run(cfg: &Config, data: &RunData, steps: usize, adapter: Option<&str>, resync: bool) -> Result<ParityReport> {
+    let n = data.train.len();
+    let batch = cfg.training.batch_size.resolve(n).min(n);
+    let mut cpu = ReferenceBackend::new(&cfg.model, &cfg.optimizer);
+    let mut gpu = GpuBackend::new(&cfg.model, &cfg.optimizer, batch, adapter, false, true)?;
+    if batch > gpu.rows_cap() {
+        bail!("parity compares single micro-batches; batch {batch} exceeds {} rows — use a smaller --batch-size", gpu.rows_cap());
+    }
+    let params = cfg.initial_params()?;
+    cpu.set_params(&params)?;
+    gpu.set_params(&params)?;
+    cpu.attach(Split::Train, data.train.clone())?;
+    gpu.attach(Split::Train, data.train.clone())?;
+    let mut tensors = Vec::new();
+    let steps_per_epoch = n.div_ceil(batch);
+    let total = steps as u64;
+    let mut order = Vec::new();
+    for s in 0..steps {
+        let epoch = s / steps_per_epoch;
+        if s % steps_per_epoch == 0 {
+            order = crate::train::epoch_order(cfg, n, epoch);
+        }
+        let lo = (s % steps_per_epoch) * batch;
+        let idx = &order[lo..(lo + batch).min(n)];
+        let lr = cfg.optimizer.schedule.lr(cfg.optimizer.lr, epoch, s as u64, total);
+        gpu.poison()?;
+        let c = cpu.trace_step(idx, lr)?;
+        let g = gpu.trace_step(idx, lr)?;
+        compare(&c, &g, s + 1, &mut tensors)?;
+        if resync {
+            gpu.set_params(&cpu.params()?)?;
+            gpu.set_optimizer_state(&cpu.optimizer_state()?)?;
+        }
+    }
+    Ok(ParityReport { device: gpu.describe(), steps, resync, tensors })
+}
+
+pub fn print(r: &ParityReport, tolerance: f64) {
+    println!(
+        "parity: cpu f64 reference vs {} over {} step(s), {}; relative error = max|gpu−cpu| / max|cpu| per tensor",
+        r.device,
+        r.steps,
+        if r.resync { "each step from the same weights" } else { "free-running" }
+    );
+    println!("{:<28} {:>12} {:>12} {:>6}  ", "tensor", "max abs", "max rel", "step");
+    for t in &r.tensors {
+        let flag = if t.max_rel.is_nan() || t.max_rel > tolerance { "  FAIL" } else { "" };
+        println!("{:<28} {:>12.3e} {:>12.3e} {:>6}{flag}", t.name, t.max_abs, t.max_rel, t.step);
+    }
+    println!("worst relative error {:.3e} (tolerance {tolerance:.1e})", r.worst());
+}
