@@ -14,11 +14,15 @@ fn in_ci() -> bool {
 /// The real MNIST directory, or `None` (with the reason printed) when it is absent.
 /// In CI a missing dataset is a failure, not a skip: a silently skipped test proves nothing.
 pub fn mnist_dir_or_skip(test: &str) -> Option<PathBuf> {
-    let dir = PathBuf::from(MNIST_DIR);
+    dataset_dir_or_skip(PathBuf::from(MNIST_DIR), in_ci(), test)
+}
+
+/// `dir` if it exists; else a panic when `ci`, or `None` with the skip reason printed.
+pub fn dataset_dir_or_skip(dir: PathBuf, ci: bool, test: &str) -> Option<PathBuf> {
     if dir.is_dir() {
         return Some(dir);
     }
-    if in_ci() {
+    if ci {
         panic!("{test}: real MNIST directory {} is missing and CI is set; the test cannot be skipped in CI", dir.display());
     }
     eprintln!("SKIPPED {test}: real MNIST directory {} is missing (set it up, or run with CI=true to make this a failure)", dir.display());
