@@ -8,59 +8,28 @@
 
 mod common;
 
+use common::hand::{EXACT, LOSS_CURVE, doc_order};
 use common::{assert_close, tensor};
 use gpu_nn::backend::{Backend, Split};
 use gpu_nn::cli::ConfigArgs;
 use gpu_nn::config::Config;
 use gpu_nn::cpu::{FastBackend, ReferenceBackend};
 use gpu_nn::metrics::EpochMetrics;
-use gpu_nn::model::{LayerParams, Params};
+use gpu_nn::model::LayerParams;
 use gpu_nn::train::{Observer, Silent};
 use std::sync::Arc;
 
 /// Initial weights w1..w12 of the document: all 0.1 except w2 = w8 = 0.2.
 const W0: [f64; 12] = [0.1, 0.2, 0.1, 0.1, 0.1, 0.1, 0.1, 0.2, 0.1, 0.1, 0.1, 0.1];
 
-/// SEEDS.md, "Exact float64 weights after each epoch": w1..w12 after epochs 1, 2, 3.
-const EXACT: [[f64; 12]; 3] = [
-    [
-        0.09999287608226642, 0.19998891676306169, 0.09998921557833007, 0.0999985689813837,
-        0.09930886197388886, 0.09917137885954593, 0.09930570520953383, 0.19916741399056967,
-        0.09992876082266425, 0.09988916763061688, 0.09872792707492782, 0.09841131755925499,
-    ],
-    [
-        0.09998587245440584, 0.19997799003212677, 0.09997859293400495, 0.09999735895378623,
-        0.09862415224294406, 0.09835049214850768, 0.09861787933892739, 0.1983426150780483,
-        0.09985872454405843, 0.09977990032126763, 0.0974679149077061, 0.09683713463400069,
-    ],
-    [
-        0.09997898706535735, 0.19996721746366128, 0.09996812911816463, 0.09999636644016184,
-        0.09794581468812233, 0.09753727739791612, 0.09793646565529952, 0.19752554009442153,
-        0.09978987065357361, 0.0996721746366127, 0.09621985933466744, 0.09527733565042554,
-    ],
-];
-
 /// Per-sample ½-squared-error losses at the initial weights (notes; the document's 0.2527… for
 /// sample 1 is wrong).
 const LOSS_1: f64 = 0.2599665478550821;
 const LOSS_2: f64 = 0.24682275692936534;
 
-/// The batch-mean loss before each update and after the third (notes, test case 7: 8 digits).
-const LOSS_CURVE: [f64; 4] = [0.25339465, 0.25332996, 0.25326647, 0.25320416];
-
 const F64_TOL: f64 = 1e-12;
 /// f32 drifts by about 6e-9 on this network (notes); SEEDS.md asks for 1e-6.
 const F32_TOL: f64 = 1e-6;
-
-/// The 12 weights of a 2-2-2 model in document order w1..w12.
-fn doc_order(p: &Params) -> Vec<f64> {
-    let (l0, l1) = (&p.layers[0], &p.layers[1]);
-    vec![
-        l0.weight[0], l0.weight[2], l0.weight[1], l0.weight[3], // w1 w2 w3 w4
-        l1.weight[0], l1.weight[2], l1.weight[1], l1.weight[3], // w5 w6 w7 w8
-        l0.bias[0], l0.bias[1], l1.bias[0], l1.bias[1], // w9 w10 w11 w12
-    ]
-}
 
 /// The preset exactly as a user selects it on the command line: `--preset seed000-hand
 /// --backend cpu --precision f64`.
