@@ -1,0 +1,89 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// Where the real MNIST files live (the shared dataset directory beside the project).
+pub const MNIST_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/datasets/mnist");
+
+/// True when the environment says we run in CI (`CI` set to anything but "", "0" or "false").
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+}
+
+/// The real MNIST directory, or `None` (with the reason printed) when it is absent.
+/// In CI a missing dataset is a failure, not a skip: a silently skipped test proves nothing.
+pub fn mnist_dir_or_skip(test: &str) -> Option<PathBuf> {
+    dataset_dir_or_skip(PathBuf::from(MNIST_DIR), in_ci(), test)
+}
+
+/// `dir` if it exists; else a panic when `ci`, or `None` with the skip reason printed.
+pub fn dataset_dir_or_skip(dir: PathBuf, ci: bool, test: &str) -> Option<PathBuf> {
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    if ci {
+        panic!("{test}: real MNIST directory {} is missing and CI is set; the test cannot be skipped in CI", dir.display());
+    }
+    eprintln!("SKIPPED {test}: real MNIST directory {} is missing (set it up, or run with CI=true to make this a failure)", dir.display());
+    None
+}
+
+/// |a − b| ≤ tol for every element, with a message naming the first offending element.
+pub fn assert_close(what: &str, got: &[f64], want: &[f64], tol: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: length {} vs expected {}", got.len(), want.len());
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= tol,
+            "{what}[{i}]: got {g:e}, expected {w:e} (|diff| = {:e} > {tol:e})",
+            (g - w).abs()
+        );
+    }
+}
+
+/// A named tensor of a step trace.
+pub fn tensor<'a>(trace: &'a gpu_nn::backend::StepTrace, name: &str) -> &'a [f64] {
+    trace
+        .tensors
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_slice())
+        .unwrap_or_else(|| panic!("trace has no tensor '{name}'"))
+}
+
+/// Doc 000's 2-2-2 example (SEEDS.md, notes_000_002.md), shared by the library and CLI tests.
+pub mod hand {
+    use gpu_nn::model::Params;
+
+    /// SEEDS.md, "Exact float64 weights after each epoch": w1..w12 after epochs 1, 2, 3.
+    pub const EXACT: [[f64; 12]; 3] = [
+        [
+            0.09999287608226642, 0.19998891676306169, 0.09998921557833007, 0.0999985689813837,
+            0.09930886197388886, 0.09917137885954593, 0.09930570520953383, 0.19916741399056967,
+            0.09992876082266425, 0.09988916763061688, 0.09872792707492782, 0.09841131755925499,
+        ],
+        [
+            0.09998587245440584, 0.19997799003212677, 0.09997859293400495, 0.09999735895378623,
+            0.09862415224294406, 0.09835049214850768, 0.09861787933892739, 0.1983426150780483,
+            0.09985872454405843, 0.09977990032126763, 0.0974679149077061, 0.09683713463400069,
+        ],
+        [
+            0.09997898706535735, 0.19996721746366128, 0.09996812911816463, 0.09999636644016184,
+            0.09794581468812233, 0.09753727739791612, 0.09793646565529952, 0.19752554009442153,
+            0.09978987065357361, 0.0996721746366127, 0.09621985933466744, 0.09527733565042554,
+        ],
+    ];
+
+    /// The batch-mean loss before each update and after the third (notes, test case 7: 8 digits).
+    pub const LOSS_CURVE: [f64; 4] = [0.25339465, 0.25332996, 0.25326647, 0.25320416];
+
+    /// The 12 weights of a 2-2-2 model in document order w1..w12.
+    pub fn doc_order(p: &Params) -> Vec<f64> {
+        let (l0, l1) = (&p.layers[0], &p.layers[1]);
+        vec![
+            l0.weight[0], l0.weight[2], l0.weight[1], l0.weight[3], // w1 w2 w3 w4
+            l1.weight[0], l1.weight[2], l1.weight[1], l1.weight[3], // w5 w6 w7 w8
+            l0.bias[0], l0.bias[1], l1.bias[0], l1.bias[1], // w9 w10 w11 w12
+        ]
+    }
+}
