@@ -42,7 +42,7 @@ fn update(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
         case 3u: { // Adam: bias-corrected moments, ε outside the square root
             let m = d.beta1 * state[i] + d.one_minus_beta1 * g;
-            let v = d.beta2 * state[d.count + i] + d.one_minus_beta2 * g * g;
+            let v = d.beta2 * state[d.count + i] + d.one_minus_beta2 * (g * g);
             state[i] = m;
             state[d.count + i] = v;
             params[i] = w - st.lr * (m / st.c1) / (sqrt(v / st.c2) + d.epsilon);

@@ -16,7 +16,7 @@ pub enum FileDtype {
 }
 
 /// Serialises parameters and architecture to safetensors bytes.
-pub fn model_bytes(params: &Params, spec: &ModelSpec, dtype: FileDtype, extra: &[(&str, String)]) -> Result<Vec<u8>> {
+pub fn model_bytes(params: &Params, spec: &ModelSpec, dtype: FileDtype) -> Result<Vec<u8>> {
     let mut buffers: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for (i, l) in params.layers.iter().enumerate() {
         let (n_in, n_out) = spec.layer_dims(i);
@@ -32,12 +32,10 @@ pub fn model_bytes(params: &Params, spec: &ModelSpec, dtype: FileDtype, extra: &
         .iter()
         .map(|(n, s, b)| Ok((n.clone(), TensorView::new(st_dtype, s.clone(), b)?)))
         .collect::<Result<_>>()?;
+    // One metadata key only: safetensors takes a HashMap, whose order would make identical
+    // runs write different bytes.
     let mut meta = HashMap::new();
-    meta.insert("format".to_string(), "gpu-nn".to_string());
     meta.insert("architecture".to_string(), serde_json::to_string(spec)?);
-    for (k, v) in extra {
-        meta.insert(k.to_string(), v.clone());
-    }
     Ok(safetensors::serialize(views, Some(meta))?)
 }
 
@@ -50,7 +48,7 @@ fn encode(v: &[f64], dtype: FileDtype) -> Vec<u8> {
 
 /// Writes a model file atomically.
 pub fn save_model(path: &Path, params: &Params, spec: &ModelSpec, dtype: FileDtype) -> Result<()> {
-    write_atomic(path, &model_bytes(params, spec, dtype, &[])?)
+    write_atomic(path, &model_bytes(params, spec, dtype)?)
 }
 
 /// Reads a model file written by gpu-nn (or any safetensors file with the same tensor names and

@@ -87,20 +87,20 @@ pub struct ConfigArgs {
     /// sgd, momentum, nesterov or adam.
     #[arg(long)]
     pub optimizer: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
     /// constant, step:EVERY:GAMMA, exponential:GAMMA or cosine[:MIN_LR].
     #[arg(long)]
     pub schedule: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub momentum: Option<f64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub beta1: Option<f64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub beta2: Option<f64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub epsilon: Option<f64>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub weight_decay: Option<f64>,
 
     /// Samples per step, or 'full' for full-batch gradient descent.

@@ -227,7 +227,7 @@ pub fn adam_step<T: Real>(w: &mut [T], g: &[T], m: &mut [T], v: &mut [T], lr: T,
     for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
         let g = decayed(g, *w, wd);
         *m = b1 * *m + (T::one() - b1) * g;
-        *v = b2 * *v + (T::one() - b2) * g * g;
+        *v = b2 * *v + (T::one() - b2) * (g * g);
         let m_hat = *m / c1;
         let v_hat = *v / c2;
         *w = *w - lr * m_hat / (v_hat.sqrt() + eps);

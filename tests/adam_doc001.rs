@@ -63,7 +63,6 @@ fn figure_10b_is_reproduced_at_step_2() {
 /// SEEDS.md claims a bit-exact reproduction. It fails by one ulp on b[0] because of the
 /// evaluation order of (1−β2)·g² in `optim::adam_step` (reported, not fixed here).
 #[test]
-#[ignore = "src/optim.rs adam_step computes ((1-b2)*g)*g, 1 ulp off Figure 10b's b[0]; see report"]
 fn figure_10b_bit_exact() {
     let got = adam_from_zero(&[0.0; 10], &bias_gradient(), 2);
     for (k, (&g, &w)) in got.iter().zip(&FIG_10B).enumerate() {

@@ -129,7 +129,6 @@ fn impossible_configurations() {
 /// short flag `-1`: a multi-line usage message that does not say what is wrong with the rate.
 /// The same holds for every numeric flag given a negative value this way.
 #[test]
-#[ignore = "BUG (src/cli.rs): clap rejects `--lr -1` as unexpected argument '-1' with a multi-line usage error; see report"]
 fn negative_numbers_as_separate_words() {
     assert_user_error(&["train", "--backend", "cpu", "--lr", "-1"], &["--lr", "got -1"]);
     assert_user_error(&["train", "--backend", "cpu", "--momentum", "-0.5"], &["--momentum", "-0.5"]);
@@ -199,7 +198,6 @@ fn bits(p: &gpu_nn::model::Params) -> Vec<u64> {
 /// Two identical runs should write identical model files (checksums of reproduced runs), but
 /// the safetensors header's metadata map comes out in a different key order from run to run.
 #[test]
-#[ignore = "BUG (src/checkpoint.rs model_bytes): metadata HashMap order makes model.safetensors bytes differ between identical runs; see report"]
 fn identical_runs_write_identical_model_files() {
     let tmp = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
