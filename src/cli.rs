@@ -24,6 +24,27 @@ pub enum Command {
     /// Run a configuration on the CPU reference and the GPU from identical weights and compare
     /// every tensor after each step; exits non-zero when a tolerance is exceeded.
     Parity(ParityArgs),
+    /// Training throughput of the CPU and the GPU side by side (default set: seed001,
+    /// seed000-mnist and a wide 784-1024-1024-10 network; or the configuration given).
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub cfg: ConfigArgs,
+    /// Training steps per timed repeat.
+    #[arg(long, default_value_t = 100)]
+    pub steps: usize,
+    /// Timed repeats (after one warm-up); the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+    /// Print one JSON document instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Only the CPU (no adapter needed).
+    #[arg(long)]
+    pub cpu_only: bool,
 }
 
 #[derive(Args, Debug)]
@@ -253,6 +274,21 @@ impl ConfigArgs {
             set(&["backend", "stream"], json!(true));
         }
         Ok(v)
+    }
+
+    /// Whether any flag other than data location and adapter selects a configuration.
+    pub fn selects_model(&self) -> bool {
+        self.preset.is_some() || self.config.is_some() || self.layers.is_some() || self.batch_size.is_some()
+            || self.optimizer.is_some() || self.activation.is_some() || self.loss.is_some()
+    }
+
+    /// Defaults ← `base` layers ← flags; validated.
+    pub fn resolve_over(&self, base: &[Value]) -> Result<Config> {
+        let mut layers = base.to_vec();
+        layers.push(self.overrides()?);
+        let cfg = Config::from_layers(&layers)?;
+        cfg.validate()?;
+        Ok(cfg)
     }
 
     /// Defaults ← preset or config file ← flags; validated.

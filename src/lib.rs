@@ -22,6 +22,7 @@ macro_rules! serde_via_string {
 }
 
 pub mod backend;
+pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;

@@ -55,6 +55,29 @@ fn main() -> ExitCode {
             }
             Ok(())
         })(),
+        Command::Bench(args) => (|| {
+            let cases: Vec<(String, Vec<serde_json::Value>)> = if args.cfg.selects_model() {
+                vec![(args.cfg.preset.clone().unwrap_or_else(|| "configuration".into()), Vec::new())]
+            } else {
+                gpu_nn::bench::default_cases()
+            };
+            let mut results = Vec::new();
+            for (name, base) in cases {
+                let cfg = if base.is_empty() { args.cfg.resolve()? } else { args.cfg.resolve_over(&base)? };
+                let data = gpu_nn::data::load(&cfg)?;
+                cfg.check_against_data(data.train.sample_len, data.train.num_classes, &data.train.source, data.train.len())?;
+                if !args.json {
+                    eprintln!("benchmarking {name} ...");
+                }
+                results.push(gpu_nn::bench::run_case(&name, &cfg, &data, args.steps, args.repeats, cfg.backend.adapter.as_deref(), !args.cpu_only)?);
+            }
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&results)?);
+            } else {
+                gpu_nn::bench::print(&results);
+            }
+            Ok(())
+        })(),
         Command::Presets => {
             for (name, text) in gpu_nn::config::PRESETS {
                 let desc = serde_json::from_str::<serde_json::Value>(text)

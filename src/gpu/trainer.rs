@@ -96,9 +96,23 @@ pub struct GpuBackend {
     stream_cap: usize,
     force_stream: bool,
     step: u64,
-    /// Dispatches and submissions so far (for benchmarks).
+    /// Dispatches, submissions and host-clock time so far (for benchmarks).
     pub dispatches: u64,
     pub submissions: u64,
+    pub timing: HostTiming,
+}
+
+/// Where the host's time goes, measured with host clocks around the scheduler's phases.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HostTiming {
+    /// Writing step uniforms, index lists and streamed samples.
+    pub upload: std::time::Duration,
+    /// Recording the compute pass.
+    pub encode: std::time::Duration,
+    /// From submission until the results are ready (the device computing).
+    pub compute: std::time::Duration,
+    /// Copying results out of mapped memory.
+    pub readback: std::time::Duration,
 }
 
 fn storage(gpu: &Gpu, label: &str, bytes: usize) -> wgpu::Buffer {
@@ -225,6 +239,7 @@ impl GpuBackend {
             step: 0,
             dispatches: 0,
             submissions: 0,
+            timing: HostTiming::default(),
         };
         b.write_static_dims();
         b.gpu.check("setting up the GPU backend")?;
@@ -465,6 +480,7 @@ impl GpuBackend {
             }
             let slot = stream_turn % 2;
             stream_turn += 1;
+            let t_upload = std::time::Instant::now();
             // entries with stat offsets relative to this group; stream rows packed in order
             let mut entries = Vec::with_capacity(j - i);
             let mut stat = 0u32;
@@ -502,6 +518,8 @@ impl GpuBackend {
                 self.gpu.queue.write_buffer(&self.stream_slots[slot].images, 0, bytemuck::cast_slice(&words));
                 self.gpu.queue.write_buffer(&self.stream_slots[slot].labels, 0, bytemuck::cast_slice(&labels));
             }
+            self.timing.upload += t_upload.elapsed();
+            let t_encode = std::time::Instant::now();
             let mut enc = self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("steps") });
             {
                 let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("steps"), timestamp_writes: None });
@@ -519,9 +537,14 @@ impl GpuBackend {
             });
             enc.copy_buffer_to_buffer(&self.row_loss, 0, &readback, 0, 4 * rows as u64);
             enc.copy_buffer_to_buffer(&self.row_pred, 0, &readback, 4 * rows as u64, 4 * rows as u64);
-            self.gpu.queue.submit([enc.finish()]);
+            let cmd = enc.finish();
+            self.timing.encode += t_encode.elapsed();
+            let t_compute = std::time::Instant::now();
+            self.gpu.queue.submit([cmd]);
             self.submissions += 1;
-            let bytes = map_read(&self.gpu, &readback, 8 * rows as u64)?;
+            let (bytes, copy) = map_read_timed(&self.gpu, &readback, 8 * rows as u64)?;
+            self.timing.compute += t_compute.elapsed() - copy;
+            self.timing.readback += copy;
             let (l, p) = bytes.split_at(4 * rows);
             losses.extend_from_slice(bytemuck::cast_slice::<u8, f32>(l));
             preds.extend_from_slice(bytemuck::cast_slice::<u8, u32>(p));
@@ -652,6 +675,11 @@ fn uniform(binding: u32, buf: &wgpu::Buffer, size: u64) -> wgpu::BindGroupEntry<
 
 /// Maps a MAP_READ buffer after the queue's work and returns its first `len` bytes.
 fn map_read(gpu: &Gpu, buf: &wgpu::Buffer, len: u64) -> Result<Vec<u8>> {
+    Ok(map_read_timed(gpu, buf, len)?.0)
+}
+
+/// `map_read`, also returning how long the copy out of mapped memory took.
+fn map_read_timed(gpu: &Gpu, buf: &wgpu::Buffer, len: u64) -> Result<(Vec<u8>, std::time::Duration)> {
     let slice = buf.slice(0..len);
     let (tx, rx) = std::sync::mpsc::channel();
     slice.map_async(wgpu::MapMode::Read, move |r| {
@@ -663,9 +691,10 @@ fn map_read(gpu: &Gpu, buf: &wgpu::Buffer, len: u64) -> Result<Vec<u8>> {
     rx.recv()
         .context("GPU readback callback never ran")?
         .map_err(|e| anyhow::anyhow!("GPU error: cannot map the readback buffer: {e}"))?;
+    let t = std::time::Instant::now();
     let out = slice.get_mapped_range().map_err(|e| anyhow::anyhow!("GPU readback: {e}"))?.to_vec();
     buf.unmap();
-    Ok(out)
+    Ok((out, t.elapsed()))
 }
 
 impl Backend for GpuBackend {
