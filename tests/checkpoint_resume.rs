@@ -115,14 +115,20 @@ fn base_args(data: &Path, batch: usize) -> Vec<String> {
         .chain(["--data".to_string(), s(data).to_string(), "--batch-size".into(), batch.to_string()])
         .collect()
 }
-/// With batches of 32: fewer than STEPS_PER_CHUNK (64), so only `--stop-after-steps` can stop
-/// inside an epoch.
-const STEPS_PER_EPOCH: u64 = (N_TRAIN as u64 - 192).div_ceil(32);
+/// Steps per epoch with batches of `batch` (54 for 32: fewer than STEPS_PER_CHUNK, so only
+/// `--stop-after-steps` can stop inside an epoch).
+fn steps_per_epoch(batch: usize) -> u64 {
+    (N_TRAIN as u64 - 192).div_ceil(batch as u64)
+}
 
 /// `gpu-nn train` with the base configuration (batches of 32), `engine` flags and `extra`.
 fn train(data: &Path, engine: &[&str], extra: &[&str]) -> Output {
+    train_batch(data, 32, engine, extra)
+}
+
+fn train_batch(data: &Path, batch: usize, engine: &[&str], extra: &[&str]) -> Output {
     let mut args: Vec<String> = vec!["train".into()];
-    args.extend(base_args(data, 32));
+    args.extend(base_args(data, batch));
     args.extend(engine.iter().chain(extra).map(|a| a.to_string()));
     gpu_nn(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
@@ -201,31 +207,33 @@ fn assert_same_metrics(what: &str, got: &Path, want: &Path, loose: bool) {
 
 /// An uninterrupted run of `epochs` epochs vs (`epochs_first` epochs, then resumed to
 /// `epochs`) vs (stopped mid-epoch at `stops[0]` and `stops[1]` through the Ctrl-C code path,
-/// resumed each time).
-fn interrupted_runs_match(test: &str, engine: &[&str], exact: bool, epochs: usize, epochs_first: usize, stops: [u64; 2]) {
+/// resumed each time), all with batches of `batch`.
+fn interrupted_runs_match(test: &str, engine: &[&str], exact: bool, batch: usize, epochs: usize, epochs_first: usize, stops: [u64; 2]) {
     let Some(data) = small_mnist(test) else { return };
     let t0 = Instant::now();
     let tmp = tempfile::tempdir().unwrap();
     let (a, b, c) = (tmp.path().join("a"), tmp.path().join("b"), tmp.path().join("c"));
     let n = epochs.to_string();
+    let spe = steps_per_epoch(batch);
+    let train = |engine: &[&str], extra: &[&str]| train_batch(&data, batch, engine, extra);
 
-    let o = train(&data, engine, &["--epochs", &n, "--out", s(&a)]);
+    let o = train(engine, &["--epochs", &n, "--out", s(&a)]);
     expect_status(&o, 0, "uninterrupted run");
     let want = ckpt(&a);
-    assert_eq!((want.meta.state.epoch, want.meta.state.step_in_epoch, want.meta.state.step), (epochs, 0, epochs as u64 * STEPS_PER_EPOCH));
+    assert_eq!((want.meta.state.epoch, want.meta.state.step_in_epoch, want.meta.state.step), (epochs, 0, epochs as u64 * spe));
 
     // stopped after an epoch, then extended
-    expect_status(&train(&data, engine, &["--epochs", &epochs_first.to_string(), "--out", s(&b)]), 0, "shorter run");
+    expect_status(&train(engine, &["--epochs", &epochs_first.to_string(), "--out", s(&b)]), 0, "shorter run");
     assert_eq!(ckpt(&b).meta.state.epoch, epochs_first);
     expect_status(&resume(&b, &["--epochs", &n]), 0, "resume after an epoch");
 
     // interrupted inside an epoch twice
-    let o = train(&data, engine, &["--epochs", &n, "--out", s(&c), "--stop-after-steps", &stops[0].to_string()]);
+    let o = train(engine, &["--epochs", &n, "--out", s(&c), "--stop-after-steps", &stops[0].to_string()]);
     expect_status(&o, 130, "run interrupted");
     assert!(stderr(&o).contains(&format!("resume with: gpu-nn train --resume {}", s(&c))), "{}", stderr(&o));
     for (i, &stop) in stops.iter().enumerate() {
         let st = ckpt(&c).meta.state;
-        let (e, k) = ((stop / STEPS_PER_EPOCH) as usize, (stop % STEPS_PER_EPOCH) as usize);
+        let (e, k) = ((stop / spe) as usize, (stop % spe) as usize);
         assert!(k > 0, "the test wants stops inside an epoch");
         assert_eq!((st.epoch, st.step_in_epoch, st.step, st.history.len()), (e, k, stop, e));
         if e == 0 {
@@ -259,24 +267,25 @@ fn interrupted_runs_match(test: &str, engine: &[&str], exact: bool, epochs: usiz
     eprintln!("{test}: {:.1} s", t0.elapsed().as_secs_f64());
 }
 
-/// Stops at step 77 (epoch 2, step 23) and 150 (epoch 3, step 42).
+/// Stops at step 77 (epoch 2, step 23) and 150 (epoch 3, step 42) of 54-step epochs.
 #[test]
 fn cpu_f64_resume_is_bit_identical() {
-    interrupted_runs_match("cpu_f64_resume_is_bit_identical", &["--backend", "cpu", "--precision", "f64"], true, 4, 2, [77, 150]);
+    interrupted_runs_match("cpu_f64_resume_is_bit_identical", &["--backend", "cpu", "--precision", "f64"], true, 32, 4, 2, [77, 150]);
 }
 
 #[test]
 fn cpu_f32_resume_is_bit_identical() {
-    interrupted_runs_match("cpu_f32_resume_is_bit_identical", &["--backend", "cpu", "--precision", "f32"], true, 4, 2, [77, 150]);
+    interrupted_runs_match("cpu_f32_resume_is_bit_identical", &["--backend", "cpu", "--precision", "f32"], true, 32, 4, 2, [77, 150]);
 }
 
-/// Two epochs only: lavapipe trains these 1,728 samples at about 1,000 a second.
+/// Two epochs of 14 batches of 128 (lavapipe takes some 40 ms a step whatever its size); stops
+/// at step 5 (epoch 1) and 19 (epoch 2, step 5).
 #[test]
 fn gpu_resume_matches_within_f32_tolerance() {
     if !gpu_or_skip("gpu_resume_matches_within_f32_tolerance") {
         return;
     }
-    interrupted_runs_match("gpu_resume_matches_within_f32_tolerance", &["--backend", "gpu"], false, 2, 1, [23, 77]);
+    interrupted_runs_match("gpu_resume_matches_within_f32_tolerance", &["--backend", "gpu"], false, 128, 2, 1, [5, 19]);
 }
 
 /// Starts a long run (batches of `batch`) and returns it once its first checkpoint exists.
