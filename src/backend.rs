@@ -26,8 +26,9 @@ impl Split {
 }
 
 /// Sums over the samples of some training steps, measured on the forward pass that each step
-/// made before its update (Keras' running training metrics).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+/// made before its update (Keras' running training metrics). Serialisable: a mid-epoch
+/// checkpoint carries the running sums of its partial epoch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StepStats {
     pub samples: u64,
     pub loss_sum: f64,

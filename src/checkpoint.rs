@@ -1,12 +1,31 @@
 //! Model files: safetensors with `layers.{i}.weight` [out, in] and `layers.{i}.bias` [out]
 //! (what PyTorch's `nn.Linear` stores), the architecture as JSON in the metadata.
+//!
+//! Checkpoints (`checkpoint.safetensors` in a run directory): the same parameter tensors plus
+//! the optimiser state `optim.layers.{i}.{weight|bias}.slot{k}`, all in F64 so that a CPU run
+//! resumes bit for bit (f32 values are exact in f64 too), and one metadata key,
+//! `gpu_nn_checkpoint`, holding a JSON document (`CheckpointMeta`): the architecture, the
+//! optimiser and its step counter, which engine computed the run, the configuration's settings
+//! that determine the training, and the loop's `RunState` (epoch, step within it, running
+//! sums, metrics).
 
 use crate::fsutil::write_atomic;
 use crate::model::{LayerParams, ModelSpec, Params, tensor_names};
+use crate::optim::{OptimState, OptimizerKind};
+use crate::train::RunState;
 use anyhow::{Context, Result, bail};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
+
+/// File names inside a run directory.
+pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+pub const BEST_FILE: &str = "best.safetensors";
+/// The one metadata key of a checkpoint.
+pub const CHECKPOINT_KEY: &str = "gpu_nn_checkpoint";
+/// Bumped when the layout changes incompatibly.
+pub const CHECKPOINT_FORMAT: u32 = 1;
 
 /// Element type a model file is written in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,28 +71,134 @@ pub fn save_model(path: &Path, params: &Params, spec: &ModelSpec, dtype: FileDty
 }
 
 /// Reads a model file written by gpu-nn (or any safetensors file with the same tensor names and
-/// the architecture in its metadata).
+/// the architecture in its metadata). A checkpoint is a model file too.
 pub fn load_model(path: &Path) -> Result<(Params, ModelSpec)> {
     let name = path.display();
     let bytes = std::fs::read(path).with_context(|| format!("cannot read model file {name}"))?;
     let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| anyhow::anyhow!("{name}: not a safetensors file ({e})"))?;
-    let arch = meta
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get("architecture"))
-        .with_context(|| format!("{name}: no 'architecture' entry in the safetensors metadata; was it written by gpu-nn?"))?;
-    let spec: ModelSpec = serde_json::from_str(arch).map_err(|e| anyhow::anyhow!("{name}: architecture metadata is invalid: {e}"))?;
+    let meta = meta.metadata().clone().unwrap_or_default();
+    let spec: ModelSpec = if let Some(arch) = meta.get("architecture") {
+        serde_json::from_str(arch).map_err(|e| anyhow::anyhow!("{name}: architecture metadata is invalid: {e}"))?
+    } else if let Some(ck) = meta.get(CHECKPOINT_KEY) {
+        let ck: CheckpointMeta = serde_json::from_str(ck).map_err(|e| anyhow::anyhow!("{name}: checkpoint metadata is invalid: {e}"))?;
+        ck.architecture
+    } else {
+        bail!("{name}: no 'architecture' entry in the safetensors metadata; was it written by gpu-nn?");
+    };
     spec.validate().with_context(|| format!("{name}: architecture"))?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| anyhow::anyhow!("{name}: not a safetensors file ({e})"))?;
+    Ok((read_params(&st, &spec, &name.to_string())?, spec))
+}
+
+fn read_params(st: &SafeTensors, spec: &ModelSpec, file: &str) -> Result<Params> {
     let mut layers = Vec::new();
     for i in 0..spec.num_layers() {
         let (n_in, n_out) = spec.layer_dims(i);
         let (wn, bn) = tensor_names(i);
-        let weight = read_tensor(&st, &wn, &[n_out, n_in], &name.to_string())?;
-        let bias = read_tensor(&st, &bn, &[n_out], &name.to_string())?;
+        let weight = read_tensor(st, &wn, &[n_out, n_in], file)?;
+        let bias = read_tensor(st, &bn, &[n_out], file)?;
         layers.push(LayerParams { weight, bias });
     }
-    Ok((Params { layers }, spec))
+    Ok(Params { layers })
+}
+
+/// The metadata of a checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointMeta {
+    pub format: u32,
+    pub architecture: ModelSpec,
+    pub optimizer: OptimizerKind,
+    /// Optimiser updates taken (Adam's t before the next step).
+    pub optim_step: u64,
+    /// What computed the run (`run::Engine::name`): resuming on another would change results.
+    pub engine: String,
+    /// The run's configuration as `Config::maths_only` (what a resume must not change).
+    pub config: serde_json::Value,
+    /// Where the training loop stands: epoch, step within it, running sums, metrics so far.
+    pub state: RunState,
+}
+
+/// Everything needed to continue a run exactly.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checkpoint {
+    pub meta: CheckpointMeta,
+    pub params: Params,
+    pub optim: OptimState,
+}
+
+/// Name of optimiser slot `k` of layer `i`'s weight (`tensor` 0) or bias (1).
+pub fn slot_name(i: usize, tensor: usize, k: usize) -> String {
+    format!("optim.layers.{i}.{}.slot{k}", if tensor == 0 { "weight" } else { "bias" })
+}
+
+/// Serialises a checkpoint; deterministic (one metadata key, tensors sorted by safetensors).
+pub fn checkpoint_bytes(ck: &Checkpoint) -> Result<Vec<u8>> {
+    let spec = &ck.meta.architecture;
+    ck.params.check_shapes(spec, "checkpoint parameters")?;
+    let slots = ck.meta.optimizer.state_slots();
+    if ck.optim.slots.len() != spec.num_layers() {
+        bail!("checkpoint: optimiser state has {} layers, the model {}", ck.optim.slots.len(), spec.num_layers());
+    }
+    let mut buffers: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (i, (l, st)) in ck.params.layers.iter().zip(&ck.optim.slots).enumerate() {
+        let (n_in, n_out) = spec.layer_dims(i);
+        let (wn, bn) = tensor_names(i);
+        buffers.push((wn, vec![n_out, n_in], encode(&l.weight, FileDtype::F64)));
+        buffers.push((bn, vec![n_out], encode(&l.bias, FileDtype::F64)));
+        for (t, shape) in [(0, vec![n_out, n_in]), (1, vec![n_out])] {
+            if st[t].len() != slots || st[t].iter().any(|v| v.len() != shape.iter().product::<usize>()) {
+                bail!("checkpoint: optimiser state of layer {i} does not match {} with {slots} slot(s)", ck.meta.optimizer);
+            }
+            for (k, v) in st[t].iter().enumerate() {
+                buffers.push((slot_name(i, t, k), shape.clone(), encode(v, FileDtype::F64)));
+            }
+        }
+    }
+    let views: Vec<(String, TensorView)> = buffers
+        .iter()
+        .map(|(n, s, b)| Ok((n.clone(), TensorView::new(Dtype::F64, s.clone(), b)?)))
+        .collect::<Result<_>>()?;
+    // one key: safetensors takes a HashMap, whose order would make identical states write
+    // different bytes
+    let mut meta = HashMap::new();
+    meta.insert(CHECKPOINT_KEY.to_string(), serde_json::to_string(&ck.meta)?);
+    Ok(safetensors::serialize(views, Some(meta))?)
+}
+
+/// Writes a checkpoint atomically: a crash or a failed write leaves the previous one.
+pub fn save_checkpoint(path: &Path, ck: &Checkpoint) -> Result<()> {
+    write_atomic(path, &checkpoint_bytes(ck)?)
+}
+
+/// Reads and checks a checkpoint: format, every tensor's presence, shape, dtype and finiteness.
+pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read checkpoint {name}"))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| anyhow::anyhow!("{name}: not a safetensors file ({e})"))?;
+    let text = header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(CHECKPOINT_KEY))
+        .with_context(|| format!("{name}: no '{CHECKPOINT_KEY}' entry in the metadata; not a gpu-nn checkpoint"))?;
+    let meta: CheckpointMeta = serde_json::from_str(text).map_err(|e| anyhow::anyhow!("{name}: checkpoint metadata is invalid: {e}"))?;
+    if meta.format != CHECKPOINT_FORMAT {
+        bail!("{name}: checkpoint format {} is not supported (this gpu-nn reads format {CHECKPOINT_FORMAT})", meta.format);
+    }
+    let spec = &meta.architecture;
+    spec.validate().with_context(|| format!("{name}: architecture"))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| anyhow::anyhow!("{name}: not a safetensors file ({e})"))?;
+    let params = read_params(&st, spec, &name)?;
+    let slots = meta.optimizer.state_slots();
+    let mut optim = OptimState { step: meta.optim_step, slots: Vec::new() };
+    for i in 0..spec.num_layers() {
+        let (n_in, n_out) = spec.layer_dims(i);
+        let read = |t: usize, shape: &[usize]| -> Result<Vec<Vec<f64>>> {
+            (0..slots).map(|k| read_tensor(&st, &slot_name(i, t, k), shape, &name)).collect()
+        };
+        optim.slots.push([read(0, &[n_out, n_in])?, read(1, &[n_out])?]);
+    }
+    Ok(Checkpoint { meta, params, optim })
 }
 
 fn read_tensor(st: &SafeTensors, tensor: &str, shape: &[usize], file: &str) -> Result<Vec<f64>> {

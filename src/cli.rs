@@ -132,6 +132,10 @@ pub struct ConfigArgs {
     /// Stop after this many optimiser steps.
     #[arg(long)]
     pub max_steps: Option<u64>,
+    /// Stop when the validation loss (needs --val-split) has not improved for PATIENCE
+    /// epochs; the best model is kept as best.safetensors.
+    #[arg(long, value_name = "PATIENCE")]
+    pub early_stop: Option<usize>,
     #[arg(long)]
     pub seed: Option<u64>,
     /// Keep the file order instead of reshuffling every epoch.
@@ -159,15 +163,22 @@ pub struct ConfigArgs {
 pub struct TrainArgs {
     #[command(flatten)]
     pub cfg: ConfigArgs,
-    /// Write config.json, metrics.csv and model.safetensors here.
+    /// Write config.json, metrics.csv, model.safetensors and checkpoint.safetensors here.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Overwrite an existing run directory.
     #[arg(long)]
     pub force: bool,
+    /// Continue the run in DIR from its checkpoint (after Ctrl-C, a crash, or to extend it
+    /// with --epochs); only --epochs, --max-steps, --data, --adapter and --quiet may be given.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "force"])]
+    pub resume: Option<PathBuf>,
     /// Print only errors.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Testing aid: behave as if Ctrl-C came right after optimiser step N of the run.
+    #[arg(long, hide = true, value_name = "N")]
+    pub stop_after_steps: Option<u64>,
 }
 
 fn parse<T: std::str::FromStr<Err = anyhow::Error> + serde::Serialize>(s: &str) -> Result<Value> {
@@ -246,6 +257,9 @@ impl ConfigArgs {
         if let Some(m) = self.max_steps {
             set(&["training", "max_steps"], json!(m));
         }
+        if let Some(p) = self.early_stop {
+            set(&["training", "early_stop"], json!(p));
+        }
         if let Some(s) = self.seed {
             set(&["training", "seed"], json!(s));
         }
@@ -274,6 +288,39 @@ impl ConfigArgs {
             set(&["backend", "stream"], json!(true));
         }
         Ok(v)
+    }
+
+    /// The flags given that would change the training of a resumed run: everything but
+    /// `--epochs`, `--max-steps`, `--data` and `--adapter`. Read from `overrides()`, so a new
+    /// configuration flag is refused with `--resume` until it is added to the allowed list.
+    pub fn flags_changing_the_maths(&self) -> Result<Vec<String>> {
+        const ALLOWED: [&str; 4] = ["training.epochs", "training.max_steps", "data.dir", "backend.adapter"];
+        let mut flags = Vec::new();
+        if self.preset.is_some() {
+            flags.push("--preset".to_string());
+        }
+        if self.config.is_some() {
+            flags.push("--config".to_string());
+        }
+        fn leaves(v: &Value, path: String, out: &mut Vec<String>) {
+            match v.as_object() {
+                Some(o) => o.iter().for_each(|(k, v)| leaves(v, if path.is_empty() { k.clone() } else { format!("{path}.{k}") }, out)),
+                None => out.push(path),
+            }
+        }
+        let mut paths = Vec::new();
+        leaves(&self.overrides()?, String::new(), &mut paths);
+        for p in paths.into_iter().filter(|p| !ALLOWED.contains(&p.as_str())) {
+            let flag = match p.as_str() {
+                "model.activations" => "--activation".to_string(),
+                "optimizer.kind" => "--optimizer".to_string(),
+                "backend.kind" => "--backend".to_string(),
+                "training.shuffle" => "--no-shuffle".to_string(),
+                other => format!("--{}", other.rsplit('.').next().unwrap_or(other).replace('_', "-")),
+            };
+            flags.push(flag);
+        }
+        Ok(flags)
     }
 
     /// Whether any flag other than data location and adapter selects a configuration.

@@ -126,6 +126,9 @@ pub struct TrainingConfig {
     pub eval_train: bool,
     /// Stop after this many optimiser steps (doc 004 counts iterations, not epochs).
     pub max_steps: Option<u64>,
+    /// Early stopping: stop when the validation loss has not improved for this many epochs
+    /// (needs `val_split`); the best model is kept as `best.safetensors`.
+    pub early_stop: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,6 +182,7 @@ impl Default for Config {
                 seed: 1,
                 eval_train: false,
                 max_steps: None,
+                early_stop: None,
             },
             backend: BackendConfig { kind: BackendKind::Auto, precision: Precision::F32, adapter: None, stream: false },
         }
@@ -206,6 +210,30 @@ pub fn preset_json(name: &str) -> Result<Value> {
     let mut v: Value = serde_json::from_str(text).with_context(|| format!("preset {name} is not valid JSON"))?;
     v["preset"] = Value::String(name.to_string());
     Ok(v)
+}
+
+/// The first place where two JSON documents differ, as "path: a vs b" (None when equal).
+pub fn first_difference(a: &Value, b: &Value) -> Option<String> {
+    fn walk(a: &Value, b: &Value, path: &str) -> Option<String> {
+        if let (Value::Object(x), Value::Object(y)) = (a, b) {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            return keys.into_iter().find_map(|k| {
+                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                walk(x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null), &p)
+            });
+        }
+        if a == b {
+            return None;
+        }
+        let short = |v: &Value| {
+            let t = v.to_string();
+            if t.chars().count() > 40 { format!("{}…", t.chars().take(40).collect::<String>()) } else { t }
+        };
+        Some(format!("{}: {} vs {}", if path.is_empty() { "(root)" } else { path }, short(a), short(b)))
+    }
+    walk(a, b, "")
 }
 
 /// Deep-merges `patch` into `base`: objects key by key, everything else replaced.
@@ -239,6 +267,23 @@ impl Config {
         Ok(v)
     }
 
+    /// The configuration with everything blanked that may differ between a run and its
+    /// resumption without changing the training: the description and preset name, where the
+    /// data lives, how long to train and when to stop early, the adapter and backend kind (a
+    /// checkpoint records the engine that actually ran). A checkpoint stores it; a resume
+    /// refuses a config.json whose `maths_only` differs.
+    pub fn maths_only(&self) -> Config {
+        let mut c = self.clone();
+        c.preset = None;
+        c.description.clear();
+        c.data.dir = None;
+        c.training.epochs = 0;
+        c.training.max_steps = None;
+        c.training.early_stop = None;
+        c.backend = BackendConfig { kind: BackendKind::Auto, precision: Precision::F32, adapter: None, stream: false };
+        c
+    }
+
     /// Checks everything that can be checked before any data is read.
     pub fn validate(&self) -> Result<()> {
         self.model.validate()?;
@@ -248,6 +293,14 @@ impl Config {
         }
         if self.training.max_steps == Some(0) {
             bail!("--max-steps 0: nothing to train; give at least 1");
+        }
+        if let Some(p) = self.training.early_stop {
+            if p == 0 {
+                bail!("--early-stop 0: the patience must be at least 1 epoch");
+            }
+            if self.data.val_split == 0 {
+                bail!("--early-stop {p} watches the validation loss, but there is no validation set; add --val-split N");
+            }
         }
         if self.backend.kind == BackendKind::Gpu && self.backend.precision == Precision::F64 {
             bail!("--precision f64 is only available on the CPU backend (the GPU computes in f32); use --backend cpu");

@@ -1,6 +1,40 @@
 use clap::Parser;
-use gpu_nn::cli::{Cli, Command};
+use gpu_nn::cli::{Cli, Command, TrainArgs};
+use gpu_nn::train::{Controls, Outcome};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Exit status of a run stopped by Ctrl-C after writing its checkpoint: 128 + SIGINT, what a
+/// shell reports for a process that Ctrl-C ended, so scripts see that the run is not complete.
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// `gpu-nn train`: the first Ctrl-C asks the loop to stop after the chunk of steps in progress
+/// and write a checkpoint; a second one quits at once (files are written atomically, so the
+/// previous checkpoint survives).
+fn train(args: TrainArgs) -> anyhow::Result<Outcome> {
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let flag = interrupt.clone();
+    let handler = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            eprintln!("\nsecond interrupt: quitting without a checkpoint of the current step");
+            std::process::exit(EXIT_INTERRUPTED as i32);
+        }
+        eprintln!("\ninterrupt: finishing the current steps and writing a checkpoint (Ctrl-C again quits at once)");
+    });
+    if let Err(e) = handler {
+        eprintln!("note: cannot catch Ctrl-C ({e}); an interrupt will end the run without a checkpoint");
+    }
+    let ctl = Controls { interrupt: Some(&interrupt), stop_after_steps: args.stop_after_steps };
+    let result = match &args.resume {
+        Some(dir) => gpu_nn::run::resume_command(dir, &args.cfg, args.quiet, ctl)?,
+        None => {
+            let cfg = args.cfg.resolve()?;
+            gpu_nn::run::train_with(&cfg, args.out.clone(), args.force, args.quiet, ctl)?
+        }
+    };
+    Ok(result.outcome)
+}
 
 fn main() -> ExitCode {
     // Vulkan loaders probe Wayland and print an error when XDG_RUNTIME_DIR is unset (headless
@@ -28,11 +62,11 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Train(args) => args
-            .cfg
-            .resolve()
-            .and_then(|cfg| gpu_nn::run::train_command(&cfg, args.out.clone(), args.force, args.quiet))
-            .map(|_| ()),
+        Command::Train(args) => match train(args) {
+            Ok(Outcome::Interrupted) => return ExitCode::from(EXIT_INTERRUPTED),
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        },
         Command::Adapters => {
             let inst = gpu_nn::gpu::context::instance();
             let all = gpu_nn::gpu::list_adapters(&inst);

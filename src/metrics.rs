@@ -1,9 +1,9 @@
 //! Per-epoch metrics and their CSV form (`metrics.csv`).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One row of `metrics.csv`. Accuracies are fractions in [0, 1]; `None` = not measured.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {
     pub epoch: usize,
     /// Optimiser steps taken so far in the run.

@@ -1,6 +1,12 @@
 //! The training loop, backend-agnostic: per-epoch shuffle (seeded), batching, learning-rate
 //! schedule, evaluation after every epoch. Backends receive many steps at once so the GPU can
 //! encode them into few submissions; metrics come back only at chunk and epoch ends.
+//!
+//! The loop can start anywhere between two steps (`RunState`): a run resumed from a
+//! checkpoint takes exactly the steps, with the same batches and learning rates, that the
+//! uninterrupted run would have taken. It stops early on request (`Controls`: Ctrl-C, or a
+//! step limit for tests, both through the same path), when the validation loss stops improving
+//! (`training.early_stop`), or with a `Diverged` error when the loss stops being finite.
 
 use crate::backend::{Backend, EvalResult, Split, StepStats};
 use crate::config::Config;
@@ -8,10 +14,24 @@ use crate::data::RunData;
 use crate::init::{Stream, permutation, rng};
 use crate::metrics::EpochMetrics;
 use anyhow::Result;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-/// Steps handed to the backend per call: the granularity of progress updates.
+/// Steps handed to the backend per call: the granularity of progress updates, of the checks
+/// for a non-finite loss and for an interrupt. Chunks are aligned to multiples of this within
+/// an epoch, so a resumed epoch is cut into the same chunks as an uninterrupted one.
 pub const STEPS_PER_CHUNK: usize = 64;
+
+/// Why the observer is asked to persist the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SaveReason {
+    /// An epoch ended (its metrics are the last entry of the history); `new_best` when early
+    /// stopping is on and the validation loss improved.
+    EpochEnd { new_best: bool },
+    /// The run was interrupted between two steps.
+    Interrupted,
+}
 
 /// What the loop reports while it runs.
 pub trait Observer {
@@ -21,17 +41,145 @@ pub trait Observer {
     fn epoch_end(&mut self, _m: &EpochMetrics, _backend: &mut dyn Backend) -> Result<()> {
         Ok(())
     }
+    /// After `epoch_end`, and when the run is interrupted: the moment to write a checkpoint of
+    /// `state` and the backend's parameters and optimiser state. An error stops the run.
+    fn save(&mut self, _state: &RunState, _why: SaveReason, _backend: &mut dyn Backend) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// An observer that does nothing (tests, parity).
 pub struct Silent;
 impl Observer for Silent {}
 
+/// Where a run stands between two steps: everything besides the backend's parameters and
+/// optimiser state that continuing it exactly needs.
+///
+/// There is no random-number-generator state here on purpose: the only randomness after
+/// initialisation is the batch order, and the order of epoch `e` is a pure function of
+/// (seed, e) (`epoch_order`), so `epoch` and `step_in_epoch` are the whole RNG state.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    /// The epoch in progress, 0-based (= the number of completed epochs).
+    pub epoch: usize,
+    /// Steps of that epoch already taken (its permutation continues from batch
+    /// `step_in_epoch`). Non-zero after an interrupt, or after an epoch cut short by
+    /// `max_steps` (a larger `max_steps` continues it).
+    pub step_in_epoch: usize,
+    /// Optimiser steps taken in the run.
+    pub step: u64,
+    /// Running loss and accuracy sums of the partial epoch.
+    pub running: StepStats,
+    /// Seconds already spent in the partial epoch.
+    pub epoch_seconds: f64,
+    /// The metrics of every completed epoch (the rows of metrics.csv).
+    pub history: Vec<EpochMetrics>,
+    /// Early stopping ended the run.
+    pub stopped_early: bool,
+}
+
+impl RunState {
+    /// The start of epoch `epoch` (0-based) of a run with `steps_per_epoch` steps per epoch.
+    pub fn at_epoch(epoch: usize, steps_per_epoch: usize) -> RunState {
+        RunState { epoch, step: (epoch * steps_per_epoch) as u64, ..Default::default() }
+    }
+
+    /// The best validation loss so far and the (1-based) epoch that reached it: the first
+    /// epoch with the smallest loss.
+    pub fn best_val(&self) -> Option<(f64, usize)> {
+        let mut best: Option<(f64, usize)> = None;
+        for m in &self.history {
+            if let Some(l) = m.val_loss {
+                if best.is_none_or(|(b, _)| l < b) {
+                    best = Some((l, m.epoch));
+                }
+            }
+        }
+        best
+    }
+
+    /// "end of epoch 2" or "epoch 3, step 1100 (40 of 57 in the epoch)".
+    pub fn describe(&self) -> String {
+        if self.step_in_epoch == 0 {
+            if self.epoch == 0 { "the start of the run".to_string() } else { format!("end of epoch {}", self.epoch) }
+        } else {
+            format!("epoch {}, step {} (step {} of the epoch)", self.epoch + 1, self.step, self.step_in_epoch)
+        }
+    }
+}
+
+/// Requests to stop between two steps. Ctrl-C sets `interrupt`; `stop_after_steps` is the same
+/// stop at a fixed step (tests use it to interrupt reproducibly through the Ctrl-C path).
+#[derive(Clone, Copy, Default)]
+pub struct Controls<'a> {
+    pub interrupt: Option<&'a AtomicBool>,
+    pub stop_after_steps: Option<u64>,
+}
+
+impl Controls<'_> {
+    fn stop_requested(&self, step: u64) -> bool {
+        self.interrupt.is_some_and(|f| f.load(Ordering::SeqCst)) || self.stop_after_steps.is_some_and(|s| step >= s)
+    }
+}
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every epoch (or `max_steps`) done.
+    Finished,
+    /// Early stopping: the validation loss stopped improving.
+    StoppedEarly,
+    /// Stopped on request between two steps; the observer saved the state.
+    Interrupted,
+}
+
 pub struct RunResult {
+    /// The metrics of every completed epoch, those before a resume included.
     pub metrics: Vec<EpochMetrics>,
     /// The last evaluation on the test set, if there is one.
     pub test: Option<EvalResult>,
     pub steps: u64,
+    pub outcome: Outcome,
+    /// Where the run stands at the end.
+    pub state: RunState,
+}
+
+/// The loss (or a parameter) stopped being finite. Its message names the epoch (1-based, as
+/// printed) and the steps; `train_command` adds where the last good checkpoint is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diverged {
+    /// e.g. "loss is NaN", "the weights hold inf".
+    pub what: String,
+    pub epoch: usize,
+    /// The steps (1-based, counted over the run) in which it happened: the backends report
+    /// the running loss per chunk of steps, so this is the chunk.
+    pub first_step: u64,
+    pub last_step: u64,
+    pub lr: f64,
+}
+
+impl std::fmt::Display for Diverged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "training diverged: {} at epoch {}, ", self.what, self.epoch)?;
+        if self.first_step < self.last_step {
+            write!(f, "steps {}-{}", self.first_step, self.last_step)?;
+        } else {
+            write!(f, "step {}", self.last_step)?;
+        }
+        write!(f, " (lr {})", self.lr)
+    }
+}
+impl std::error::Error for Diverged {}
+
+/// "NaN", "inf" or "-inf".
+pub fn nonfinite_name(x: f64) -> &'static str {
+    if x.is_nan() {
+        "NaN"
+    } else if x > 0.0 {
+        "inf"
+    } else {
+        "-inf"
+    }
 }
 
 /// Batch order of epoch `epoch` (0-based): a permutation drawn from the seed, or file order.
@@ -41,6 +189,14 @@ pub fn epoch_order(cfg: &Config, n: usize, epoch: usize) -> Vec<u32> {
     } else {
         (0..n as u32).collect()
     }
+}
+
+/// Steps per epoch and optimiser steps of the whole run.
+pub fn step_counts(cfg: &Config, n_train: usize) -> (usize, u64) {
+    let batch = cfg.training.batch_size.resolve(n_train).min(n_train);
+    let steps_per_epoch = n_train.div_ceil(batch);
+    let total = cfg.training.max_steps.unwrap_or(u64::MAX).min((cfg.training.epochs * steps_per_epoch) as u64);
+    (steps_per_epoch, total)
 }
 
 /// Sets the initial parameters, attaches the data and trains for the configured epochs.
@@ -63,63 +219,117 @@ pub fn attach_all(data: &RunData, backend: &mut dyn Backend) -> Result<()> {
 
 /// Trains epochs `first_epoch..epochs` from the backend's current state.
 pub fn train_epochs(cfg: &Config, data: &RunData, backend: &mut dyn Backend, obs: &mut dyn Observer, first_epoch: usize) -> Result<RunResult> {
+    let (steps_per_epoch, _) = step_counts(cfg, data.train.len());
+    train_from(cfg, data, backend, obs, RunState::at_epoch(first_epoch, steps_per_epoch), Controls::default())
+}
+
+/// Trains from `state` (the backend holding the matching parameters and optimiser state) to
+/// the end of the run, an early stop, or a requested stop at the next chunk boundary.
+pub fn train_from(cfg: &Config, data: &RunData, backend: &mut dyn Backend, obs: &mut dyn Observer, state: RunState, ctl: Controls) -> Result<RunResult> {
     let n = data.train.len();
     let batch = cfg.training.batch_size.resolve(n).min(n);
-    let steps_per_epoch = n.div_ceil(batch);
-    let total_steps = cfg.training.max_steps.unwrap_or(u64::MAX).min((cfg.training.epochs * steps_per_epoch) as u64);
-    let mut step = (first_epoch * steps_per_epoch) as u64;
-    let mut metrics = Vec::new();
+    let (steps_per_epoch, total_steps) = step_counts(cfg, n);
+    let mut p = state;
     let mut test = None;
-    for epoch in first_epoch..cfg.training.epochs {
-        if step >= total_steps {
-            break;
-        }
+    let mut outcome = Outcome::Finished;
+    let lr_at = |epoch: usize, step: u64| cfg.optimizer.schedule.lr(cfg.optimizer.lr, epoch, step, total_steps);
+    'epochs: while p.epoch < cfg.training.epochs && p.step < total_steps && !p.stopped_early {
+        let epoch = p.epoch;
+        // an epoch cut short by max_steps and now continued replaces its metrics row
+        p.history.retain(|m| m.epoch <= epoch);
         let start = Instant::now();
         let order = epoch_order(cfg, n, epoch);
-        let steps_this_epoch = steps_per_epoch.min((total_steps - step) as usize);
-        let mut running = StepStats::default();
-        let mut s = 0;
-        while s < steps_this_epoch {
-            let k = STEPS_PER_CHUNK.min(steps_this_epoch - s);
+        let epoch_first_step = p.step - p.step_in_epoch as u64;
+        let steps_this_epoch = steps_per_epoch.min((total_steps - epoch_first_step) as usize);
+        while p.step_in_epoch < steps_this_epoch {
+            if ctl.stop_requested(p.step) {
+                p.epoch_seconds += start.elapsed().as_secs_f64();
+                obs.save(&p, SaveReason::Interrupted, backend)?;
+                outcome = Outcome::Interrupted;
+                break 'epochs;
+            }
+            let s = p.step_in_epoch;
+            let mut k = (STEPS_PER_CHUNK - s % STEPS_PER_CHUNK).min(steps_this_epoch - s);
+            if let Some(limit) = ctl.stop_after_steps {
+                k = k.min((limit - p.step) as usize);
+            }
             let lo = s * batch;
             let hi = ((s + k) * batch).min(n);
-            let lrs: Vec<f64> = (0..k as u64)
-                .map(|i| cfg.optimizer.schedule.lr(cfg.optimizer.lr, epoch, step + i, total_steps))
-                .collect();
+            let lrs: Vec<f64> = (0..k as u64).map(|i| lr_at(epoch, p.step + i)).collect();
             let st = backend.train_steps(&order[lo..hi], batch, &lrs)?;
-            running.samples += st.samples;
-            running.loss_sum += st.loss_sum;
-            running.correct += st.correct;
-            s += k;
-            step += k as u64;
-            obs.progress(epoch, running.samples as usize, (steps_this_epoch * batch).min(n), &running);
+            if !st.loss_sum.is_finite() {
+                return Err(Diverged {
+                    what: format!("loss is {}", nonfinite_name(st.loss_sum)),
+                    epoch: epoch + 1,
+                    first_step: p.step + 1,
+                    last_step: p.step + k as u64,
+                    lr: lrs[k - 1],
+                }
+                .into());
+            }
+            p.running.samples += st.samples;
+            p.running.loss_sum += st.loss_sum;
+            p.running.correct += st.correct;
+            p.step_in_epoch += k;
+            p.step += k as u64;
+            obs.progress(epoch, p.running.samples as usize, (steps_this_epoch * batch).min(n), &p.running);
         }
-        let train_seconds = start.elapsed().as_secs_f64();
+        let train_seconds = p.epoch_seconds + start.elapsed().as_secs_f64();
         let (train_loss, train_acc) = if cfg.training.eval_train {
             let r = backend.evaluate(Split::Train)?;
             (r.loss(), r.accuracy())
         } else {
-            let d = running.samples.max(1) as f64;
-            (running.loss_sum / d, running.correct as f64 / d)
+            let d = p.running.samples.max(1) as f64;
+            (p.running.loss_sum / d, p.running.correct as f64 / d)
         };
+        let lr = lr_at(epoch, p.step.saturating_sub(1));
+        if !train_loss.is_finite() {
+            let what = format!("the epoch's training loss is {}", nonfinite_name(train_loss));
+            return Err(Diverged { what, epoch: epoch + 1, first_step: p.step, last_step: p.step, lr }.into());
+        }
         let val = data.val.as_ref().map(|_| backend.evaluate(Split::Val)).transpose()?;
         let t = data.test.as_ref().map(|_| backend.evaluate(Split::Test)).transpose()?;
         let m = EpochMetrics {
             epoch: epoch + 1,
-            step,
-            lr: cfg.optimizer.schedule.lr(cfg.optimizer.lr, epoch, step.saturating_sub(1), total_steps),
+            step: p.step,
+            lr,
             train_loss,
             train_acc,
             val_loss: val.as_ref().map(|r| r.loss()),
             val_acc: val.as_ref().map(|r| r.accuracy()),
             test_loss: t.as_ref().map(|r| r.loss()),
             test_acc: t.as_ref().map(|r| r.accuracy()),
-            seconds: start.elapsed().as_secs_f64(),
-            samples_per_sec: running.samples as f64 / train_seconds.max(1e-9),
+            seconds: p.epoch_seconds + start.elapsed().as_secs_f64(),
+            samples_per_sec: p.running.samples as f64 / train_seconds.max(1e-9),
         };
+        // early stopping: compare with the best epoch before this one
+        let mut new_best = false;
+        if let (Some(patience), Some(l)) = (cfg.training.early_stop, m.val_loss) {
+            match p.best_val() {
+                Some((best, best_epoch)) if !(l < best) => p.stopped_early = m.epoch - best_epoch >= patience,
+                _ => new_best = true,
+            }
+        }
+        p.history.push(m.clone());
+        if p.step_in_epoch >= steps_per_epoch {
+            p.epoch += 1;
+            p.step_in_epoch = 0;
+            p.running = StepStats::default();
+            p.epoch_seconds = 0.0;
+        } else {
+            // cut short by max_steps: stay inside the epoch, so a larger max_steps continues
+            // its permutation where it stopped
+            p.epoch_seconds = train_seconds;
+        }
         obs.epoch_end(&m, backend)?;
-        metrics.push(m);
+        obs.save(&p, SaveReason::EpochEnd { new_best }, backend)?;
         test = t;
+        if p.stopped_early {
+            outcome = Outcome::StoppedEarly;
+        }
     }
-    Ok(RunResult { metrics, test, steps: step })
+    if p.stopped_early {
+        outcome = Outcome::StoppedEarly;
+    }
+    Ok(RunResult { metrics: p.history.clone(), test, steps: p.step, outcome, state: p })
 }
