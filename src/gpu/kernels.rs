@@ -3,7 +3,8 @@
 //! static dimensions and the per-step entry, so one bind group serves every dispatch.
 
 use super::context::Gpu;
-use anyhow::Result;
+use super::matmul_vec4::{self, KernelConfig};
+use anyhow::{Result, bail};
 use bytemuck::{Pod, Zeroable};
 
 pub const COMMON: &str = include_str!("../../shaders/common.wgsl");
@@ -133,22 +134,47 @@ pub fn kernel(gpu: &Gpu, source: &str, entry: &'static str, dims_size: u64, stor
     })
 }
 
-/// Every kernel of a training step.
+/// A vec4 matmul kernel and the output tile (rows, columns) of one of its workgroups.
+pub struct Vec4Kernel {
+    pub kernel: Kernel,
+    pub tile: (u32, u32),
+}
+
+/// Every kernel of a training step. The matmuls come twice: the scalar kernels work for every
+/// shape; the vec4 kernels (if the config asks for them) serve the layers whose shapes allow.
 pub struct Kernels {
     pub gather: Kernel,
     pub forward: Kernel,
     pub backward_data: Kernel,
     pub weight_grad: Kernel,
+    pub forward4: Option<Vec4Kernel>,
+    pub backward_data4: Option<Vec4Kernel>,
+    pub weight_grad4: Option<Vec4Kernel>,
     pub output_layer: Kernel,
     pub update: Kernel,
+    pub config: KernelConfig,
 }
 
 impl Kernels {
-    pub fn new(gpu: &Gpu) -> Result<Kernels> {
+    pub fn new(gpu: &Gpu, config: KernelConfig) -> Result<Kernels> {
+        if !config.supported(&gpu.info, gpu.features) {
+            bail!("kernel config {config:?} needs 8-lane subgroups, which adapter '{}' lacks", gpu.info.name);
+        }
         let mm = std::mem::size_of::<MatmulDims>() as u64;
         // matmul bindings: acts, pre, dlt, params (read), grads
         let mm_storage = [false, false, false, true, false];
+        let vec4 = |g: matmul_vec4::Generated, entry: &'static str| -> Result<Option<Vec4Kernel>> {
+            if !config.vec4 {
+                return Ok(None);
+            }
+            let source = format!("{}\n{}", matmul_vec4::HEADER, g.source);
+            Ok(Some(Vec4Kernel { kernel: kernel(gpu, &source, entry, mm, &mm_storage)?, tile: g.tile }))
+        };
         Ok(Kernels {
+            forward4: vec4(matmul_vec4::forward(&config), "forward")?,
+            backward_data4: vec4(matmul_vec4::backward_data(&config), "backward_data")?,
+            weight_grad4: vec4(matmul_vec4::weight_grad(&config), "weight_grad")?,
+            config,
             // images, labels, index (read), acts, batch_labels
             gather: kernel(gpu, GATHER, "gather", std::mem::size_of::<GatherDims>() as u64, &[true, true, true, false, false])?,
             forward: kernel(gpu, MATMUL, "forward", mm, &mm_storage)?,
