@@ -163,20 +163,20 @@ impl GpuBackend {
         }
         let rows_cap = batch.max(1024).min(MAX_ROWS).min(fit);
         // every tensor starts at a multiple of 4 floats (the vec4 kernels index in vec4s)
-        let align = |x: usize| x.next_multiple_of(4);
+        let align4 = |x: usize| x.next_multiple_of(4);
         let mut layer_off = Vec::new();
         let mut acc = 0;
         for &n in &spec.layers {
             layer_off.push(acc);
-            acc += align(rows_cap * n);
+            acc += align4(rows_cap * n);
         }
         let mut param_off = Vec::new();
         let mut p = 0;
         for i in 0..spec.num_layers() {
             let (n_in, n_out) = spec.layer_dims(i);
-            let b = align(p + n_in * n_out);
+            let b = align4(p + n_in * n_out);
             param_off.push((p, b));
-            p = align(b + n_out);
+            p = align4(b + n_out);
         }
         let param_len = p;
         let n_params = spec.num_params();
@@ -203,18 +203,20 @@ impl GpuBackend {
         let pre = storage(&gpu, "pre-activations", 4 * acc);
         let dlt = storage(&gpu, "deltas", 4 * acc);
         let batch_labels = storage(&gpu, "batch labels", 4 * rows_cap);
-        let align = lim.min_uniform_buffer_offset_alignment.max(64) as usize;
+        // dims and step entries are bound with dynamic offsets, as uniform or storage buffers
+        // (ParamBlocks in kernels.rs)
+        let align = lim.min_uniform_buffer_offset_alignment.max(lim.min_storage_buffer_offset_alignment).max(64) as usize;
         let n_dims = 3 * spec.num_layers() + 2 + GATHER_SLOTS;
         let dims = gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("dims"),
             size: (n_dims * align) as u64,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
         let steps = gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("steps"),
             size: (MAX_ENTRIES * align) as u64,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
         let matmul_bg = bind(&gpu, &k.forward, &dims, &steps, &[&acts, &pre, &dlt, &params, &grads]);
