@@ -150,10 +150,12 @@ pub fn kernel(gpu: &Gpu, source: &str, entry: &'static str, dims_size: u64, stor
     })
 }
 
-/// A vec4 matmul kernel and the output tile (rows, columns) of one of its workgroups.
+/// A vec4 matmul kernel, the output tile (rows, columns) of one of its workgroups and whether
+/// workgroup x runs over the tile rows (see `matmul_vec4::Generated`).
 pub struct Vec4Kernel {
     pub kernel: Kernel,
     pub tile: (u32, u32),
+    pub rows_in_x: bool,
 }
 
 /// Every kernel of a training step. The matmuls come twice: the scalar kernels work for every
@@ -184,7 +186,7 @@ impl Kernels {
                 return Ok(None);
             }
             let source = format!("{}\n{}", matmul_vec4::HEADER, g.source);
-            Ok(Some(Vec4Kernel { kernel: kernel(gpu, &source, entry, mm, &mm_storage, ParamBlocks::Uniform)?, tile: g.tile }))
+            Ok(Some(Vec4Kernel { kernel: kernel(gpu, &source, entry, mm, &mm_storage, ParamBlocks::Uniform)?, tile: g.tile, rows_in_x: g.rows_in_x }))
         };
         Ok(Kernels {
             forward4: vec4(matmul_vec4::forward(&config), "forward")?,

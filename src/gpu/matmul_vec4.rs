@@ -122,6 +122,8 @@ pub struct Generated {
     pub source: String,
     /// Output elements (rows, columns) one workgroup covers: the host's dispatch grid.
     pub tile: (u32, u32),
+    /// Workgroup x runs over the tile rows (else over the tile columns, y over the rows).
+    pub rows_in_x: bool,
 }
 
 pub const HEADER: &str = include_str!("../../shaders/matmul_vec4.wgsl");
@@ -196,7 +198,7 @@ pub fn forward(cfg: &KernelConfig) -> Generated {
             emit!(s, "        }}\n    }}");
         }
         emit!(s, "}}");
-        Generated { source: s, tile: (8 * r, 8 * c) }
+        Generated { source: s, tile: (8 * r, 8 * c), rows_in_x: false }
     } else {
         let (wx, wy) = cfg.workgroup;
         emit!(s, "@compute @workgroup_size({wx}, {wy}, 1)");
@@ -236,7 +238,7 @@ pub fn forward(cfg: &KernelConfig) -> Generated {
             emit!(s, "    }}");
         }
         emit!(s, "}}");
-        Generated { source: s, tile: (r * wy, c * wx) }
+        Generated { source: s, tile: (r * wy, c * wx), rows_in_x: false }
     }
 }
 
@@ -292,7 +294,7 @@ pub fn backward_data(cfg: &KernelConfig) -> Generated {
             emit!(s, "    }}");
         }
         emit!(s, "}}");
-        Generated { source: s, tile: (8 * r, 4 * q) }
+        Generated { source: s, tile: (8 * r, 4 * q), rows_in_x: false }
     } else {
         let (wx, wy) = cfg.workgroup;
         emit!(s, "@compute @workgroup_size({wx}, {wy}, 1)");
@@ -333,7 +335,7 @@ pub fn backward_data(cfg: &KernelConfig) -> Generated {
             emit!(s, "    }}");
         }
         emit!(s, "}}");
-        Generated { source: s, tile: (r * wy, 4 * q * wx) }
+        Generated { source: s, tile: (r * wy, 4 * q * wx), rows_in_x: false }
     }
 }
 
@@ -345,12 +347,14 @@ pub fn weight_grad(cfg: &KernelConfig) -> Generated {
     let mut s = String::new();
     if cfg.subgroup8 {
         // rows of the batch in chunks of 8: lane l loads δ of row r0 + l (zero past the last
-        // row) and broadcasts it; lane l owns the vec4 columns q0 + 8j of ∂W.
+        // row) and broadcasts it; lane l owns the vec4 columns q0 + 8j of ∂W. Workgroup x runs
+        // over the output rows, so consecutive workgroups reuse the same band of A (the larger
+        // operand) from cache: with power-of-two widths that made 1024³ ~1.5× faster.
         emit!(s, "@compute @workgroup_size(8, 1, 1)");
         emit!(s, "fn weight_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {{");
         emit!(s, "    let m4 = d.m / 4u;\n    let n4 = d.n / 4u;\n    let k = st.rows;");
-        emit!(s, "    let o0 = wid.y * {p}u;");
-        emit!(s, "    let q0 = wid.x * {}u + lane;", 8 * t);
+        emit!(s, "    let o0 = wid.x * {p}u;");
+        emit!(s, "    let q0 = wid.y * {}u + lane;", 8 * t);
         for u in 0..p {
             emit!(s, "    let g{u} = d.a_off / 4u + min(o0 + {u}u, m4 - 1u);");
             emit!(s, "    var bias{u} = vec4<f32>(0.0);");
@@ -370,6 +374,8 @@ pub fn weight_grad(cfg: &KernelConfig) -> Generated {
         emit!(s, "        let drow = min(r0 + lane, k - 1u) * m4;");
         for u in 0..p {
             emit!(s, "        let g{u}v = dlt[g{u} + drow] * keep;");
+            // each lane sums the δ rows it loaded; subgroupAdd combines the lanes at the end
+            emit!(s, "        bias{u} += g{u}v;");
         }
         for l in 0..8 {
             emit!(s, "        let arow{l} = min(r0 + {l}u, k - 1u) * n4;");
@@ -378,7 +384,6 @@ pub fn weight_grad(cfg: &KernelConfig) -> Generated {
             }
             for u in 0..p {
                 emit!(s, "        let g{u}_{l} = subgroupBroadcast(g{u}v, {l}u);");
-                emit!(s, "        bias{u} += g{u}_{l};");
                 for e in 0..4 {
                     for j in 0..t {
                         emit!(s, "        acc{u}_{e}_{j} = fma(vec4<f32>(g{u}_{l}.{}), x{l}_{j}, acc{u}_{e}_{j});", XYZW[e]);
@@ -388,17 +393,20 @@ pub fn weight_grad(cfg: &KernelConfig) -> Generated {
         }
         emit!(s, "    }}");
         for u in 0..p {
+            emit!(s, "    let bias_sum{u} = subgroupAdd(bias{u});");
+        }
+        for u in 0..p {
             emit!(s, "    if (o0 + {u}u < m4) {{");
             for e in 0..4 {
                 for j in 0..t {
                     emit!(s, "        if (q0 + {}u < n4) {{ store_grad4(d.c_off / 4u + (4u * (o0 + {u}u) + {e}u) * n4 + q0 + {}u, acc{u}_{e}_{j}); }}", 8 * j, 8 * j);
                 }
             }
-            emit!(s, "        if (q0 == 0u) {{ store_grad4(d.bias_off / 4u + o0 + {u}u, bias{u}); }}");
+            emit!(s, "        if (q0 == 0u) {{ store_grad4(d.bias_off / 4u + o0 + {u}u, bias_sum{u}); }}");
             emit!(s, "    }}");
         }
         emit!(s, "}}");
-        Generated { source: s, tile: (4 * p, 32 * t) }
+        Generated { source: s, tile: (4 * p, 32 * t), rows_in_x: true }
     } else {
         let (wx, wy) = cfg.workgroup;
         emit!(s, "@compute @workgroup_size({wx}, {wy}, 1)");
@@ -447,6 +455,6 @@ pub fn weight_grad(cfg: &KernelConfig) -> Generated {
             emit!(s, "    }}");
         }
         emit!(s, "}}");
-        Generated { source: s, tile: (4 * p * wy, 4 * t * wx) }
+        Generated { source: s, tile: (4 * p * wy, 4 * t * wx), rows_in_x: false }
     }
 }

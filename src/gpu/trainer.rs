@@ -652,7 +652,8 @@ impl GpuBackend {
         match vec4.as_ref().filter(|_| self.vec4[l - 1][kind as usize]) {
             Some(v) => {
                 pass.set_pipeline(&v.kernel.pipeline);
-                pass.dispatch_workgroups(groups(out_cols, v.tile.1 as usize), groups(out_rows, v.tile.0 as usize), 1);
+                let (gx, gy) = (groups(out_cols, v.tile.1 as usize), groups(out_rows, v.tile.0 as usize));
+                if v.rows_in_x { pass.dispatch_workgroups(gy, gx, 1) } else { pass.dispatch_workgroups(gx, gy, 1) }
             }
             None => {
                 // 8×8 threads of 4×4 outputs
