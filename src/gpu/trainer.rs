@@ -624,7 +624,8 @@ impl GpuBackend {
             if m.update {
                 pass.set_pipeline(&self.k.update.pipeline);
                 pass.set_bind_group(0, &self.update_bg, &[self.opt_slot() as u32 * a, eoff]);
-                let (gx, gy) = grid(groups(self.param_len, 256));
+                // one thread per vec4 of parameters (param_len is a multiple of 4)
+                let (gx, gy) = grid(groups(self.param_len / 4, 256));
                 pass.dispatch_workgroups(gx, gy, 1);
                 dispatches += 1;
             }
