@@ -326,3 +326,37 @@ fn default_backend_matches_cpu() {
     let got = gpu.trace_step(&idx, opt.lr).unwrap();
     compare(&format!("seed001 shapes, {:?}", gpu.kernel_config()), &want, &got, TOLERANCE);
 }
+
+/// Parameters and optimiser state go in and out per tensor, around the alignment gaps.
+#[test]
+fn parameters_and_state_round_trip() {
+    if !have_adapter() {
+        return;
+    }
+    let spec = ModelSpec { layers: vec![3, 5, 2], activations: vec![Tanh, Sigmoid], loss: Loss::HalfSse, reduction: Reduction::Mean };
+    let opt = OptimizerSpec { kind: OptimizerKind::Adam, ..Default::default() };
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let p = params(&spec, &mut rng);
+    let mut gpu = GpuBackend::new(&spec, &opt, 4, None, false, true).unwrap();
+    gpu.set_params(&p).unwrap();
+    let f32_round = |v: &[f64]| v.iter().map(|&x| x as f32 as f64).collect::<Vec<_>>();
+    let back = gpu.params().unwrap();
+    for (a, b) in back.layers.iter().zip(&p.layers) {
+        assert_eq!(a.weight, f32_round(&b.weight));
+        assert_eq!(a.bias, f32_round(&b.bias));
+    }
+    let mut st = gpu.optimizer_state().unwrap();
+    assert!(st.slots.iter().flatten().flatten().flatten().all(|&x| x == 0.0), "set_params resets the state");
+    for x in st.slots.iter_mut().flatten().flatten().flatten() {
+        *x = rng.random_range(-1.0..1.0);
+    }
+    st.step = 17;
+    gpu.set_optimizer_state(&st).unwrap();
+    let back = gpu.optimizer_state().unwrap();
+    assert_eq!(back.step, 17);
+    for (a, b) in back.slots.iter().flatten().flatten().zip(st.slots.iter().flatten().flatten()) {
+        assert_eq!(a, &f32_round(b));
+    }
+    // and the parameters are untouched by the state upload
+    assert_eq!(gpu.params().unwrap().layers[1].bias, f32_round(&p.layers[1].bias));
+}

@@ -53,7 +53,7 @@ struct StreamSlot {
     bind_group: wgpu::BindGroup,
 }
 
-/// The three matrix products of a layer.
+/// The three matrix products of a layer (in this order in `GpuBackend::vec4`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Matmul {
     Forward,
@@ -84,7 +84,8 @@ pub struct GpuBackend {
     /// Floats in params and grads, and per slot of the optimiser state: the tensors at
     /// `param_off` and the zero gaps that align them.
     param_len: usize,
-    /// Per weight layer: whether forward, backward_data, weight_grad use the vec4 kernels.
+    /// Per weight layer: whether forward, backward_data, weight_grad (indexed by `Matmul as
+    /// usize`) use the vec4 kernels.
     vec4: Vec<[bool; 3]>,
     params: wgpu::Buffer,
     grads: wgpu::Buffer,
