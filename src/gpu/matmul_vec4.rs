@@ -317,12 +317,12 @@ pub fn backward_data(cfg: &KernelConfig) -> Generated {
         for i in 0..r {
             emit!(s, "        let x{i} = dlt[a{i} + p];");
         }
-        for e in 0..4 {
+        for (e, c) in XYZW.iter().enumerate() {
             emit!(s, "        let row{e} = (4u * p + {e}u) * n4;");
             for j in 0..q {
                 emit!(s, "        let w{j}_{e} = params[row{e} + b{j}];");
                 for i in 0..r {
-                    emit!(s, "        acc{i}_{j} = fma(vec4<f32>(x{i}.{}), w{j}_{e}, acc{i}_{j});", XYZW[e]);
+                    emit!(s, "        acc{i}_{j} = fma(vec4<f32>(x{i}.{c}), w{j}_{e}, acc{i}_{j});");
                 }
             }
         }
@@ -384,9 +384,9 @@ pub fn weight_grad(cfg: &KernelConfig) -> Generated {
             }
             for u in 0..p {
                 emit!(s, "        let g{u}_{l} = subgroupBroadcast(g{u}v, {l}u);");
-                for e in 0..4 {
+                for (e, c) in XYZW.iter().enumerate() {
                     for j in 0..t {
-                        emit!(s, "        acc{u}_{e}_{j} = fma(vec4<f32>(g{u}_{l}.{}), x{l}_{j}, acc{u}_{e}_{j});", XYZW[e]);
+                        emit!(s, "        acc{u}_{e}_{j} = fma(vec4<f32>(g{u}_{l}.{c}), x{l}_{j}, acc{u}_{e}_{j});");
                     }
                 }
             }
@@ -437,9 +437,9 @@ pub fn weight_grad(cfg: &KernelConfig) -> Generated {
             emit!(s, "        let x{j} = acts[b{j} + r * n4];");
         }
         for u in 0..p {
-            for e in 0..4 {
+            for (e, c) in XYZW.iter().enumerate() {
                 for j in 0..t {
-                    emit!(s, "        acc{u}_{e}_{j} = fma(vec4<f32>(g{u}v.{}), x{j}, acc{u}_{e}_{j});", XYZW[e]);
+                    emit!(s, "        acc{u}_{e}_{j} = fma(vec4<f32>(g{u}v.{c}), x{j}, acc{u}_{e}_{j});");
                 }
             }
         }
