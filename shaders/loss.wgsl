@@ -14,8 +14,10 @@ struct LossDims {
     loss: u32,
 }
 
-@group(0) @binding(0) var<uniform> d: LossDims;
-@group(0) @binding(1) var<uniform> st: Step;
+// Storage, not uniform: lavapipe would otherwise recompile this kernel at every dispatch with
+// the loss and activation inlined (see ParamBlocks::Storage in kernels.rs).
+@group(0) @binding(0) var<storage, read> d: LossDims;
+@group(0) @binding(1) var<storage, read> st: Step;
 @group(0) @binding(2) var<storage, read_write> pre: array<f32>;
 @group(0) @binding(3) var<storage, read_write> acts: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dlt: array<f32>;

@@ -1,8 +1,10 @@
 // Every parameter of the model in one dispatch: the gradient (with L2 weight decay folded in)
-// and the update rule of optim.rs. One thread per parameter.
+// and the update rule of optim.rs. One thread per four parameters: the host keeps `count` a
+// multiple of 4 (tensors sit at 4-aligned offsets, the gaps between them are zero and stay
+// zero), and vec4 loads are what pays on lavapipe, where every load is a loop over the lanes.
 
 struct OptimDims {
-    count: u32,     // parameters
+    count: u32,     // parameters, a multiple of 4 (with the zero alignment gaps)
     kind: u32,      // 0 sgd, 1 momentum, 2 nesterov, 3 adam
     momentum: f32,
     beta1: f32,
@@ -17,14 +19,15 @@ struct OptimDims {
 
 @group(0) @binding(0) var<uniform> d: OptimDims;
 @group(0) @binding(1) var<uniform> st: Step;
-@group(0) @binding(2) var<storage, read_write> params: array<f32>;
-@group(0) @binding(3) var<storage, read> grads: array<f32>;
-@group(0) @binding(4) var<storage, read_write> state: array<f32>; // m (or v for momentum) then Adam's v
+@group(0) @binding(2) var<storage, read_write> params: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> grads: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> state: array<vec4<f32>>; // m (or v for momentum) then Adam's v
 
 @compute @workgroup_size(256, 1, 1)
 fn update(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = gid.x + gid.y * 65535u * 256u;
-    if (i >= d.count) {
+    let count4 = d.count / 4u;
+    if (i >= count4) {
         return;
     }
     let w = params[i];
@@ -42,9 +45,9 @@ fn update(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
         case 3u: { // Adam: bias-corrected moments, ε outside the square root
             let m = d.beta1 * state[i] + d.one_minus_beta1 * g;
-            let v = d.beta2 * state[d.count + i] + d.one_minus_beta2 * (g * g);
+            let v = d.beta2 * state[count4 + i] + d.one_minus_beta2 * (g * g);
             state[i] = m;
-            state[d.count + i] = v;
+            state[count4 + i] = v;
             params[i] = w - st.lr * (m / st.c1) / (sqrt(v / st.c2) + d.epsilon);
         }
         default: { // SGD

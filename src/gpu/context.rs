@@ -112,6 +112,8 @@ pub struct Gpu {
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
+    /// Features the device was created with.
+    pub features: wgpu::Features,
     pub timestamps: bool,
     errors: Arc<Mutex<Vec<String>>>,
 }
@@ -127,7 +129,9 @@ impl Gpu {
             );
         }
         let timestamps = entry.adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
-        let features = if timestamps { wgpu::Features::TIMESTAMP_QUERY } else { wgpu::Features::empty() };
+        let mut features = if timestamps { wgpu::Features::TIMESTAMP_QUERY } else { wgpu::Features::empty() };
+        // subgroups let the lavapipe matmul kernels share loads between lanes (matmul_vec4.rs)
+        features |= entry.adapter.features() & wgpu::Features::SUBGROUP;
         let (device, queue) = pollster::block_on(entry.adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("gpu-nn"),
             required_features: features,
@@ -146,7 +150,7 @@ impl Gpu {
         device.set_device_lost_callback(move |reason, msg| {
             lost.lock().unwrap().push(format!("device lost ({reason:?}): {msg}"));
         });
-        Ok(Gpu { device, queue, info: entry.info, limits: entry.limits, timestamps, errors })
+        Ok(Gpu { device, queue, info: entry.info, limits: entry.limits, features, timestamps, errors })
     }
 
     /// Fails with the first error wgpu reported since the last check.

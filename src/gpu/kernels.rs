@@ -3,7 +3,8 @@
 //! static dimensions and the per-step entry, so one bind group serves every dispatch.
 
 use super::context::Gpu;
-use anyhow::Result;
+use super::matmul_vec4::{self, KernelConfig};
+use anyhow::{Result, bail};
 use bytemuck::{Pod, Zeroable};
 
 pub const COMMON: &str = include_str!("../../shaders/common.wgsl");
@@ -86,14 +87,30 @@ pub struct Kernel {
     pub name: &'static str,
 }
 
-/// Builds a kernel whose bindings are: 0 = dims (uniform, dynamic), 1 = step (uniform,
-/// dynamic), then one storage buffer per entry of `storage` (true = read-only).
-pub fn kernel(gpu: &Gpu, source: &str, entry: &'static str, dims_size: u64, storage: &[bool]) -> Result<Kernel> {
+/// How a kernel binds its two parameter blocks (dims and step).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamBlocks {
+    /// As uniform buffers: the usual choice.
+    Uniform,
+    /// As read-only storage buffers, for kernels that branch and loop on their parameters.
+    /// lavapipe (Mesa 22) inlines uniform-buffer values that control branches or loops and,
+    /// when that removes half the shader, recompiles it at every pipeline bind: for the output
+    /// layer (loss and activation switches, loops over the outputs) that cost ~40 ms per
+    /// training step. It never inlines storage-buffer values.
+    Storage,
+}
+
+/// Builds a kernel whose bindings are: 0 = dims, 1 = step (both with dynamic offsets, as
+/// `blocks` says), then one storage buffer per entry of `storage` (true = read-only).
+pub fn kernel(gpu: &Gpu, source: &str, entry: &'static str, dims_size: u64, storage: &[bool], blocks: ParamBlocks) -> Result<Kernel> {
     let uniform = |binding: u32, size: u64| wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::COMPUTE,
         ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Uniform,
+            ty: match blocks {
+                ParamBlocks::Uniform => wgpu::BufferBindingType::Uniform,
+                ParamBlocks::Storage => wgpu::BufferBindingType::Storage { read_only: true },
+            },
             has_dynamic_offset: true,
             min_binding_size: wgpu::BufferSize::new(size),
         },
@@ -135,31 +152,58 @@ pub fn kernel(gpu: &Gpu, source: &str, entry: &'static str, dims_size: u64, stor
     })
 }
 
-/// Every kernel of a training step.
+/// A vec4 matmul kernel, the output tile (rows, columns) of one of its workgroups and whether
+/// workgroup x runs over the tile rows (see `matmul_vec4::Generated`).
+pub struct Vec4Kernel {
+    pub kernel: Kernel,
+    pub tile: (u32, u32),
+    pub rows_in_x: bool,
+}
+
+/// Every kernel of a training step. The matmuls come twice: the scalar kernels work for every
+/// shape; the vec4 kernels (if the config asks for them) serve the layers whose shapes allow.
 pub struct Kernels {
     pub gather: Kernel,
     pub forward: Kernel,
     pub backward_data: Kernel,
     pub weight_grad: Kernel,
+    pub forward4: Option<Vec4Kernel>,
+    pub backward_data4: Option<Vec4Kernel>,
+    pub weight_grad4: Option<Vec4Kernel>,
     pub output_layer: Kernel,
     pub update: Kernel,
+    pub config: KernelConfig,
 }
 
 impl Kernels {
-    pub fn new(gpu: &Gpu) -> Result<Kernels> {
+    pub fn new(gpu: &Gpu, config: KernelConfig) -> Result<Kernels> {
+        if !config.supported(&gpu.info, gpu.features) {
+            bail!("kernel config {config:?} needs 8-lane subgroups, which adapter '{}' lacks", gpu.info.name);
+        }
         let mm = std::mem::size_of::<MatmulDims>() as u64;
         // matmul bindings: acts, pre, dlt, params (read), grads
         let mm_storage = [false, false, false, true, false];
+        let vec4 = |g: matmul_vec4::Generated, entry: &'static str| -> Result<Option<Vec4Kernel>> {
+            if !config.vec4 {
+                return Ok(None);
+            }
+            let source = format!("{}\n{}", matmul_vec4::HEADER, g.source);
+            Ok(Some(Vec4Kernel { kernel: kernel(gpu, &source, entry, mm, &mm_storage, ParamBlocks::Uniform)?, tile: g.tile, rows_in_x: g.rows_in_x }))
+        };
         Ok(Kernels {
+            forward4: vec4(matmul_vec4::forward(&config), "forward")?,
+            backward_data4: vec4(matmul_vec4::backward_data(&config), "backward_data")?,
+            weight_grad4: vec4(matmul_vec4::weight_grad(&config), "weight_grad")?,
+            config,
             // images, labels, index (read), acts, batch_labels
-            gather: kernel(gpu, GATHER, "gather", std::mem::size_of::<GatherDims>() as u64, &[true, true, true, false, false])?,
-            forward: kernel(gpu, MATMUL, "forward", mm, &mm_storage)?,
-            backward_data: kernel(gpu, MATMUL, "backward_data", mm, &mm_storage)?,
-            weight_grad: kernel(gpu, MATMUL, "weight_grad", mm, &mm_storage)?,
+            gather: kernel(gpu, GATHER, "gather", std::mem::size_of::<GatherDims>() as u64, &[true, true, true, false, false], ParamBlocks::Uniform)?,
+            forward: kernel(gpu, MATMUL, "forward", mm, &mm_storage, ParamBlocks::Uniform)?,
+            backward_data: kernel(gpu, MATMUL, "backward_data", mm, &mm_storage, ParamBlocks::Uniform)?,
+            weight_grad: kernel(gpu, MATMUL, "weight_grad", mm, &mm_storage, ParamBlocks::Uniform)?,
             // pre, acts, dlt, batch_labels (read), row_loss, row_pred
-            output_layer: kernel(gpu, LOSS, "output_layer", std::mem::size_of::<LossDims>() as u64, &[false, false, false, true, false, false])?,
+            output_layer: kernel(gpu, LOSS, "output_layer", std::mem::size_of::<LossDims>() as u64, &[false, false, false, true, false, false], ParamBlocks::Storage)?,
             // params, grads (read), state
-            update: kernel(gpu, OPTIMIZER, "update", std::mem::size_of::<OptimDims>() as u64, &[false, true, false])?,
+            update: kernel(gpu, OPTIMIZER, "update", std::mem::size_of::<OptimDims>() as u64, &[false, true, false], ParamBlocks::Uniform)?,
         })
     }
 }

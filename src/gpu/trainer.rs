@@ -5,13 +5,16 @@
 //! until a progress update or the epoch end reads them back.
 //!
 //! Buffers: `acts`, `pre`, `dlt` hold A_l, Z_l and δ_l of every layer (layer l at `layer_off[l]`,
-//! rows × n_l); `params`, `grads` and `state` hold every parameter in the order of
-//! `Params::flat()`, so the optimiser updates the whole model in one dispatch.
+//! rows × n_l); `params`, `grads` and `state` hold every tensor at `param_off`, in the order of
+//! `Params::flat()`, so the optimiser updates the whole model in one dispatch. Every offset is a
+//! multiple of 4 floats, so the vec4 kernels can view the buffers as `array<vec4<f32>>`; the
+//! gaps this leaves in params/grads/state are zero and stay zero under every update rule.
 //! A step whose batch exceeds `rows_cap` (full-batch training) runs as micro-batches whose
 //! weight gradients accumulate before the single update.
 
-use super::context::Gpu;
+use super::context::{Gpu, is_software};
 use super::kernels::{GatherDims, Kernel, Kernels, LossDims, MatmulDims, OptimDims, StepUniform};
+use super::matmul_vec4::KernelConfig;
 use crate::backend::{Backend, EvalResult, Split, StepStats, StepTrace};
 use crate::data::{Dataset, Pixels};
 use crate::model::{LayerParams, ModelSpec, Params};
@@ -50,6 +53,14 @@ struct StreamSlot {
     bind_group: wgpu::BindGroup,
 }
 
+/// The three matrix products of a layer (in this order in `GpuBackend::vec4`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Matmul {
+    Forward,
+    BackwardData,
+    WeightGrad,
+}
+
 /// One micro-batch to encode.
 struct Micro {
     source: Source,
@@ -70,7 +81,12 @@ pub struct GpuBackend {
     layer_off: Vec<usize>,
     /// (weight offset, bias offset) of each layer in params/grads/state.
     param_off: Vec<(usize, usize)>,
-    n_params: usize,
+    /// Floats in params and grads, and per slot of the optimiser state: the tensors at
+    /// `param_off` and the zero gaps that align them.
+    param_len: usize,
+    /// Per weight layer: whether forward, backward_data, weight_grad (indexed by `Matmul as
+    /// usize`) use the vec4 kernels.
+    vec4: Vec<[bool; 3]>,
     params: wgpu::Buffer,
     grads: wgpu::Buffer,
     state: wgpu::Buffer,
@@ -140,8 +156,15 @@ impl GpuBackend {
         Self::with_gpu(gpu, spec, opt, batch, stream)
     }
 
+    /// With the matmul kernels chosen for the adapter (`KernelConfig::for_adapter`).
     pub fn with_gpu(gpu: Gpu, spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, stream: bool) -> Result<Self> {
-        let k = Kernels::new(&gpu)?;
+        let config = KernelConfig::for_adapter(&gpu.info, gpu.features, is_software(&gpu.info));
+        Self::with_config(gpu, spec, opt, batch, stream, config)
+    }
+
+    /// With the given matmul kernels (tests and benchmarks compare the variants).
+    pub fn with_config(gpu: Gpu, spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, stream: bool, config: KernelConfig) -> Result<Self> {
+        let k = Kernels::new(&gpu, config)?;
         let lim = &gpu.limits;
         let max_bind = (lim.max_storage_buffer_binding_size as u64).min(lim.max_buffer_size) as usize;
         let widths: usize = spec.layers.iter().sum();
@@ -154,47 +177,61 @@ impl GpuBackend {
             );
         }
         let rows_cap = batch.max(1024).min(MAX_ROWS).min(fit);
-        let n_params = spec.num_params();
-        let state_len = n_params * opt.kind.state_slots();
-        if 4 * n_params > max_bind || 4 * state_len > max_bind {
-            bail!(
-                "the model has {n_params} parameters ({} bytes{}); the adapter's max_storage_buffer_binding_size is {max_bind} bytes",
-                4 * n_params,
-                if state_len > n_params { format!(", {} bytes of Adam state", 4 * state_len) } else { String::new() }
-            );
-        }
+        // every tensor starts at a multiple of 4 floats (the vec4 kernels index in vec4s)
+        let align4 = |x: usize| x.next_multiple_of(4);
         let mut layer_off = Vec::new();
         let mut acc = 0;
         for &n in &spec.layers {
             layer_off.push(acc);
-            acc += rows_cap * n;
+            acc += align4(rows_cap * n);
         }
         let mut param_off = Vec::new();
         let mut p = 0;
         for i in 0..spec.num_layers() {
             let (n_in, n_out) = spec.layer_dims(i);
-            param_off.push((p, p + n_in * n_out));
-            p += n_in * n_out + n_out;
+            let b = align4(p + n_in * n_out);
+            param_off.push((p, b));
+            p = align4(b + n_out);
         }
-        let params = storage(&gpu, "params", 4 * n_params);
-        let grads = storage(&gpu, "grads", 4 * n_params);
+        let param_len = p;
+        let n_params = spec.num_params();
+        let state_len = param_len * opt.kind.state_slots();
+        if 4 * param_len > max_bind || 4 * state_len > max_bind {
+            bail!(
+                "the model has {n_params} parameters ({} bytes{}); the adapter's max_storage_buffer_binding_size is {max_bind} bytes",
+                4 * param_len,
+                if state_len > param_len { format!(", {} bytes of Adam state", 4 * state_len) } else { String::new() }
+            );
+        }
+        // per layer, the vec4 kernels where their shape conditions hold (matmul_vec4.wgsl)
+        let vec4 = (0..spec.num_layers())
+            .map(|i| {
+                let (n_in, n_out) = spec.layer_dims(i);
+                let both = n_in % 4 == 0 && n_out % 4 == 0;
+                [config.vec4 && n_in % 4 == 0, config.vec4 && both, config.vec4 && both]
+            })
+            .collect();
+        let params = storage(&gpu, "params", 4 * param_len);
+        let grads = storage(&gpu, "grads", 4 * param_len);
         let state = storage(&gpu, "optimizer state", 4 * state_len);
         let acts = storage(&gpu, "activations", 4 * acc);
         let pre = storage(&gpu, "pre-activations", 4 * acc);
         let dlt = storage(&gpu, "deltas", 4 * acc);
         let batch_labels = storage(&gpu, "batch labels", 4 * rows_cap);
-        let align = lim.min_uniform_buffer_offset_alignment.max(64) as usize;
+        // dims and step entries are bound with dynamic offsets, as uniform or storage buffers
+        // (ParamBlocks in kernels.rs)
+        let align = lim.min_uniform_buffer_offset_alignment.max(lim.min_storage_buffer_offset_alignment).max(64) as usize;
         let n_dims = 3 * spec.num_layers() + 2 + GATHER_SLOTS;
         let dims = gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("dims"),
             size: (n_dims * align) as u64,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
         let steps = gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("steps"),
             size: (MAX_ENTRIES * align) as u64,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
         let matmul_bg = bind(&gpu, &k.forward, &dims, &steps, &[&acts, &pre, &dlt, &params, &grads]);
@@ -212,7 +249,8 @@ impl GpuBackend {
             rows_cap,
             layer_off,
             param_off,
-            n_params,
+            param_len,
+            vec4,
             params,
             grads,
             state,
@@ -249,9 +287,17 @@ impl GpuBackend {
     /// Fills every work buffer (activations, pre-activations, deltas, gradients, statistics)
     /// with NaN, so a test sees any element a kernel failed to write.
     pub fn poison(&mut self) -> Result<()> {
-        for buf in [&self.acts, &self.pre, &self.dlt, &self.grads, &self.row_loss] {
+        for buf in [&self.acts, &self.pre, &self.dlt, &self.row_loss] {
             let nan = vec![f32::NAN; (buf.size() / 4) as usize];
             self.gpu.queue.write_buffer(buf, 0, bytemuck::cast_slice(&nan));
+        }
+        // gradients tensor by tensor: the alignment gaps must stay zero (the optimiser runs
+        // over them too, and zero parameters with zero gradients stay zero)
+        for i in 0..self.spec.num_layers() {
+            let (n_in, n_out) = self.spec.layer_dims(i);
+            let (w, b) = self.param_off[i];
+            self.write_f32(&self.grads, w, &vec![f64::NAN; n_in * n_out]);
+            self.write_f32(&self.grads, b, &vec![f64::NAN; n_out]);
         }
         let bad = vec![u32::MAX; (self.row_pred.size() / 4) as usize];
         self.gpu.queue.write_buffer(&self.row_pred, 0, bytemuck::cast_slice(&bad));
@@ -263,6 +309,14 @@ impl GpuBackend {
     }
     pub fn rows_cap(&self) -> usize {
         self.rows_cap
+    }
+    /// The matmul kernels in use.
+    pub fn kernel_config(&self) -> KernelConfig {
+        self.k.config
+    }
+    /// Whether layer `i` (0-based weight layer) runs `kind` with a vec4 kernel.
+    pub fn uses_vec4(&self, i: usize, kind: Matmul) -> bool {
+        self.vec4[i][kind as usize]
     }
 
     // dims slot numbering
@@ -320,7 +374,7 @@ impl GpuBackend {
         });
         let o = &self.opt;
         self.write_dims(self.opt_slot(), &OptimDims {
-            count: self.n_params as u32,
+            count: self.param_len as u32,
             kind: o.kind.code(),
             momentum: o.momentum as f32,
             beta1: o.beta1 as f32,
@@ -574,11 +628,8 @@ impl GpuBackend {
         pass.dispatch_workgroups(groups(words, 64), gy, gz);
         let mut dispatches = 1;
         // forward
-        pass.set_pipeline(&self.k.forward.pipeline);
         for l in 1..s.layers.len() {
-            let n_out = s.layers[l];
-            pass.set_bind_group(0, &self.matmul_bg, &[self.fwd_slot(l) as u32 * a, eoff]);
-            pass.dispatch_workgroups(groups(n_out, 32), groups(rows, 32), 1);
+            self.dispatch_matmul(pass, Matmul::Forward, l, rows, eoff);
             dispatches += 1;
         }
         // output layer: loss, prediction, δ_L
@@ -589,28 +640,83 @@ impl GpuBackend {
         dispatches += 1;
         if m.entry.train == 1 {
             for l in (1..s.layers.len()).rev() {
-                let (n_in, n_out) = s.layer_dims(l - 1);
-                pass.set_pipeline(&self.k.weight_grad.pipeline);
-                pass.set_bind_group(0, &self.matmul_bg, &[self.wg_slot(l) as u32 * a, eoff]);
-                pass.dispatch_workgroups(groups(n_in + 1, 32), groups(n_out, 32), 1);
+                self.dispatch_matmul(pass, Matmul::WeightGrad, l, rows, eoff);
                 dispatches += 1;
                 if l > 1 {
-                    pass.set_pipeline(&self.k.backward_data.pipeline);
-                    pass.set_bind_group(0, &self.matmul_bg, &[self.bwd_slot(l) as u32 * a, eoff]);
-                    pass.dispatch_workgroups(groups(n_in, 32), groups(rows, 32), 1);
+                    self.dispatch_matmul(pass, Matmul::BackwardData, l, rows, eoff);
                     dispatches += 1;
                 }
             }
             if m.update {
                 pass.set_pipeline(&self.k.update.pipeline);
                 pass.set_bind_group(0, &self.update_bg, &[self.opt_slot() as u32 * a, eoff]);
-                let (gx, gy) = grid(groups(self.n_params, 256));
+                // one thread per vec4 of parameters (param_len is a multiple of 4)
+                let (gx, gy) = grid(groups(self.param_len / 4, 256));
                 pass.dispatch_workgroups(gx, gy, 1);
                 dispatches += 1;
             }
         }
         self.dispatches += dispatches;
         Ok(())
+    }
+
+    /// Sets the pipeline, dims and grid of one matrix product of layer `l` (1-based) on `rows`
+    /// samples: the vec4 kernel where the layer's shapes allow, else the scalar one.
+    fn dispatch_matmul(&self, pass: &mut wgpu::ComputePass, kind: Matmul, l: usize, rows: usize, eoff: u32) {
+        let (n_in, n_out) = self.spec.layer_dims(l - 1);
+        let (slot, kernel, vec4) = match kind {
+            Matmul::Forward => (self.fwd_slot(l), &self.k.forward, &self.k.forward4),
+            Matmul::BackwardData => (self.bwd_slot(l), &self.k.backward_data, &self.k.backward_data4),
+            Matmul::WeightGrad => (self.wg_slot(l), &self.k.weight_grad, &self.k.weight_grad4),
+        };
+        // output rows × columns; the scalar weight_grad has the bias as an extra column
+        let (out_rows, out_cols) = match kind {
+            Matmul::Forward => (rows, n_out),
+            Matmul::BackwardData => (rows, n_in),
+            Matmul::WeightGrad => (n_out, n_in),
+        };
+        pass.set_bind_group(0, &self.matmul_bg, &[slot as u32 * self.align as u32, eoff]);
+        match vec4.as_ref().filter(|_| self.vec4[l - 1][kind as usize]) {
+            Some(v) => {
+                pass.set_pipeline(&v.kernel.pipeline);
+                let (gx, gy) = (groups(out_cols, v.tile.1 as usize), groups(out_rows, v.tile.0 as usize));
+                if v.rows_in_x { pass.dispatch_workgroups(gy, gx, 1) } else { pass.dispatch_workgroups(gx, gy, 1) }
+            }
+            None => {
+                // 8×8 threads of 4×4 outputs
+                let cols = if kind == Matmul::WeightGrad { out_cols + 1 } else { out_cols };
+                pass.set_pipeline(&kernel.pipeline);
+                pass.dispatch_workgroups(groups(cols, 32), groups(out_rows, 32), 1);
+            }
+        }
+    }
+
+    /// Seconds per dispatch of one matrix product of layer `l` (1-based) on `rows` samples
+    /// (at most `rows_cap`), timed over `reps` dispatches in one submission after a warm-up
+    /// that compiles the kernel. Operands are whatever the buffers hold; for benchmarks.
+    pub fn time_matmul(&mut self, kind: Matmul, l: usize, rows: usize, reps: usize) -> Result<f64> {
+        if rows == 0 || rows > self.rows_cap || l == 0 || l >= self.spec.layers.len() || (kind == Matmul::BackwardData && l < 2) {
+            bail!("time_matmul: no {kind:?} of layer {l} on {rows} rows");
+        }
+        let entry = StepUniform { rows: rows as u32, scale: 1.0, train: 1, ..Default::default() };
+        self.gpu.queue.write_buffer(&self.steps, 0, bytemuck::bytes_of(&entry));
+        let run = |n: usize| -> Result<f64> {
+            let mut enc = self.gpu.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                for _ in 0..n {
+                    self.dispatch_matmul(&mut pass, kind, l, rows, 0);
+                }
+            }
+            let t = std::time::Instant::now();
+            self.gpu.queue.submit([enc.finish()]);
+            self.gpu.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| anyhow::anyhow!("GPU error: {e}"))?;
+            Ok(t.elapsed().as_secs_f64())
+        };
+        run(2)?;
+        let secs = run(reps.max(1))?;
+        self.gpu.check("timing a matmul")?;
+        Ok(secs / reps.max(1) as f64)
     }
 
     fn read_f32(&self, buf: &wgpu::Buffer, offset: usize, len: usize) -> Result<Vec<f32>> {
@@ -704,15 +810,21 @@ impl Backend for GpuBackend {
 
     fn set_params(&mut self, params: &Params) -> Result<()> {
         params.check_shapes(&self.spec, "parameters")?;
-        self.write_f32(&self.params, 0, &params.flat());
-        let zeros = vec![0.0; self.n_params * self.opt.kind.state_slots()];
+        // each tensor at its aligned offset, zeros in the gaps
+        let mut flat = vec![0.0; self.param_len];
+        for (l, &(w, b)) in params.layers.iter().zip(&self.param_off) {
+            flat[w..w + l.weight.len()].copy_from_slice(&l.weight);
+            flat[b..b + l.bias.len()].copy_from_slice(&l.bias);
+        }
+        self.write_f32(&self.params, 0, &flat);
+        let zeros = vec![0.0; self.param_len * self.opt.kind.state_slots()];
         self.write_f32(&self.state, 0, &zeros);
         self.step = 0;
         self.gpu.check("uploading parameters")
     }
 
     fn params(&mut self) -> Result<Params> {
-        let v = self.read_f32(&self.params, 0, self.n_params)?;
+        let v = self.read_f32(&self.params, 0, self.param_len)?;
         Ok(Params {
             layers: (0..self.spec.num_layers())
                 .map(|i| {
@@ -729,13 +841,13 @@ impl Backend for GpuBackend {
 
     fn optimizer_state(&mut self) -> Result<OptimState> {
         let slots = self.opt.kind.state_slots();
-        let v = self.read_f32(&self.state, 0, self.n_params * slots)?;
+        let v = self.read_f32(&self.state, 0, self.param_len * slots)?;
         let mut st = OptimState { step: self.step, slots: Vec::new() };
         for i in 0..self.spec.num_layers() {
             let (n_in, n_out) = self.spec.layer_dims(i);
             let (w, b) = self.param_off[i];
             let take = |off: usize, len: usize| -> Vec<Vec<f64>> {
-                (0..slots).map(|s| v[s * self.n_params + off..s * self.n_params + off + len].iter().map(|&x| x as f64).collect()).collect()
+                (0..slots).map(|s| v[s * self.param_len + off..s * self.param_len + off + len].iter().map(|&x| x as f64).collect()).collect()
             };
             st.slots.push([take(w, n_in * n_out), take(b, n_out)]);
         }
@@ -747,15 +859,17 @@ impl Backend for GpuBackend {
         if st.slots.len() != self.spec.num_layers() {
             bail!("optimizer state has {} layers, the model {}", st.slots.len(), self.spec.num_layers());
         }
-        let mut flat = vec![0.0; self.n_params * slots];
+        let mut flat = vec![0.0; self.param_len * slots];
         for (i, [w, b]) in st.slots.iter().enumerate() {
             let (wo, bo) = self.param_off[i];
-            if w.len() != slots || b.len() != slots {
-                bail!("optimizer state of layer {i} does not match the optimiser");
+            let (n_in, n_out) = self.spec.layer_dims(i);
+            if w.len() != slots || b.len() != slots || w.iter().any(|s| s.len() != n_in * n_out) || b.iter().any(|s| s.len() != n_out) {
+                bail!("optimizer state of layer {i} does not match the model and optimiser");
             }
+            let n = self.param_len;
             for s in 0..slots {
-                flat[s * self.n_params + wo..s * self.n_params + wo + w[s].len()].copy_from_slice(&w[s]);
-                flat[s * self.n_params + bo..s * self.n_params + bo + b[s].len()].copy_from_slice(&b[s]);
+                flat[s * n + wo..s * n + wo + w[s].len()].copy_from_slice(&w[s]);
+                flat[s * n + bo..s * n + bo + b[s].len()].copy_from_slice(&b[s]);
             }
         }
         self.write_f32(&self.state, 0, &flat);
@@ -858,7 +972,7 @@ impl Backend for GpuBackend {
             t.tensors.push((format!("layer{l}.a"), self.read_f32(&self.acts, off, rows * n)?.into_iter().map(f64::from).collect()));
             t.tensors.push((format!("layer{l}.delta"), self.read_f32(&self.dlt, off, rows * n)?.into_iter().map(f64::from).collect()));
         }
-        let grads = self.read_f32(&self.grads, 0, self.n_params)?;
+        let grads = self.read_f32(&self.grads, 0, self.param_len)?;
         let params = self.params()?;
         let state = self.optimizer_state()?;
         for i in 0..self.spec.num_layers() {

@@ -1,0 +1,460 @@
+//! The vec4 matmul kernels: WGSL entry points generated for a [`KernelConfig`] and appended to
+//! `shaders/matmul_vec4.wgsl` (bindings and helpers). Generated, because the register block is
+//! a per-adapter choice and must be unrolled in the source: WGSL cannot unroll a loop, and
+//! lavapipe keeps arrays indexed in loops in memory.
+//!
+//! Two families, chosen per adapter (`KernelConfig::for_adapter`):
+//! - *plain*: each thread computes a register block, loading vec4s along the contiguous axis
+//!   of both operands. Portable; what hardware GPUs get.
+//! - *subgroup8*: for lavapipe. There every load from a storage buffer is a loop over the 8
+//!   SIMD lanes with a bounds check per element (~40 instructions per vec4 per lane), while an
+//!   FMA covers all 8 lanes in one instruction, so loads are what costs. The 8 lanes of a
+//!   subgroup therefore share the operand that all of them need: each lane loads one vec4 of
+//!   it and `subgroupBroadcast` (a register shuffle there) hands it to the others. Per loaded
+//!   vec4 this does 2–4× the FMAs of the plain kernels (measured: ~2× the GFLOP/s).
+//!
+//! The kernels assume the shape conditions listed in `shaders/matmul_vec4.wgsl`; the host
+//! checks them per layer and otherwise uses the scalar kernels of `shaders/matmul.wgsl`.
+
+use std::fmt::Write;
+
+/// A register block; the unit of `rows` and `cols` is given per kernel in [`KernelConfig`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Block {
+    pub rows: u32,
+    pub cols: u32,
+}
+
+/// Which matmul kernels the GPU backend builds, and their register blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelConfig {
+    /// Use the vec4 kernels for the layers whose shapes allow them (else scalar everywhere).
+    pub vec4: bool,
+    /// Build the vec4 kernels around 8-lane subgroups (needs `Features::SUBGROUP` and a
+    /// subgroup size of exactly 8; one workgroup = one subgroup).
+    pub subgroup8: bool,
+    /// Plain: rows × columns of Z per thread. Subgroup: rows per lane × blocks of 8 columns.
+    pub forward: Block,
+    /// Plain: rows × vec4 columns of δ per thread. Subgroup: rows per lane × vec4 columns of
+    /// the subgroup's tile (even).
+    pub backward_data: Block,
+    /// Plain: vec4 rows (outputs) × vec4 columns (inputs) of ∂W per thread. Subgroup: vec4 rows
+    /// of the subgroup's tile × vec4 columns per lane.
+    pub weight_grad: Block,
+    /// Threads per workgroup (x, y) of the plain kernels.
+    pub workgroup: (u32, u32),
+}
+
+impl KernelConfig {
+    /// The scalar kernels only (the reference path; also what tests compare against).
+    pub fn scalar() -> Self {
+        KernelConfig { vec4: false, ..Self::plain() }
+    }
+
+    /// Plain vec4 kernels with 4×4 blocks and 8×8 threads: a conventional choice for
+    /// hardware GPUs, where many threads and few registers per thread are what pays.
+    pub fn plain() -> Self {
+        KernelConfig {
+            vec4: true,
+            subgroup8: false,
+            forward: Block { rows: 4, cols: 4 },
+            backward_data: Block { rows: 4, cols: 1 },
+            weight_grad: Block { rows: 1, cols: 1 },
+            workgroup: (8, 8),
+        }
+    }
+
+    /// Plain vec4 kernels with the largest blocks that still paid on lavapipe (loads there
+    /// are expensive, so more FMAs per loaded vec4 win despite register spills).
+    pub fn plain_software() -> Self {
+        KernelConfig {
+            vec4: true,
+            subgroup8: false,
+            forward: Block { rows: 8, cols: 8 },
+            backward_data: Block { rows: 4, cols: 2 },
+            weight_grad: Block { rows: 4, cols: 2 },
+            workgroup: (8, 8),
+        }
+    }
+
+    /// The 8-lane subgroup kernels, blocks measured best on lavapipe (AVX2, 8 lanes).
+    pub fn subgroup() -> Self {
+        KernelConfig {
+            vec4: true,
+            subgroup8: true,
+            forward: Block { rows: 4, cols: 2 },
+            backward_data: Block { rows: 4, cols: 4 },
+            weight_grad: Block { rows: 4, cols: 1 },
+            workgroup: (8, 1),
+        }
+    }
+
+    /// The choice for an adapter: software rasterisers (lavapipe) get the subgroup kernels when
+    /// their subgroups are exactly 8 lanes, else plain kernels with large blocks; hardware GPUs
+    /// get plain 4×4 blocks. `GPU_NN_KERNELS=scalar|plain|plain-software|subgroup` overrides
+    /// (for benchmarks), falling back to plain where subgroups are unavailable.
+    pub fn for_adapter(info: &wgpu::AdapterInfo, features: wgpu::Features, software: bool) -> Self {
+        let sub8 = features.contains(wgpu::Features::SUBGROUP) && info.subgroup_min_size == 8 && info.subgroup_max_size == 8;
+        let auto = if software && sub8 {
+            Self::subgroup()
+        } else if software {
+            Self::plain_software()
+        } else {
+            Self::plain()
+        };
+        match std::env::var("GPU_NN_KERNELS").as_deref() {
+            Ok("scalar") => Self::scalar(),
+            Ok("plain") => Self::plain(),
+            Ok("plain-software") => Self::plain_software(),
+            Ok("subgroup") if sub8 => Self::subgroup(),
+            _ => auto,
+        }
+    }
+
+    /// Whether the subgroup kernels can run on this device.
+    pub fn supported(&self, info: &wgpu::AdapterInfo, features: wgpu::Features) -> bool {
+        !self.subgroup8 || (features.contains(wgpu::Features::SUBGROUP) && info.subgroup_min_size == 8 && info.subgroup_max_size == 8)
+    }
+}
+
+/// A generated entry point: its WGSL (after the header) and the output tile of one workgroup.
+pub struct Generated {
+    pub source: String,
+    /// Output elements (rows, columns) one workgroup covers: the host's dispatch grid.
+    pub tile: (u32, u32),
+    /// Workgroup x runs over the tile rows (else over the tile columns, y over the rows).
+    pub rows_in_x: bool,
+}
+
+pub const HEADER: &str = include_str!("../../shaders/matmul_vec4.wgsl");
+
+const XYZW: [&str; 4] = ["x", "y", "z", "w"];
+
+/// Appends formatted lines to a string (generated code stays one statement per line).
+macro_rules! emit {
+    ($out:expr, $($arg:tt)*) => { writeln!($out, $($arg)*).unwrap() };
+}
+
+/// Z = A·Wᵀ + b, A = f(Z): both operands are contiguous along k, so the inner loop walks k in
+/// vec4 steps and accumulates dot products.
+pub fn forward(cfg: &KernelConfig) -> Generated {
+    let Block { rows: r, cols: c } = cfg.forward;
+    let mut s = String::new();
+    if cfg.subgroup8 {
+        // lane l owns rows r0 + 8i; the tile's columns c0 + 8j + t are loaded by lane t
+        emit!(s, "@compute @workgroup_size(8, 1, 1)");
+        emit!(s, "fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {{");
+        emit!(s, "    let m = st.rows;\n    let n = d.n;\n    let k4 = d.k / 4u;");
+        emit!(s, "    let r0 = wid.y * {}u + lane;", 8 * r);
+        emit!(s, "    let c0 = wid.x * {}u;", 8 * c);
+        for i in 0..r {
+            emit!(s, "    let a{i} = d.a_off / 4u + min(r0 + {}u, m - 1u) * k4;", 8 * i);
+        }
+        for j in 0..c {
+            emit!(s, "    let b{j} = d.b_off / 4u + min(c0 + {}u + lane, n - 1u) * k4;", 8 * j);
+            emit!(s, "    let bias{j} = param_at(d.bias_off + min(c0 + {}u + lane, n - 1u));", 8 * j);
+        }
+        for i in 0..r {
+            for j in 0..c {
+                for t in 0..8 {
+                    emit!(s, "    var acc{i}_{j}_{t} = subgroupBroadcast(bias{j}, {t}u);");
+                }
+            }
+        }
+        emit!(s, "    for (var p = 0u; p < k4; p++) {{");
+        for i in 0..r {
+            emit!(s, "        let x{i} = acts[a{i} + p];");
+        }
+        for j in 0..c {
+            emit!(s, "        let w{j} = params[b{j} + p];");
+            for t in 0..8 {
+                emit!(s, "        let w{j}_{t} = subgroupBroadcast(w{j}, {t}u);");
+                for i in 0..r {
+                    emit!(s, "        acc{i}_{j}_{t} = dot_acc(x{i}, w{j}_{t}, acc{i}_{j}_{t});");
+                }
+            }
+        }
+        emit!(s, "    }}");
+        // vec4 stores when every row starts vec4-aligned, else one element at a time
+        emit!(s, "    let aligned = (n & 3u) == 0u;");
+        for i in 0..r {
+            emit!(s, "    if (r0 + {}u < m) {{", 8 * i);
+            emit!(s, "        let o{i} = d.c_off + (r0 + {}u) * n + c0;", 8 * i);
+            emit!(s, "        if (aligned) {{");
+            for j in 0..c {
+                for h in 0..2 {
+                    let col = 8 * j + 4 * h;
+                    let v: Vec<String> = (0..4).map(|e| format!("acc{i}_{j}_{}", 4 * h + e)).collect();
+                    emit!(s, "            if (c0 + {col}u < n) {{ store_forward4((o{i} + {col}u) / 4u, vec4<f32>({})); }}", v.join(", "));
+                }
+            }
+            emit!(s, "        }} else {{");
+            for j in 0..c {
+                for t in 0..8 {
+                    let col = 8 * j + t;
+                    emit!(s, "            if (c0 + {col}u < n) {{ store_forward(o{i} + {col}u, acc{i}_{j}_{t}); }}");
+                }
+            }
+            emit!(s, "        }}\n    }}");
+        }
+        emit!(s, "}}");
+        Generated { source: s, tile: (8 * r, 8 * c), rows_in_x: false }
+    } else {
+        let (wx, wy) = cfg.workgroup;
+        emit!(s, "@compute @workgroup_size({wx}, {wy}, 1)");
+        emit!(s, "fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {{");
+        emit!(s, "    let m = st.rows;\n    let n = d.n;\n    let k4 = d.k / 4u;");
+        emit!(s, "    let r0 = gid.y * {r}u;\n    let c0 = gid.x * {c}u;");
+        emit!(s, "    if (r0 >= m || c0 >= n) {{\n        return;\n    }}");
+        for i in 0..r {
+            emit!(s, "    let a{i} = d.a_off / 4u + min(r0 + {i}u, m - 1u) * k4;");
+        }
+        for j in 0..c {
+            emit!(s, "    let b{j} = d.b_off / 4u + min(c0 + {j}u, n - 1u) * k4;");
+        }
+        for i in 0..r {
+            for j in 0..c {
+                emit!(s, "    var acc{i}_{j} = 0.0;");
+            }
+        }
+        emit!(s, "    for (var p = 0u; p < k4; p++) {{");
+        for i in 0..r {
+            emit!(s, "        let x{i} = acts[a{i} + p];");
+        }
+        for j in 0..c {
+            emit!(s, "        let w{j} = params[b{j} + p];");
+        }
+        for i in 0..r {
+            for j in 0..c {
+                emit!(s, "        acc{i}_{j} = dot_acc(x{i}, w{j}, acc{i}_{j});");
+            }
+        }
+        emit!(s, "    }}");
+        for i in 0..r {
+            emit!(s, "    if (r0 + {i}u < m) {{");
+            for j in 0..c {
+                emit!(s, "        if (c0 + {j}u < n) {{ store_forward(d.c_off + (r0 + {i}u) * n + c0 + {j}u, acc{i}_{j} + param_at(d.bias_off + c0 + {j}u)); }}");
+            }
+            emit!(s, "    }}");
+        }
+        emit!(s, "}}");
+        Generated { source: s, tile: (r * wy, c * wx), rows_in_x: false }
+    }
+}
+
+/// δ_{l−1} = (δ_l·W) ⊙ f'(Z_{l−1}): δ_l is contiguous along k, W along the output columns, so
+/// each k-step of 4 multiplies four broadcast δ values by four vec4 rows of W.
+pub fn backward_data(cfg: &KernelConfig) -> Generated {
+    let Block { rows: r, cols: q } = cfg.backward_data;
+    let mut s = String::new();
+    if cfg.subgroup8 {
+        assert!(q % 2 == 0, "subgroup backward_data needs an even number of vec4 columns");
+        // lane l owns rows r0 + 8i. Per k-step the tile needs W rows 4p..4p+3 at vec4 columns
+        // q0..q0+q: 4q vec4s, lane t loading row 4p + t%4 at columns q0 + t/4 + 2h (h < q/2).
+        emit!(s, "@compute @workgroup_size(8, 1, 1)");
+        emit!(s, "fn backward_data(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {{");
+        emit!(s, "    let m = st.rows;\n    let n4 = d.n / 4u;\n    let k4 = d.k / 4u;");
+        emit!(s, "    let r0 = wid.y * {}u + lane;", 8 * r);
+        emit!(s, "    let q0 = wid.x * {q}u;");
+        for i in 0..r {
+            emit!(s, "    let a{i} = d.a_off / 4u + min(r0 + {}u, m - 1u) * k4;", 8 * i);
+        }
+        emit!(s, "    let kk = lane % 4u;");
+        for h in 0..q / 2 {
+            emit!(s, "    let b{h} = d.b_off / 4u + min(q0 + lane / 4u + {}u, n4 - 1u);", 2 * h);
+        }
+        for i in 0..r {
+            for j in 0..q {
+                emit!(s, "    var acc{i}_{j} = vec4<f32>(0.0);");
+            }
+        }
+        emit!(s, "    for (var p = 0u; p < k4; p++) {{");
+        for i in 0..r {
+            emit!(s, "        let x{i} = dlt[a{i} + p];");
+        }
+        emit!(s, "        let row = (4u * p + kk) * n4;");
+        for h in 0..q / 2 {
+            emit!(s, "        let w{h} = params[row + b{h}];");
+        }
+        for j in 0..q {
+            for e in 0..4 {
+                // W[4p + e, column vec4 q0 + j] sits in lane e + 4·(j % 2), slot j / 2
+                emit!(s, "        let w{j}_{e} = subgroupBroadcast(w{}, {}u);", j / 2, e + 4 * (j % 2));
+                for i in 0..r {
+                    emit!(s, "        acc{i}_{j} = fma(vec4<f32>(x{i}.{}), w{j}_{e}, acc{i}_{j});", XYZW[e as usize]);
+                }
+            }
+        }
+        emit!(s, "    }}");
+        for i in 0..r {
+            emit!(s, "    if (r0 + {}u < m) {{", 8 * i);
+            for j in 0..q {
+                emit!(s, "        if (q0 + {j}u < n4) {{ store_delta4(d.c_off / 4u + (r0 + {}u) * n4 + q0 + {j}u, acc{i}_{j}); }}", 8 * i);
+            }
+            emit!(s, "    }}");
+        }
+        emit!(s, "}}");
+        Generated { source: s, tile: (8 * r, 4 * q), rows_in_x: false }
+    } else {
+        let (wx, wy) = cfg.workgroup;
+        emit!(s, "@compute @workgroup_size({wx}, {wy}, 1)");
+        emit!(s, "fn backward_data(@builtin(global_invocation_id) gid: vec3<u32>) {{");
+        emit!(s, "    let m = st.rows;\n    let n4 = d.n / 4u;\n    let k4 = d.k / 4u;");
+        emit!(s, "    let r0 = gid.y * {r}u;\n    let q0 = gid.x * {q}u;");
+        emit!(s, "    if (r0 >= m || q0 >= n4) {{\n        return;\n    }}");
+        for i in 0..r {
+            emit!(s, "    let a{i} = d.a_off / 4u + min(r0 + {i}u, m - 1u) * k4;");
+        }
+        for j in 0..q {
+            emit!(s, "    let b{j} = d.b_off / 4u + min(q0 + {j}u, n4 - 1u);");
+        }
+        for i in 0..r {
+            for j in 0..q {
+                emit!(s, "    var acc{i}_{j} = vec4<f32>(0.0);");
+            }
+        }
+        emit!(s, "    for (var p = 0u; p < k4; p++) {{");
+        for i in 0..r {
+            emit!(s, "        let x{i} = dlt[a{i} + p];");
+        }
+        for (e, c) in XYZW.iter().enumerate() {
+            emit!(s, "        let row{e} = (4u * p + {e}u) * n4;");
+            for j in 0..q {
+                emit!(s, "        let w{j}_{e} = params[row{e} + b{j}];");
+                for i in 0..r {
+                    emit!(s, "        acc{i}_{j} = fma(vec4<f32>(x{i}.{c}), w{j}_{e}, acc{i}_{j});");
+                }
+            }
+        }
+        emit!(s, "    }}");
+        for i in 0..r {
+            emit!(s, "    if (r0 + {i}u < m) {{");
+            for j in 0..q {
+                emit!(s, "        if (q0 + {j}u < n4) {{ store_delta4(d.c_off / 4u + (r0 + {i}u) * n4 + q0 + {j}u, acc{i}_{j}); }}");
+            }
+            emit!(s, "    }}");
+        }
+        emit!(s, "}}");
+        Generated { source: s, tile: (r * wy, 4 * q * wx), rows_in_x: false }
+    }
+}
+
+/// ∂W = s·δᵀ·A and ∂b = s·Σ_rows δ: both operands are contiguous along the output axes and k
+/// runs over the rows, so each row adds outer products of vec4s of δ and A. The threads that
+/// hold the first vec4 column of ∂W also write the bias gradient (they see every δ anyway).
+pub fn weight_grad(cfg: &KernelConfig) -> Generated {
+    let Block { rows: p, cols: t } = cfg.weight_grad;
+    let mut s = String::new();
+    if cfg.subgroup8 {
+        // rows of the batch in chunks of 8: lane l loads δ of row r0 + l (zero past the last
+        // row) and broadcasts it; lane l owns the vec4 columns q0 + 8j of ∂W. Workgroup x runs
+        // over the output rows, so consecutive workgroups reuse the same band of A (the larger
+        // operand) from cache: with power-of-two widths that made 1024³ ~1.5× faster.
+        emit!(s, "@compute @workgroup_size(8, 1, 1)");
+        emit!(s, "fn weight_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {{");
+        emit!(s, "    let m4 = d.m / 4u;\n    let n4 = d.n / 4u;\n    let k = st.rows;");
+        emit!(s, "    let o0 = wid.x * {p}u;");
+        emit!(s, "    let q0 = wid.y * {}u + lane;", 8 * t);
+        for u in 0..p {
+            emit!(s, "    let g{u} = d.a_off / 4u + min(o0 + {u}u, m4 - 1u);");
+            emit!(s, "    var bias{u} = vec4<f32>(0.0);");
+        }
+        for j in 0..t {
+            emit!(s, "    let b{j} = d.b_off / 4u + min(q0 + {}u, n4 - 1u);", 8 * j);
+        }
+        for u in 0..p {
+            for e in 0..4 {
+                for j in 0..t {
+                    emit!(s, "    var acc{u}_{e}_{j} = vec4<f32>(0.0);");
+                }
+            }
+        }
+        emit!(s, "    for (var r0 = 0u; r0 < k; r0 += 8u) {{");
+        emit!(s, "        let keep = select(0.0, 1.0, r0 + lane < k);");
+        emit!(s, "        let drow = min(r0 + lane, k - 1u) * m4;");
+        for u in 0..p {
+            emit!(s, "        let g{u}v = dlt[g{u} + drow] * keep;");
+            // each lane sums the δ rows it loaded; subgroupAdd combines the lanes at the end
+            emit!(s, "        bias{u} += g{u}v;");
+        }
+        for l in 0..8 {
+            emit!(s, "        let arow{l} = min(r0 + {l}u, k - 1u) * n4;");
+            for j in 0..t {
+                emit!(s, "        let x{l}_{j} = acts[b{j} + arow{l}];");
+            }
+            for u in 0..p {
+                emit!(s, "        let g{u}_{l} = subgroupBroadcast(g{u}v, {l}u);");
+                for (e, c) in XYZW.iter().enumerate() {
+                    for j in 0..t {
+                        emit!(s, "        acc{u}_{e}_{j} = fma(vec4<f32>(g{u}_{l}.{c}), x{l}_{j}, acc{u}_{e}_{j});");
+                    }
+                }
+            }
+        }
+        emit!(s, "    }}");
+        for u in 0..p {
+            emit!(s, "    let bias_sum{u} = subgroupAdd(bias{u});");
+        }
+        for u in 0..p {
+            emit!(s, "    if (o0 + {u}u < m4) {{");
+            for e in 0..4 {
+                for j in 0..t {
+                    emit!(s, "        if (q0 + {}u < n4) {{ store_grad4(d.c_off / 4u + (4u * (o0 + {u}u) + {e}u) * n4 + q0 + {}u, acc{u}_{e}_{j}); }}", 8 * j, 8 * j);
+                }
+            }
+            emit!(s, "        if (q0 == 0u) {{ store_grad4(d.bias_off / 4u + o0 + {u}u, bias_sum{u}); }}");
+            emit!(s, "    }}");
+        }
+        emit!(s, "}}");
+        Generated { source: s, tile: (4 * p, 32 * t), rows_in_x: true }
+    } else {
+        let (wx, wy) = cfg.workgroup;
+        emit!(s, "@compute @workgroup_size({wx}, {wy}, 1)");
+        emit!(s, "fn weight_grad(@builtin(global_invocation_id) gid: vec3<u32>) {{");
+        emit!(s, "    let m4 = d.m / 4u;\n    let n4 = d.n / 4u;\n    let k = st.rows;");
+        emit!(s, "    let o0 = gid.y * {p}u;\n    let q0 = gid.x * {t}u;");
+        emit!(s, "    if (o0 >= m4 || q0 >= n4) {{\n        return;\n    }}");
+        for u in 0..p {
+            emit!(s, "    let g{u} = d.a_off / 4u + min(o0 + {u}u, m4 - 1u);");
+            emit!(s, "    var bias{u} = vec4<f32>(0.0);");
+        }
+        for j in 0..t {
+            emit!(s, "    let b{j} = d.b_off / 4u + min(q0 + {j}u, n4 - 1u);");
+        }
+        for u in 0..p {
+            for e in 0..4 {
+                for j in 0..t {
+                    emit!(s, "    var acc{u}_{e}_{j} = vec4<f32>(0.0);");
+                }
+            }
+        }
+        emit!(s, "    for (var r = 0u; r < k; r++) {{");
+        for u in 0..p {
+            emit!(s, "        let g{u}v = dlt[g{u} + r * m4];");
+            emit!(s, "        bias{u} += g{u}v;");
+        }
+        for j in 0..t {
+            emit!(s, "        let x{j} = acts[b{j} + r * n4];");
+        }
+        for u in 0..p {
+            for (e, c) in XYZW.iter().enumerate() {
+                for j in 0..t {
+                    emit!(s, "        acc{u}_{e}_{j} = fma(vec4<f32>(g{u}v.{c}), x{j}, acc{u}_{e}_{j});");
+                }
+            }
+        }
+        emit!(s, "    }}");
+        for u in 0..p {
+            emit!(s, "    if (o0 + {u}u < m4) {{");
+            for e in 0..4 {
+                for j in 0..t {
+                    emit!(s, "        if (q0 + {j}u < n4) {{ store_grad4(d.c_off / 4u + (4u * (o0 + {u}u) + {e}u) * n4 + q0 + {j}u, acc{u}_{e}_{j}); }}");
+                }
+            }
+            emit!(s, "        if (q0 == 0u) {{ store_grad4(d.bias_off / 4u + o0 + {u}u, bias{u}); }}");
+            emit!(s, "    }}");
+        }
+        emit!(s, "}}");
+        Generated { source: s, tile: (4 * p * wy, 4 * t * wx), rows_in_x: false }
+    }
+}

@@ -1,0 +1,362 @@
+//! CPU-vs-GPU parity of the GPU kernels, above all the three matrix products (forward,
+//! backward_data, weight_grad) in their scalar and vec4 variants. Every case builds a small
+//! network whose layers give the matmuls the shapes under test, sets identical random
+//! parameters on the f64 reference and on the GPU, poisons the GPU's work buffers with NaN (so
+//! an element no kernel wrote shows up), runs one `trace_step` on both and compares every named
+//! tensor: no NaN, and max|gpu − cpu| / max|cpu| ≤ 1e-5 (f32 against f64).
+//!
+//! Every case runs with each kernel configuration the adapter supports: scalar only, the plain
+//! vec4 kernels (hardware-GPU and software blocks) and the adapter's own choice (on lavapipe:
+//! the 8-lane subgroup kernels). With no adapter the tests print why and pass, unless `CI` is
+//! set, where they fail.
+
+use gpu_nn::backend::{Backend, Split, StepTrace};
+use gpu_nn::cpu::ReferenceBackend;
+use gpu_nn::data::{Dataset, Pixels};
+use gpu_nn::gpu::context::{instance, is_software, list_adapters};
+use gpu_nn::gpu::trainer::Matmul;
+use gpu_nn::gpu::{Gpu, GpuBackend, KernelConfig};
+use gpu_nn::model::{Activation, LayerParams, Loss, ModelSpec, Params, Reduction};
+use gpu_nn::optim::{OptimizerKind, OptimizerSpec};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+const TOLERANCE: f64 = 1e-5;
+
+/// Whether an adapter exists; without one, panics under CI and otherwise says why it skips.
+fn have_adapter() -> bool {
+    if !list_adapters(&instance()).is_empty() {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("no GPU adapter found and CI is set: the GPU kernel tests must run in CI (install lavapipe: mesa-vulkan-drivers)");
+    }
+    eprintln!("skipping GPU kernel tests: no GPU adapter found (install lavapipe: mesa-vulkan-drivers libvulkan1)");
+    false
+}
+
+/// The kernel configurations to compare on this adapter.
+fn configs() -> Vec<(&'static str, KernelConfig)> {
+    let gpu = Gpu::new(None, true).expect("opening the GPU");
+    let mut v = vec![("scalar", KernelConfig::scalar()), ("plain", KernelConfig::plain()), ("plain-software", KernelConfig::plain_software())];
+    let auto = KernelConfig::for_adapter(&gpu.info, gpu.features, is_software(&gpu.info));
+    if !v.iter().any(|(_, c)| *c == auto) {
+        v.push(("adapter's choice", auto));
+    }
+    let sub = KernelConfig::subgroup();
+    if sub.supported(&gpu.info, gpu.features) && !v.iter().any(|(_, c)| *c == sub) {
+        v.push(("subgroup", sub));
+    }
+    v
+}
+
+struct Case {
+    name: &'static str,
+    layers: Vec<usize>,
+    activations: Vec<Activation>,
+    loss: Loss,
+    reduction: Reduction,
+    optimizer: OptimizerKind,
+    batch: usize,
+    /// F64 pixels instead of bytes.
+    float_pixels: bool,
+}
+
+impl Case {
+    fn spec(&self) -> ModelSpec {
+        let spec = ModelSpec { layers: self.layers.clone(), activations: self.activations.clone(), loss: self.loss, reduction: self.reduction };
+        spec.validate().unwrap();
+        spec
+    }
+
+    fn optimizer(&self) -> OptimizerSpec {
+        // Adam's step is ±lr wherever the gradient is tiny, whatever its f32 rounding: a small
+        // lr keeps that far below the tolerance relative to the weights
+        let lr = if self.optimizer == OptimizerKind::Adam { 1e-6 } else { 0.05 };
+        OptimizerSpec { kind: self.optimizer, lr, weight_decay: 1e-3, ..Default::default() }
+    }
+}
+
+/// `n` random samples shaped for `spec`: bytes (or floats in [0, 1)) and labels its loss accepts.
+fn dataset(spec: &ModelSpec, n: usize, float_pixels: bool, rng: &mut ChaCha8Rng) -> Dataset {
+    let len = spec.input_size();
+    let classes = if spec.output_size() == 1 { 2 } else { spec.output_size().min(10) };
+    let pixels = if float_pixels {
+        Pixels::F64((0..n * len).map(|_| rng.random::<f64>()).collect())
+    } else {
+        Pixels::U8((0..n * len).map(|_| rng.random::<u8>()).collect())
+    };
+    let labels = (0..n).map(|_| rng.random_range(0..classes) as u8).collect();
+    Dataset { source: "random samples".into(), pixels, sample_len: len, labels, num_classes: classes }
+}
+
+/// Uniform random parameters scaled so the activations stay in a useful range.
+fn params(spec: &ModelSpec, rng: &mut ChaCha8Rng) -> Params {
+    Params {
+        layers: (0..spec.num_layers())
+            .map(|i| {
+                let (n_in, n_out) = spec.layer_dims(i);
+                let a = 2.0 / (n_in as f64).sqrt();
+                LayerParams {
+                    weight: (0..n_in * n_out).map(|_| rng.random_range(-a..a)).collect(),
+                    bias: (0..n_out).map(|_| rng.random_range(-0.5..0.5)).collect(),
+                }
+            })
+            .collect(),
+    }
+}
+
+/// Max relative difference of every tensor; panics on NaN, on missing tensors and beyond `tol`.
+fn compare(what: &str, cpu: &StepTrace, gpu: &StepTrace, tol: f64) {
+    let names = |t: &StepTrace| t.tensors.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert_eq!(names(cpu), names(gpu), "{what}: the traces name different tensors");
+    for ((name, c), (_, g)) in cpu.tensors.iter().zip(&gpu.tensors) {
+        assert_eq!(c.len(), g.len(), "{what}: {name} has {} values on the CPU, {} on the GPU", c.len(), g.len());
+        if let Some(i) = g.iter().position(|x| !x.is_finite()) {
+            panic!("{what}: {name}[{i}] is {} on the GPU (an element no kernel wrote?)", g[i]);
+        }
+        let scale = c.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-30);
+        let (i, diff) = c.iter().zip(g).map(|(a, b)| (a - b).abs()).enumerate().fold((0, 0.0), |m, (i, d)| if d > m.1 { (i, d) } else { m });
+        let rel = diff / scale;
+        // Adam's second moment v (state1) is (1 − β2)·g²: twice the relative error of g
+        let tol = if name.ends_with(".state1") { 2.0 * tol } else { tol };
+        assert!(rel <= tol, "{what}: {name}[{i}] gpu {} cpu {} — max relative difference {rel:.2e} > {tol:.0e}", g[i], c[i]);
+    }
+}
+
+/// The matmul shapes (M×K×N) a network gives each kernel on `rows` samples, with whether the
+/// backend runs them as vec4.
+fn shapes(spec: &ModelSpec, rows: usize, gpu: &GpuBackend) -> Vec<(Matmul, [usize; 3], bool)> {
+    let mut v = Vec::new();
+    for i in 0..spec.num_layers() {
+        let (n_in, n_out) = spec.layer_dims(i);
+        v.push((Matmul::Forward, [rows, n_in, n_out], gpu.uses_vec4(i, Matmul::Forward)));
+        if i > 0 {
+            v.push((Matmul::BackwardData, [rows, n_out, n_in], gpu.uses_vec4(i, Matmul::BackwardData)));
+        }
+        v.push((Matmul::WeightGrad, [n_out, rows, n_in], gpu.uses_vec4(i, Matmul::WeightGrad)));
+    }
+    v
+}
+
+/// Runs every case with every kernel configuration; returns the (kernel, shape, vec4) seen.
+fn run_cases(cases: &[Case]) -> BTreeSet<(String, [usize; 3], bool)> {
+    let mut seen = BTreeSet::new();
+    let configs = configs();
+    for (ci, case) in cases.iter().enumerate() {
+        let spec = case.spec();
+        let opt = case.optimizer();
+        let mut rng = ChaCha8Rng::seed_from_u64(1000 + ci as u64);
+        let data = Arc::new(dataset(&spec, case.batch + 7, case.float_pixels, &mut rng));
+        let p = params(&spec, &mut rng);
+        // a random subset in random order, so the gather's index path matters too
+        let mut idx: Vec<u32> = (0..data.len() as u32).collect();
+        for i in (1..idx.len()).rev() {
+            idx.swap(i, rng.random_range(0..=i));
+        }
+        idx.truncate(case.batch);
+
+        let mut cpu = ReferenceBackend::new(&spec, &opt);
+        cpu.set_params(&p).unwrap();
+        cpu.attach(Split::Train, data.clone()).unwrap();
+        let want = cpu.trace_step(&idx, opt.lr).unwrap();
+
+        for (cname, config) in &configs {
+            let what = format!("case '{}' ({:?}, batch {}) with {cname} kernels", case.name, case.layers, case.batch);
+            let mut gpu = GpuBackend::with_config(Gpu::new(None, true).unwrap(), &spec, &opt, case.batch, false, *config).unwrap();
+            gpu.set_params(&p).unwrap();
+            gpu.attach(Split::Train, data.clone()).unwrap();
+            gpu.poison().unwrap();
+            let got = gpu.trace_step(&idx, opt.lr).unwrap_or_else(|e| panic!("{what}: {e:#}"));
+            compare(&what, &want, &got, TOLERANCE);
+            for (kind, shape, vec4) in shapes(&spec, case.batch, &gpu) {
+                assert!(!vec4 || config.vec4, "{what}: {kind:?} uses vec4 under the scalar config");
+                seen.insert((format!("{kind:?}"), shape, vec4));
+            }
+        }
+    }
+    seen
+}
+
+fn case(name: &'static str, layers: &[usize], activations: &[Activation], loss: Loss, reduction: Reduction, optimizer: OptimizerKind, batch: usize) -> Case {
+    Case { name, layers: layers.to_vec(), activations: activations.to_vec(), loss, reduction, optimizer, batch, float_pixels: false }
+}
+
+use Activation::*;
+
+/// Degenerate and odd shapes: 1×1, 1×784, 784×1, 33×65×17, widths and batches that are not
+/// multiples of 4 or of any tile. Mostly the scalar kernels (vec4 wherever k % 4 == 0).
+#[test]
+fn odd_shapes_match_cpu() {
+    if !have_adapter() {
+        return;
+    }
+    let cases = [
+        // forward 1×1×1, weight_grad 1×1×1
+        case("1x1", &[1, 1], &[Sigmoid], Loss::HalfSse, Reduction::Mean, OptimizerKind::Sgd, 1),
+        // forward 1×784×1 (vec4), weight_grad 1×1×784
+        case("one neuron on 784 inputs", &[784, 1], &[Sigmoid], Loss::BinaryCrossEntropy, Reduction::Mean, OptimizerKind::Adam, 1),
+        // forward 1×1×784, weight_grad 784×1×1
+        case("784 outputs of 1 input", &[1, 784], &[Identity], Loss::Sse, Reduction::Sum, OptimizerKind::Momentum, 1),
+        // 784 rows: forward 784×1×8 and 784×8×2 (vec4), backward_data 784×2×8, weight_grad 8×784×1, 2×784×8
+        case("784 rows", &[1, 8, 2], &[Tanh, Softmax], Loss::CrossEntropy, Reduction::Mean, OptimizerKind::Nesterov, 784),
+        // forward 33×65×17, backward_data 33×65×17 (layer 2), weight_grad 17×33×65, 65×33×17, 3×33×65
+        case("33x65x17", &[65, 17, 65, 3], &[LeakyRelu, Relu, Softmax], Loss::CrossEntropy, Reduction::Mean, OptimizerKind::Adam, 33),
+        // weight_grad 33×65×17
+        case("33x65x17 weight grad", &[17, 33], &[Tanh], Loss::HalfSse, Reduction::Sum, OptimizerKind::Sgd, 65),
+    ];
+    let seen = run_cases(&cases);
+    for (kind, shape, vec4) in [
+        ("Forward", [1, 1, 1], false),
+        ("WeightGrad", [1, 1, 1], false),
+        ("Forward", [1, 784, 1], true),
+        ("Forward", [1, 784, 1], false),
+        ("WeightGrad", [1, 1, 784], false),
+        ("Forward", [1, 1, 784], false),
+        ("WeightGrad", [784, 1, 1], false),
+        ("Forward", [784, 1, 8], false),
+        ("Forward", [784, 8, 2], true),
+        ("Forward", [33, 65, 17], false),
+        ("BackwardData", [33, 65, 17], false),
+        ("WeightGrad", [33, 65, 17], false),
+    ] {
+        assert!(seen.contains(&(kind.to_string(), shape, vec4)), "no case ran {kind} {shape:?} (vec4: {vec4})");
+    }
+}
+
+/// Shapes the vec4 kernels take, chosen to miss every tile: batches of 9, 33 and 100 rows (not
+/// multiples of 8 or 32), widths of 12, 20, 36, 44 (not multiples of 8 or 16), an output
+/// of 10 (vec4 forward with unaligned output rows), every activation and loss.
+#[test]
+fn vec4_shapes_match_cpu() {
+    if !have_adapter() {
+        return;
+    }
+    let mut floats = case("784-36-44-10 on float pixels", &[784, 36, 44, 10], &[Sigmoid, LeakyRelu, Softmax], Loss::CrossEntropy, Reduction::Mean, OptimizerKind::Momentum, 100);
+    floats.float_pixels = true;
+    let cases = [
+        case("68-20-12-8", &[68, 20, 12, 8], &[Relu, Tanh, Sigmoid], Loss::BinaryCrossEntropy, Reduction::Mean, OptimizerKind::Adam, 33),
+        floats,
+        case("identity layers", &[12, 16, 4], &[Identity, Identity], Loss::Sse, Reduction::Sum, OptimizerKind::Nesterov, 9),
+        case("sigmoid squares", &[16, 8, 4], &[Sigmoid, Sigmoid], Loss::HalfSse, Reduction::Mean, OptimizerKind::Sgd, 5),
+    ];
+    let seen = run_cases(&cases);
+    for (kind, shape) in [
+        ("Forward", [33, 68, 20]),
+        ("Forward", [100, 44, 10]),
+        ("BackwardData", [33, 12, 20]),
+        ("BackwardData", [100, 44, 36]),
+        ("WeightGrad", [20, 33, 68]),
+        ("WeightGrad", [36, 100, 784]),
+        ("WeightGrad", [4, 9, 16]),
+    ] {
+        for vec4 in [true, false] {
+            assert!(seen.contains(&(kind.to_string(), shape, vec4)), "no case ran {kind} {shape:?} (vec4: {vec4})");
+        }
+    }
+}
+
+/// A step larger than one micro-batch (8192 rows): the weight gradients of the micro-batches
+/// accumulate before the update, in the scalar and the vec4 weight_grad alike.
+#[test]
+fn accumulated_micro_batches_match_cpu() {
+    if !have_adapter() {
+        return;
+    }
+    for (name, layers) in [("vec4", [8usize, 4]), ("scalar", [7, 5])] {
+        let spec = ModelSpec { layers: layers.to_vec(), activations: vec![Sigmoid], loss: Loss::HalfSse, reduction: Reduction::Mean };
+        let opt = OptimizerSpec { kind: OptimizerKind::Sgd, lr: 1.0, ..Default::default() };
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let batch = 8192 + 37;
+        let data = Arc::new(dataset(&spec, batch, false, &mut rng));
+        let p = params(&spec, &mut rng);
+        let idx: Vec<u32> = (0..batch as u32).rev().collect();
+        let mut cpu = ReferenceBackend::new(&spec, &opt);
+        cpu.set_params(&p).unwrap();
+        cpu.attach(Split::Train, data.clone()).unwrap();
+        cpu.train_steps(&idx, batch, &[1.0]).unwrap();
+        let want = cpu.params().unwrap();
+        for (cname, config) in configs() {
+            let mut gpu = GpuBackend::with_config(Gpu::new(None, true).unwrap(), &spec, &opt, batch, false, config).unwrap();
+            assert!(gpu.rows_cap() < batch, "the step must not fit one micro-batch");
+            assert_eq!(gpu.uses_vec4(0, Matmul::WeightGrad), config.vec4 && name == "vec4");
+            gpu.set_params(&p).unwrap();
+            gpu.attach(Split::Train, data.clone()).unwrap();
+            gpu.train_steps(&idx, batch, &[1.0]).unwrap();
+            let got = gpu.params().unwrap();
+            // compare the updates (w − w0 = −∂W with lr 1). Tolerance 1e-4, not 1e-5: each
+            // gradient is a sum over 8229 rows in f32, whose rounding grows with the row count
+            let step = |q: &Params| -> StepTrace {
+                StepTrace {
+                    tensors: q.layers.iter().zip(&p.layers).flat_map(|(l, l0)| {
+                        [
+                            ("weight step".to_string(), l.weight.iter().zip(&l0.weight).map(|(a, b)| a - b).collect()),
+                            ("bias step".to_string(), l.bias.iter().zip(&l0.bias).map(|(a, b)| a - b).collect()),
+                        ]
+                    }).collect(),
+                }
+            };
+            compare(&format!("{name} layer, {cname} kernels, {batch} rows"), &step(&want), &step(&got), 1e-4);
+        }
+    }
+}
+
+/// The GPU backend's own constructor (the adapter's kernel choice) on a seed001-shaped network.
+#[test]
+fn default_backend_matches_cpu() {
+    if !have_adapter() {
+        return;
+    }
+    let spec = ModelSpec { layers: vec![784, 128, 64, 10], activations: vec![Relu, Relu, Softmax], loss: Loss::CrossEntropy, reduction: Reduction::Mean };
+    let opt = OptimizerSpec { kind: OptimizerKind::Adam, lr: 1e-6, ..Default::default() };
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let data = Arc::new(dataset(&spec, 100, false, &mut rng));
+    let p = params(&spec, &mut rng);
+    let idx: Vec<u32> = (0..64).map(|i| (i * 37 % 100) as u32).collect();
+    let mut cpu = ReferenceBackend::new(&spec, &opt);
+    cpu.set_params(&p).unwrap();
+    cpu.attach(Split::Train, data.clone()).unwrap();
+    let want = cpu.trace_step(&idx, opt.lr).unwrap();
+    let mut gpu = GpuBackend::new(&spec, &opt, 64, None, false, true).unwrap();
+    gpu.set_params(&p).unwrap();
+    gpu.attach(Split::Train, data).unwrap();
+    gpu.poison().unwrap();
+    let got = gpu.trace_step(&idx, opt.lr).unwrap();
+    compare(&format!("seed001 shapes, {:?}", gpu.kernel_config()), &want, &got, TOLERANCE);
+}
+
+/// Parameters and optimiser state go in and out per tensor, around the alignment gaps.
+#[test]
+fn parameters_and_state_round_trip() {
+    if !have_adapter() {
+        return;
+    }
+    let spec = ModelSpec { layers: vec![3, 5, 2], activations: vec![Tanh, Sigmoid], loss: Loss::HalfSse, reduction: Reduction::Mean };
+    let opt = OptimizerSpec { kind: OptimizerKind::Adam, ..Default::default() };
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let p = params(&spec, &mut rng);
+    let mut gpu = GpuBackend::new(&spec, &opt, 4, None, false, true).unwrap();
+    gpu.set_params(&p).unwrap();
+    let f32_round = |v: &[f64]| v.iter().map(|&x| x as f32 as f64).collect::<Vec<_>>();
+    let back = gpu.params().unwrap();
+    for (a, b) in back.layers.iter().zip(&p.layers) {
+        assert_eq!(a.weight, f32_round(&b.weight));
+        assert_eq!(a.bias, f32_round(&b.bias));
+    }
+    let mut st = gpu.optimizer_state().unwrap();
+    assert!(st.slots.iter().flatten().flatten().flatten().all(|&x| x == 0.0), "set_params resets the state");
+    for x in st.slots.iter_mut().flatten().flatten().flatten() {
+        *x = rng.random_range(-1.0..1.0);
+    }
+    st.step = 17;
+    gpu.set_optimizer_state(&st).unwrap();
+    let back = gpu.optimizer_state().unwrap();
+    assert_eq!(back.step, 17);
+    for (a, b) in back.slots.iter().flatten().flatten().zip(st.slots.iter().flatten().flatten()) {
+        assert_eq!(a, &f32_round(b));
+    }
+    // and the parameters are untouched by the state upload
+    assert_eq!(gpu.params().unwrap().layers[1].bias, f32_round(&p.layers[1].bias));
+}
