@@ -47,23 +47,8 @@ fn config(name: &str, gpu: &Gpu) -> Option<KernelConfig> {
     c.supported(&gpu.info, gpu.features).then_some(c)
 }
 
-/// The network, batch and layer that give `kind` the shape M×K×N.
-fn network(kind: Matmul, [m, k, n]: [usize; 3]) -> (Vec<usize>, usize, usize) {
-    match kind {
-        Matmul::Forward => (vec![k, n], m, 1),
-        Matmul::BackwardData => (vec![4, n, k], m, 2),
-        Matmul::WeightGrad => (vec![n, m], k, 1),
-    }
-}
-
-fn spec(layers: Vec<usize>) -> ModelSpec {
-    let acts = vec![Activation::Relu; layers.len() - 1];
-    ModelSpec { layers, activations: acts, loss: Loss::HalfSse, reduction: Reduction::Mean }
-}
-
 fn bench_kernel(cfg: KernelConfig, kind: Matmul, shape: [usize; 3]) -> anyhow::Result<String> {
-    let (layers, batch, l) = network(kind, shape);
-    let spec = spec(layers);
+    let (spec, batch, l) = gpu_nn::bench::kernel_network(kind, shape);
     let opt = OptimizerSpec::default();
     let mut b = GpuBackend::with_config(Gpu::new(None, true)?, &spec, &opt, batch, false, cfg)?;
     b.set_params(&initialize(&spec, Init::GlorotUniform, 1)?)?;

@@ -45,6 +45,9 @@ pub struct BenchArgs {
     /// Only the CPU (no adapter needed).
     #[arg(long)]
     pub cpu_only: bool,
+    /// GFLOP/s of each matmul kernel at the shapes training uses and at 1024³, against the CPU GEMM.
+    #[arg(long)]
+    pub kernels: bool,
 }
 
 #[derive(Args, Debug)]

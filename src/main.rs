@@ -89,6 +89,15 @@ fn main() -> ExitCode {
             }
             Ok(())
         })(),
+        Command::Bench(args) if args.kernels => (|| {
+            let (device, rows) = gpu_nn::bench::run_kernels(args.cfg.adapter.as_deref())?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"device": device, "kernels": rows}))?);
+            } else {
+                gpu_nn::bench::print_kernels(&device, &rows);
+            }
+            Ok(())
+        })(),
         Command::Bench(args) => (|| {
             let cases: Vec<(String, Vec<serde_json::Value>)> = if args.cfg.selects_model() {
                 vec![(args.cfg.preset.clone().unwrap_or_else(|| "configuration".into()), Vec::new())]
