@@ -168,6 +168,10 @@ pub struct TrainArgs {
     /// Print only errors.
     #[arg(long, short)]
     pub quiet: bool,
+    /// text: progress bar and a summary line per epoch; json: one JSON object per epoch on
+    /// stdout (the metrics.csv fields) and nothing else there.
+    #[arg(long, value_enum, default_value_t = crate::report::LogFormat::Text)]
+    pub log_format: crate::report::LogFormat,
 }
 
 fn parse<T: std::str::FromStr<Err = anyhow::Error> + serde::Serialize>(s: &str) -> Result<Value> {

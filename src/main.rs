@@ -31,7 +31,7 @@ fn main() -> ExitCode {
         Command::Train(args) => args
             .cfg
             .resolve()
-            .and_then(|cfg| gpu_nn::run::train_command(&cfg, args.out.clone(), args.force, args.quiet))
+            .and_then(|cfg| gpu_nn::run::train_command_with(&cfg, args.out.clone(), args.force, args.quiet, args.log_format))
             .map(|_| ()),
         Command::Adapters => {
             let inst = gpu_nn::gpu::context::instance();

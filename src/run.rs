@@ -8,6 +8,7 @@ use crate::cpu::{FastBackend, ReferenceBackend};
 use crate::fsutil::write_atomic;
 use crate::gpu::GpuBackend;
 use crate::metrics::{EpochMetrics, to_csv};
+use crate::report::LogFormat;
 use crate::train::{Observer, RunResult};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -72,12 +73,14 @@ pub struct RunObserver {
     pub out: Option<PathBuf>,
     pub quiet: bool,
     pub rows: Vec<EpochMetrics>,
+    /// Text summaries or one JSON object per epoch (`--log-format`).
+    pub log_format: LogFormat,
     bar: Option<ProgressBar>,
 }
 
 impl RunObserver {
     pub fn new(cfg: &Config, out: Option<PathBuf>, quiet: bool) -> Self {
-        RunObserver { cfg: cfg.clone(), out, quiet, rows: Vec::new(), bar: None }
+        RunObserver { cfg: cfg.clone(), out, quiet, rows: Vec::new(), log_format: LogFormat::Text, bar: None }
     }
 }
 
@@ -105,19 +108,30 @@ impl Observer for RunObserver {
             b.finish_and_clear();
         }
         if !self.quiet {
-            println!("{}", m.summary(self.cfg.training.epochs));
+            match self.log_format {
+                LogFormat::Text => println!("{}", m.summary(self.cfg.training.epochs)),
+                LogFormat::Json => println!("{}", crate::report::epoch_json(m)),
+            }
         }
         self.rows.push(m.clone());
         if let Some(dir) = &self.out {
             write_atomic(&dir.join("metrics.csv"), to_csv(&self.rows).as_bytes())?;
             save_model(&dir.join("model.safetensors"), &backend.params()?, &self.cfg.model, file_dtype(&self.cfg))?;
+            // pictures: curves.png / curves.svg, redrawn with every epoch
+            crate::plots::write_curves(dir, &self.rows, &crate::plots::run_title(&self.cfg), !self.cfg.training.eval_train)?;
         }
         Ok(())
     }
 }
 
-/// The whole `train` command.
+/// The whole `train` command, with text output.
 pub fn train_command(cfg: &Config, out: Option<PathBuf>, force: bool, quiet: bool) -> Result<RunResult> {
+    train_command_with(cfg, out, force, quiet, LogFormat::Text)
+}
+
+/// The whole `train` command; `log_format` chooses text summaries or JSON lines on stdout.
+pub fn train_command_with(cfg: &Config, out: Option<PathBuf>, force: bool, quiet: bool, log_format: LogFormat) -> Result<RunResult> {
+    crate::report::set_quiet(quiet);
     if let Some(dir) = &out {
         prepare_out_dir(dir, force)?;
     }
@@ -125,7 +139,7 @@ pub fn train_command(cfg: &Config, out: Option<PathBuf>, force: bool, quiet: boo
     cfg.check_against_data(data.train.sample_len, data.train.num_classes, &data.train.source, data.train.len())?;
     let mut backend = make_backend(cfg, cfg.training.batch_size.resolve(data.train.len()), quiet)?;
     if !quiet {
-        println!(
+        crate::report::info(log_format, quiet, &format!(
             "training {} on {} ({} train{}{} samples) with {}",
             cfg.model.layers.iter().map(|n| n.to_string()).collect::<Vec<_>>().join("-"),
             cfg.data.dataset.name(),
@@ -133,17 +147,21 @@ pub fn train_command(cfg: &Config, out: Option<PathBuf>, force: bool, quiet: boo
             data.val.as_ref().map(|v| format!(", {} val", v.len())).unwrap_or_default(),
             data.test.as_ref().map(|t| format!(", {} test", t.len())).unwrap_or_default(),
             backend.describe()
-        );
+        ));
     }
     if let Some(dir) = &out {
         write_atomic(&dir.join("config.json"), serde_json::to_string_pretty(cfg)?.as_bytes())?;
     }
     let mut obs = RunObserver::new(cfg, out.clone(), quiet);
+    obs.log_format = log_format;
     let result = crate::train::run(cfg, &data, backend.as_mut(), &mut obs)?;
     if let Some(dir) = &out {
-        if !quiet {
-            println!("wrote {}", dir.display());
+        // pictures: the confusion matrix of the last test evaluation
+        if let (Some(test), Some(eval)) = (&data.test, &result.test) {
+            let c = crate::confusion::Confusion::of_eval(cfg, test, eval)?;
+            crate::plots::write_confusion(dir, &c, &crate::plots::run_title(cfg))?;
         }
+        crate::report::info(log_format, quiet, &format!("wrote {}", dir.display()));
     }
     Ok(result)
 }
