@@ -27,6 +27,61 @@ pub enum Command {
     /// Training throughput of the CPU and the GPU side by side (default set: seed001,
     /// seed000-mnist and a wide 784-1024-1024-10 network; or the configuration given).
     Bench(BenchArgs),
+    /// Evaluate a saved model on the test set: loss, accuracy, confusion matrix (printed and
+    /// written as confusion.csv / confusion.png).
+    Eval(EvalArgs),
+}
+
+/// Where a saved model's data is and what runs it (`eval`, `predict`). Unset values come from
+/// the run's config.json beside the model, else the defaults (mnist, classify).
+#[derive(Args, Debug, Default, Clone)]
+pub struct ModelDataArgs {
+    /// Dataset: mnist, fashion-mnist or kmnist.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Directory with the IDX files (default: the run's, else $GPU_NN_DATA, else the per-user cache).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// classify, or binary:D for a model trained on digit D against all others.
+    #[arg(long)]
+    pub task: Option<String>,
+}
+
+impl ModelDataArgs {
+    pub fn config_args(&self, backend: Option<String>, adapter: Option<String>) -> ConfigArgs {
+        ConfigArgs {
+            dataset: self.dataset.clone(),
+            data: self.data.clone(),
+            task: self.task.clone(),
+            backend,
+            adapter,
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// The model.safetensors to evaluate (its architecture is read from the file).
+    #[arg(long)]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub data: ModelDataArgs,
+    /// cpu (default), gpu or auto.
+    #[arg(long)]
+    pub backend: Option<String>,
+    /// GPU adapter: index or name substring.
+    #[arg(long)]
+    pub adapter: Option<String>,
+    /// Write confusion.csv and confusion.png here (default: beside the model).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print one JSON object (loss, accuracy, confusion matrix) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Print only errors.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug)]

@@ -29,6 +29,7 @@ pub mod config;
 pub mod confusion;
 pub mod cpu;
 pub mod data;
+pub mod eval;
 pub mod fsutil;
 pub mod gpu;
 pub mod init;

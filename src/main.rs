@@ -33,6 +33,14 @@ fn main() -> ExitCode {
             .resolve()
             .and_then(|cfg| gpu_nn::run::train_command_with(&cfg, args.out.clone(), args.force, args.quiet, args.log_format))
             .map(|_| ()),
+        Command::Eval(args) => gpu_nn::eval::eval_command(&gpu_nn::eval::EvalOptions {
+            flags: args.data.config_args(args.backend.clone(), args.adapter.clone()),
+            model: args.model,
+            out: args.out,
+            json: args.json,
+            quiet: args.quiet,
+        })
+        .map(|_| ()),
         Command::Adapters => {
             let inst = gpu_nn::gpu::context::instance();
             let all = gpu_nn::gpu::list_adapters(&inst);
