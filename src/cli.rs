@@ -30,6 +30,9 @@ pub enum Command {
     /// Evaluate a saved model on the test set: loss, accuracy, confusion matrix (printed and
     /// written as confusion.csv / confusion.png).
     Eval(EvalArgs),
+    /// Classify pictures of digits (PNG or JPEG, any size), images of the test set
+    /// (--idx-index N), or write the prediction of every test image to CSV (--csv OUT).
+    Predict(PredictArgs),
 }
 
 /// Where a saved model's data is and what runs it (`eval`, `predict`). Unset values come from
@@ -82,6 +85,29 @@ pub struct EvalArgs {
     /// Print only errors.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// The model.safetensors to use.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Pictures to classify (PNG or JPEG, any size, dark on light or light on dark).
+    pub images: Vec<PathBuf>,
+    /// Classify image N of the test set (repeatable, or N,M,...) and show its true label.
+    #[arg(long, value_delimiter = ',')]
+    pub idx_index: Vec<usize>,
+    /// Write the prediction of every test image here: index,label,prediction,p0..p9.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Use the training set instead of the test set for --idx-index and --csv.
+    #[arg(long)]
+    pub train_set: bool,
+    #[command(flatten)]
+    pub data: ModelDataArgs,
+    /// Also print the 28×28 input the network sees, as text.
+    #[arg(long)]
+    pub show: bool,
 }
 
 #[derive(Args, Debug)]

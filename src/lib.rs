@@ -39,6 +39,7 @@ pub mod model;
 pub mod optim;
 pub mod parity;
 pub mod plots;
+pub mod predict;
 pub mod report;
 pub mod run;
 pub mod train;

@@ -41,6 +41,15 @@ fn main() -> ExitCode {
             quiet: args.quiet,
         })
         .map(|_| ()),
+        Command::Predict(args) => gpu_nn::predict::predict_command(&gpu_nn::predict::PredictOptions {
+            flags: args.data.config_args(None, None),
+            model: args.model,
+            images: args.images,
+            idx_index: args.idx_index,
+            csv: args.csv,
+            train_split: args.train_set,
+            show: args.show,
+        }),
         Command::Adapters => {
             let inst = gpu_nn::gpu::context::instance();
             let all = gpu_nn::gpu::list_adapters(&inst);
