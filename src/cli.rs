@@ -33,6 +33,9 @@ pub enum Command {
     /// Classify pictures of digits (PNG or JPEG, any size), images of the test set
     /// (--idx-index N), or write the prediction of every test image to CSV (--csv OUT).
     Predict(PredictArgs),
+    /// Compare backpropagated gradients with finite differences of the batch loss on sampled
+    /// parameters of every layer; exits non-zero above the tolerance.
+    Gradcheck(GradcheckArgs),
 }
 
 /// Where a saved model's data is and what runs it (`eval`, `predict`). Unset values come from
@@ -108,6 +111,24 @@ pub struct PredictArgs {
     /// Also print the 28×28 input the network sees, as text.
     #[arg(long)]
     pub show: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct GradcheckArgs {
+    #[command(flatten)]
+    pub cfg: ConfigArgs,
+    /// Parameters sampled per tensor (the weights and the biases of every layer).
+    #[arg(long, default_value_t = 10)]
+    pub samples: usize,
+    /// Samples in the batch whose loss is differentiated (default: the batch size, at most 32).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Largest relative error |backprop − numeric| / max(|backprop|, |numeric|) accepted.
+    #[arg(long, default_value_t = 1e-5)]
+    pub tolerance: f64,
+    /// Finite-difference step h.
+    #[arg(long, default_value_t = 1e-3)]
+    pub step: f64,
 }
 
 #[derive(Args, Debug)]

@@ -32,6 +32,7 @@ pub mod data;
 pub mod eval;
 pub mod fsutil;
 pub mod gpu;
+pub mod gradcheck;
 pub mod init;
 pub mod math;
 pub mod metrics;

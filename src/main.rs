@@ -50,6 +50,19 @@ fn main() -> ExitCode {
             train_split: args.train_set,
             show: args.show,
         }),
+        Command::Gradcheck(args) => (|| {
+            let cfg = args.cfg.resolve()?;
+            let data = gpu_nn::data::load(&cfg)?;
+            cfg.check_against_data(data.train.sample_len, data.train.num_classes, &data.train.source, data.train.len())?;
+            let o = gpu_nn::gradcheck::GradcheckOptions { samples: args.samples, batch: args.batch, tolerance: args.tolerance, step: args.step };
+            let r = gpu_nn::gradcheck::check(&cfg, &data, &o)?;
+            gpu_nn::gradcheck::print(&cfg, &r, &o);
+            if !(r.worst() <= args.tolerance) {
+                anyhow::bail!("gradcheck failed: worst relative error {:.3e} exceeds the tolerance {:.1e}", r.worst(), args.tolerance);
+            }
+            println!("gradcheck passed: worst relative error {:.3e} <= tolerance {:.1e}", r.worst(), args.tolerance);
+            Ok(())
+        })(),
         Command::Adapters => {
             let inst = gpu_nn::gpu::context::instance();
             let all = gpu_nn::gpu::list_adapters(&inst);
