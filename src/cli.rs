@@ -27,6 +27,108 @@ pub enum Command {
     /// Training throughput of the CPU and the GPU side by side (default set: seed001,
     /// seed000-mnist and a wide 784-1024-1024-10 network; or the configuration given).
     Bench(BenchArgs),
+    /// Evaluate a saved model on the test set: loss, accuracy, confusion matrix (printed and
+    /// written as confusion.csv / confusion.png).
+    Eval(EvalArgs),
+    /// Classify pictures of digits (PNG or JPEG, any size), images of the test set
+    /// (--idx-index N), or write the prediction of every test image to CSV (--csv OUT).
+    Predict(PredictArgs),
+    /// Compare backpropagated gradients with finite differences of the batch loss on sampled
+    /// parameters of every layer; exits non-zero above the tolerance.
+    Gradcheck(GradcheckArgs),
+}
+
+/// Where a saved model's data is and what runs it (`eval`, `predict`). Unset values come from
+/// the run's config.json beside the model, else the defaults (mnist, classify).
+#[derive(Args, Debug, Default, Clone)]
+pub struct ModelDataArgs {
+    /// Dataset: mnist, fashion-mnist or kmnist.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Directory with the IDX files (default: the run's, else $GPU_NN_DATA, else the per-user cache).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// classify, or binary:D for a model trained on digit D against all others.
+    #[arg(long)]
+    pub task: Option<String>,
+}
+
+impl ModelDataArgs {
+    pub fn config_args(&self, backend: Option<String>, adapter: Option<String>) -> ConfigArgs {
+        ConfigArgs {
+            dataset: self.dataset.clone(),
+            data: self.data.clone(),
+            task: self.task.clone(),
+            backend,
+            adapter,
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// The model.safetensors to evaluate (its architecture is read from the file).
+    #[arg(long)]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub data: ModelDataArgs,
+    /// cpu (default), gpu or auto.
+    #[arg(long)]
+    pub backend: Option<String>,
+    /// GPU adapter: index or name substring.
+    #[arg(long)]
+    pub adapter: Option<String>,
+    /// Write confusion.csv and confusion.png here (default: beside the model).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print one JSON object (loss, accuracy, confusion matrix) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Print only errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// The model.safetensors to use.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Pictures to classify (PNG or JPEG, any size, dark on light or light on dark).
+    pub images: Vec<PathBuf>,
+    /// Classify image N of the test set (repeatable, or N,M,...) and show its true label.
+    #[arg(long, value_delimiter = ',')]
+    pub idx_index: Vec<usize>,
+    /// Write the prediction of every test image here: index,label,prediction,p0..p9.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Use the training set instead of the test set for --idx-index and --csv.
+    #[arg(long)]
+    pub train_set: bool,
+    #[command(flatten)]
+    pub data: ModelDataArgs,
+    /// Also print the 28×28 input the network sees, as text.
+    #[arg(long)]
+    pub show: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct GradcheckArgs {
+    #[command(flatten)]
+    pub cfg: ConfigArgs,
+    /// Parameters sampled per tensor (the weights and the biases of every layer).
+    #[arg(long, default_value_t = 10)]
+    pub samples: usize,
+    /// Samples in the batch whose loss is differentiated (default: the batch size, at most 32).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Largest relative error |backprop − numeric| / max(|backprop|, |numeric|) accepted.
+    #[arg(long, default_value_t = 1e-5)]
+    pub tolerance: f64,
+    /// Finite-difference step h.
+    #[arg(long, default_value_t = 1e-3)]
+    pub step: f64,
 }
 
 #[derive(Args, Debug)]
@@ -182,6 +284,10 @@ pub struct TrainArgs {
     /// Testing aid: behave as if Ctrl-C came right after optimiser step N of the run.
     #[arg(long, hide = true, value_name = "N")]
     pub stop_after_steps: Option<u64>,
+    /// text: progress bar and a summary line per epoch; json: one JSON object per epoch on
+    /// stdout (the metrics.csv fields) and nothing else there.
+    #[arg(long, value_enum, default_value_t = crate::report::LogFormat::Text)]
+    pub log_format: crate::report::LogFormat,
 }
 
 fn parse<T: std::str::FromStr<Err = anyhow::Error> + serde::Serialize>(s: &str) -> Result<Value> {

@@ -27,10 +27,10 @@ fn train(args: TrainArgs) -> anyhow::Result<Outcome> {
     }
     let ctl = Controls { interrupt: Some(&interrupt), stop_after_steps: args.stop_after_steps };
     let result = match &args.resume {
-        Some(dir) => gpu_nn::run::resume_command(dir, &args.cfg, args.quiet, ctl)?,
+        Some(dir) => gpu_nn::run::resume_command(dir, &args.cfg, args.quiet, ctl, args.log_format)?,
         None => {
             let cfg = args.cfg.resolve()?;
-            gpu_nn::run::train_with(&cfg, args.out.clone(), args.force, args.quiet, ctl)?
+            gpu_nn::run::train_with(&cfg, args.out.clone(), args.force, args.quiet, ctl, args.log_format)?
         }
     };
     Ok(result.outcome)
@@ -67,6 +67,36 @@ fn main() -> ExitCode {
             Ok(_) => Ok(()),
             Err(e) => Err(e),
         },
+        Command::Eval(args) => gpu_nn::eval::eval_command(&gpu_nn::eval::EvalOptions {
+            flags: args.data.config_args(args.backend.clone(), args.adapter.clone()),
+            model: args.model,
+            out: args.out,
+            json: args.json,
+            quiet: args.quiet,
+        })
+        .map(|_| ()),
+        Command::Predict(args) => gpu_nn::predict::predict_command(&gpu_nn::predict::PredictOptions {
+            flags: args.data.config_args(None, None),
+            model: args.model,
+            images: args.images,
+            idx_index: args.idx_index,
+            csv: args.csv,
+            train_split: args.train_set,
+            show: args.show,
+        }),
+        Command::Gradcheck(args) => (|| {
+            let cfg = args.cfg.resolve()?;
+            let data = gpu_nn::data::load(&cfg)?;
+            cfg.check_against_data(data.train.sample_len, data.train.num_classes, &data.train.source, data.train.len())?;
+            let o = gpu_nn::gradcheck::GradcheckOptions { samples: args.samples, batch: args.batch, tolerance: args.tolerance, step: args.step };
+            let r = gpu_nn::gradcheck::check(&cfg, &data, &o)?;
+            gpu_nn::gradcheck::print(&cfg, &r, &o);
+            if !(r.worst() <= args.tolerance) {
+                anyhow::bail!("gradcheck failed: worst relative error {:.3e} exceeds the tolerance {:.1e}", r.worst(), args.tolerance);
+            }
+            println!("gradcheck passed: worst relative error {:.3e} <= tolerance {:.1e}", r.worst(), args.tolerance);
+            Ok(())
+        })(),
         Command::Adapters => {
             let inst = gpu_nn::gpu::context::instance();
             let all = gpu_nn::gpu::list_adapters(&inst);

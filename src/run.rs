@@ -12,6 +12,7 @@ use crate::data::RunData;
 use crate::fsutil::write_atomic;
 use crate::gpu::GpuBackend;
 use crate::metrics::{EpochMetrics, to_csv};
+use crate::report::LogFormat;
 use crate::optim::Schedule;
 use crate::train::{Controls, Diverged, Observer, Outcome, RunResult, RunState, SaveReason, nonfinite_name, step_counts};
 use anyhow::{Context, Result, bail};
@@ -113,6 +114,8 @@ pub struct RunObserver {
     pub total_steps: u64,
     /// Where the newest checkpoint on disk stands (`RunState::describe`), if there is one.
     pub last_checkpoint: Option<String>,
+    /// Text summaries or one JSON object per epoch (`--log-format`).
+    pub log_format: LogFormat,
     bar: Option<ProgressBar>,
 }
 
@@ -123,7 +126,7 @@ impl RunObserver {
             (_, Precision::F64) => Engine::CpuF64,
             _ => Engine::CpuF32,
         };
-        RunObserver { cfg: cfg.clone(), out, quiet, rows: Vec::new(), engine, total_steps: u64::MAX, last_checkpoint: None, bar: None }
+        RunObserver { cfg: cfg.clone(), out, quiet, rows: Vec::new(), engine, total_steps: u64::MAX, last_checkpoint: None, log_format: LogFormat::Text, bar: None }
     }
 
     /// Parameters and optimiser state, refusing non-finite values: a checkpoint must be a
@@ -190,7 +193,10 @@ impl Observer for RunObserver {
             b.finish_and_clear();
         }
         if !self.quiet {
-            println!("{}", m.summary(self.cfg.training.epochs));
+            match self.log_format {
+                LogFormat::Text => println!("{}", m.summary(self.cfg.training.epochs)),
+                LogFormat::Json => println!("{}", crate::report::epoch_json(m)),
+            }
         }
         self.rows.push(m.clone());
         Ok(())
@@ -211,6 +217,8 @@ impl Observer for RunObserver {
             }
             save_model(&dir.join("model.safetensors"), &ck.params, &self.cfg.model, file_dtype(&self.cfg))?;
             write_atomic(&dir.join("metrics.csv"), to_csv(&state.history).as_bytes())?;
+            // pictures: curves.png / curves.svg, redrawn with every epoch
+            crate::plots::write_curves(&dir, &state.history, &crate::plots::run_title(&self.cfg), !self.cfg.training.eval_train)?;
         }
         save_checkpoint(&dir.join(CHECKPOINT_FILE), &ck)?;
         self.last_checkpoint = Some(state.describe());
@@ -220,11 +228,12 @@ impl Observer for RunObserver {
 
 /// The whole `train` command.
 pub fn train_command(cfg: &Config, out: Option<PathBuf>, force: bool, quiet: bool) -> Result<RunResult> {
-    train_with(cfg, out, force, quiet, Controls::default())
+    train_with(cfg, out, force, quiet, Controls::default(), LogFormat::Text)
 }
 
 /// `train_command` with stop requests (Ctrl-C, `--stop-after-steps`).
-pub fn train_with(cfg: &Config, out: Option<PathBuf>, force: bool, quiet: bool, ctl: Controls) -> Result<RunResult> {
+pub fn train_with(cfg: &Config, out: Option<PathBuf>, force: bool, quiet: bool, ctl: Controls, log_format: LogFormat) -> Result<RunResult> {
+    crate::report::set_quiet(quiet);
     if let Some(dir) = &out {
         prepare_out_dir(dir, force)?;
     }
@@ -247,7 +256,7 @@ pub fn train_with(cfg: &Config, out: Option<PathBuf>, force: bool, quiet: bool, 
     }
     backend.set_params(&cfg.initial_params()?)?;
     crate::train::attach_all(&data, backend.as_mut())?;
-    execute(cfg, &data, backend.as_mut(), engine, out, quiet, RunState::default(), ctl, None)
+    execute(cfg, &data, backend.as_mut(), engine, out, quiet, RunState::default(), ctl, None, log_format)
 }
 
 /// Flags that may accompany `--resume`: they change neither the steps nor their maths.
@@ -257,7 +266,8 @@ const RESUME_FLAGS: &str = "--epochs, --max-steps, --data, --adapter and --quiet
 /// batches, learning rates and optimiser state it would have had without the interruption.
 /// `flags` may only extend the run (`--epochs`, `--max-steps`) or say where the data and the
 /// adapter are.
-pub fn resume_command(dir: &Path, flags: &ConfigArgs, quiet: bool, ctl: Controls) -> Result<RunResult> {
+pub fn resume_command(dir: &Path, flags: &ConfigArgs, quiet: bool, ctl: Controls, log_format: LogFormat) -> Result<RunResult> {
+    crate::report::set_quiet(quiet);
     let name = dir.display();
     let changing = flags.flags_changing_the_maths()?;
     if !changing.is_empty() {
@@ -348,7 +358,7 @@ pub fn resume_command(dir: &Path, flags: &ConfigArgs, quiet: bool, ctl: Controls
         write_atomic(&dir.join("metrics.csv"), to_csv(&state.history).as_bytes())?;
     }
     let at = state.describe();
-    execute(&cfg, &data, backend.as_mut(), engine, Some(dir.to_path_buf()), quiet, state, ctl, Some(at))
+    execute(&cfg, &data, backend.as_mut(), engine, Some(dir.to_path_buf()), quiet, state, ctl, Some(at), log_format)
 }
 
 /// Trains from `state` with a `RunObserver`, then says how the run ended.
@@ -363,8 +373,10 @@ fn execute(
     state: RunState,
     ctl: Controls,
     last_checkpoint: Option<String>,
+    log_format: LogFormat,
 ) -> Result<RunResult> {
     let mut obs = RunObserver::new(cfg, out.clone(), quiet);
+    obs.log_format = log_format;
     obs.engine = engine;
     obs.total_steps = step_counts(cfg, data.train.len()).1;
     obs.last_checkpoint = last_checkpoint;
@@ -391,8 +403,13 @@ fn execute(
         }
         _ => {}
     }
-    if let (Some(dir), false, false) = (&out, quiet, result.outcome == Outcome::Interrupted) {
-        println!("wrote {}", dir.display());
+    if let (Some(dir), false) = (&out, result.outcome == Outcome::Interrupted) {
+        // pictures: the confusion matrix of the last test evaluation
+        if let (Some(test), Some(eval)) = (&data.test, &result.test) {
+            let c = crate::confusion::Confusion::of_eval(cfg, test, eval)?;
+            crate::plots::write_confusion(dir, &c, &crate::plots::run_title(cfg))?;
+        }
+        crate::report::info(log_format, quiet, &format!("wrote {}", dir.display()));
     }
     Ok(result)
 }

@@ -217,6 +217,9 @@ fn fetch(agent: &ureq::Agent, url: &str, label: &str) -> Result<Vec<u8>> {
             .unwrap()
             .progress_chars("=> "),
     );
+    if crate::report::quiet() {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
     bar.set_message(format!("downloading {label}"));
     let mut reader = resp.body_mut().with_config().limit(1 << 31).reader();
     let mut out = Vec::with_capacity(total.unwrap_or(0) as usize);

@@ -1,0 +1,123 @@
+//! `gpu-nn eval`: a saved model on the test set — loss, accuracy and the confusion matrix,
+//! written as `confusion.csv` / `confusion.png`. Also the shared "open a model with the
+//! configuration it was trained under" step that `predict` uses.
+
+use crate::backend::{EvalResult, Split};
+use crate::checkpoint::load_model;
+use crate::cli::ConfigArgs;
+use crate::config::Config;
+use crate::confusion::Confusion;
+use crate::data::{Dataset, DatasetName};
+use crate::model::Params;
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A model file and the configuration to use it under: the run's `config.json` beside the
+/// model when there is one (dataset, task, data directory, precision), then the architecture
+/// from the file's metadata, then the flags.
+pub fn open_model(model: &Path, flags: &ConfigArgs) -> Result<(Params, Config)> {
+    let (params, spec) = load_model(model)?;
+    let mut layers = Vec::new();
+    if let Some(beside) = model.parent().map(|d| d.join("config.json")).filter(|p| p.is_file()) {
+        layers.push(Config::load_file(&beside)?);
+    }
+    layers.push(json!({ "model": serde_json::to_value(&spec)? }));
+    let mut over = flags.overrides()?;
+    // a model is evaluated on the CPU unless --backend says otherwise; the GPU computes in f32
+    match flags.backend.as_deref() {
+        None => over["backend"]["kind"] = json!("cpu"),
+        Some("gpu") | Some("auto") => over["backend"]["precision"] = json!("f32"),
+        _ => {}
+    }
+    layers.push(over);
+    let mut cfg = Config::from_layers(&layers)?;
+    // the weights come from the file, not from the run's initialisation
+    cfg.init_from = None;
+    Ok((params, cfg))
+}
+
+/// The test set of the configuration's dataset (only the two test files are read).
+pub fn load_split(cfg: &Config, train: bool) -> Result<Arc<Dataset>> {
+    if cfg.data.dataset == DatasetName::Inline {
+        bail!("this model's run trained on inline samples, which have no test set; pass --dataset mnist (or fashion-mnist, kmnist) and --data DIR");
+    }
+    let files = crate::data::sources::locate(cfg.data.dataset, cfg.data.dir.as_deref())?;
+    let ds = if train {
+        Dataset::load(&files.train_images, &files.train_labels, 10)?
+    } else {
+        Dataset::load(&files.test_images, &files.test_labels, 10)?
+    };
+    let ds = ds.with_task(cfg.data.task)?;
+    let m = &cfg.model;
+    if m.input_size() != ds.sample_len {
+        bail!("the model takes {} inputs but the images of {} have {} values", m.input_size(), ds.source, ds.sample_len);
+    }
+    let out = m.output_size();
+    if out != ds.num_classes && !(ds.num_classes == 2 && out == 1) {
+        let hint = if out <= 2 { "; it was trained on a binary task: pass --task binary:D (D its digit)" } else { "" };
+        bail!("the model has {out} output(s) but the task ({} {}) has {} classes{hint}", cfg.data.dataset.name(), cfg.data.task, ds.num_classes);
+    }
+    Ok(Arc::new(ds))
+}
+
+pub struct EvalOptions {
+    pub model: PathBuf,
+    pub flags: ConfigArgs,
+    pub out: Option<PathBuf>,
+    pub json: bool,
+    pub quiet: bool,
+}
+
+/// The whole `eval` command.
+pub fn eval_command(o: &EvalOptions) -> Result<(EvalResult, Confusion)> {
+    crate::report::set_quiet(o.quiet);
+    let (params, cfg) = open_model(&o.model, &o.flags)?;
+    let test = load_split(&cfg, false)?;
+    let batch = cfg.training.batch_size.resolve(test.len()).clamp(1, test.len());
+    let mut backend = crate::run::make_backend(&cfg, batch, o.quiet || o.json)?;
+    backend.set_params(&params)?;
+    backend.attach(Split::Test, test.clone())?;
+    let r = backend.evaluate(Split::Test)?;
+    let c = Confusion::of_eval(&cfg, &test, &r)?;
+    let dir = match &o.out {
+        Some(d) => d.clone(),
+        None => o.model.parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".")),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("--out {}: cannot create the directory", dir.display()))?;
+    let title = format!("{} | {}", o.model.display(), crate::plots::run_title(&cfg));
+    crate::plots::write_confusion(&dir, &c, &title)?;
+    if o.json {
+        let rows: Vec<Vec<u64>> = (0..c.classes).map(|i| (0..c.classes).map(|j| c.get(i, j)).collect()).collect();
+        let v = json!({
+            "model": o.model,
+            "test_set": test.source,
+            "backend": backend.describe(),
+            "samples": r.samples,
+            "loss": r.loss(),
+            "accuracy": r.accuracy(),
+            "correct": r.correct,
+            "classes": c.names,
+            "confusion": rows,
+            "confusion_csv": dir.join("confusion.csv"),
+            "confusion_png": dir.join("confusion.png"),
+        });
+        println!("{v}");
+    } else if !o.quiet {
+        let m = &cfg.model;
+        println!(
+            "model {}: {} {}, {}",
+            o.model.display(),
+            m.layers.iter().map(|n| n.to_string()).collect::<Vec<_>>().join("-"),
+            m.activations.iter().map(|a| a.name()).collect::<Vec<_>>().join("/"),
+            m.loss
+        );
+        println!("test set {}: {} samples, on {}", test.source, test.len(), backend.describe());
+        println!("test loss {:.6}  accuracy {:.2} % ({} of {})", r.loss(), 100.0 * r.accuracy(), r.correct, r.samples);
+        println!("confusion matrix (rows: true class, columns: predicted class):");
+        print!("{}", c.to_table());
+        println!("wrote {} and {}", dir.join("confusion.csv").display(), dir.join("confusion.png").display());
+    }
+    Ok((r, c))
+}
