@@ -241,7 +241,7 @@ pub fn train_with(cfg: &Config, out: Option<PathBuf>, force: bool, quiet: bool, 
     cfg.check_against_data(data.train.sample_len, data.train.num_classes, &data.train.source, data.train.len())?;
     let (mut backend, engine) = make_engine(cfg, cfg.training.batch_size.resolve(data.train.len()), quiet)?;
     if !quiet {
-        println!(
+        crate::report::info(log_format, quiet, &format!(
             "training {} on {} ({} train{}{} samples) with {}",
             cfg.model.layers.iter().map(|n| n.to_string()).collect::<Vec<_>>().join("-"),
             cfg.data.dataset.name(),
@@ -249,7 +249,7 @@ pub fn train_with(cfg: &Config, out: Option<PathBuf>, force: bool, quiet: bool, 
             data.val.as_ref().map(|v| format!(", {} val", v.len())).unwrap_or_default(),
             data.test.as_ref().map(|t| format!(", {} test", t.len())).unwrap_or_default(),
             backend.describe()
-        );
+        ));
     }
     if let Some(dir) = &out {
         write_atomic(&dir.join("config.json"), serde_json::to_string_pretty(cfg)?.as_bytes())?;
@@ -316,9 +316,9 @@ pub fn resume_command(dir: &Path, flags: &ConfigArgs, quiet: bool, ctl: Controls
     if done {
         if !quiet {
             if state.stopped_early {
-                println!("nothing to resume: early stopping ended the run in {name} after epoch {}", state.epoch);
+                crate::report::info(log_format, quiet, &format!("nothing to resume: early stopping ended the run in {name} after epoch {}", state.epoch));
             } else {
-                println!("nothing to resume: the run in {name} is complete ({}); give a larger --epochs or --max-steps to extend it", state.describe());
+                crate::report::info(log_format, quiet, &format!("nothing to resume: the run in {name} is complete ({}); give a larger --epochs or --max-steps to extend it", state.describe()));
             }
         }
         let outcome = if state.stopped_early { Outcome::StoppedEarly } else { Outcome::Finished };
@@ -350,7 +350,7 @@ pub fn resume_command(dir: &Path, flags: &ConfigArgs, quiet: bool, ctl: Controls
     backend.set_optimizer_state(&ck.optim)?;
     crate::train::attach_all(&data, backend.as_mut())?;
     if !quiet {
-        println!("resuming {name} from {} ({} epochs in all) with {}", state.describe(), cfg.training.epochs, backend.describe());
+        crate::report::info(log_format, quiet, &format!("resuming {name} from {} ({} epochs in all) with {}", state.describe(), cfg.training.epochs, backend.describe()));
     }
     // config.json says how long the run now is; metrics.csv holds exactly the checkpoint's rows
     write_atomic(&cfg_path, serde_json::to_string_pretty(&cfg)?.as_bytes())?;
@@ -399,7 +399,7 @@ fn execute(
             let patience = cfg.training.early_stop.unwrap_or(0);
             let (best, best_epoch) = result.state.best_val().unwrap_or((f64::NAN, 0));
             let kept = out.as_ref().map(|d| format!("; the best model is {}", d.join(BEST_FILE).display())).unwrap_or_default();
-            println!("early stopping: the validation loss has not improved for {patience} epoch(s); best {best:.5} after epoch {best_epoch}{kept}");
+            crate::report::info(log_format, quiet, &format!("early stopping: the validation loss has not improved for {patience} epoch(s); best {best:.5} after epoch {best_epoch}{kept}"));
         }
         _ => {}
     }
