@@ -121,21 +121,7 @@ fn main() -> anyhow::Result<()> {
     println!("adapter: {} ({:?}), subgroups {}..{}", gpu.info.name, gpu.info.backend, gpu.info.subgroup_min_size, gpu.info.subgroup_max_size);
     let configs: Vec<(String, KernelConfig)> = names.iter().filter_map(|n| config(n, &gpu).map(|c| (n.clone(), c))).collect();
     drop(gpu);
-    let seed001 = [
-        (Matmul::Forward, [64, 784, 128]),
-        (Matmul::Forward, [64, 128, 64]),
-        (Matmul::Forward, [64, 64, 10]),
-        (Matmul::BackwardData, [64, 10, 64]),
-        (Matmul::BackwardData, [64, 64, 128]),
-        (Matmul::WeightGrad, [128, 64, 784]),
-        (Matmul::WeightGrad, [64, 64, 128]),
-        (Matmul::WeightGrad, [10, 64, 64]),
-    ];
-    let mut shapes: Vec<(Matmul, [usize; 3])> = seed001.to_vec();
-    for kind in [Matmul::Forward, Matmul::BackwardData, Matmul::WeightGrad] {
-        shapes.push((kind, [512, 784, 512]));
-        shapes.push((kind, [1024, 1024, 1024]));
-    }
+    let shapes = gpu_nn::bench::kernel_shapes();
     println!("{:<14} {:<16} {:<16} {:>13}  {:>15}  {:>7}", "kernel", "M×K×N", "config", "per dispatch", "wall", "per CPU-s");
     for (kind, shape) in &shapes {
         for (name, cfg) in &configs {
