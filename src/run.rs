@@ -82,6 +82,14 @@ pub fn file_dtype(cfg: &Config) -> FileDtype {
 
 /// Prepares `--out DIR`: refuses to overwrite an earlier run without `force`, checks it is
 /// writable before any training starts.
+/// Bytes a run directory of `cfg` needs at most: model and best model in f64, the checkpoint
+/// (weights and up to two optimiser slots in f64, while its temporary copy is written), plus
+/// metrics and pictures.
+pub fn run_dir_bytes(cfg: &Config) -> u64 {
+    let p = cfg.model.num_params() as u64;
+    p * 8 * (2 + 2 * 3) + (4 << 20)
+}
+
 pub fn prepare_out_dir(dir: &Path, force: bool) -> Result<()> {
     if dir.exists() && !dir.is_dir() {
         bail!("--out {}: exists and is not a directory", dir.display());
@@ -236,6 +244,18 @@ pub fn train_with(cfg: &Config, out: Option<PathBuf>, force: bool, quiet: bool, 
     crate::report::set_quiet(quiet);
     if let Some(dir) = &out {
         prepare_out_dir(dir, force)?;
+        // a full disk is reported now rather than as a failed write after hours of training
+        let need = run_dir_bytes(cfg);
+        if let Ok(free) = fs4::available_space(dir) {
+            if free < need {
+                bail!(
+                    "--out {}: only {} KiB free on its file system; this run writes up to {} KiB (model, checkpoint, pictures)",
+                    dir.display(),
+                    free >> 10,
+                    need >> 10
+                );
+            }
+        }
     }
     let data = crate::data::load(cfg)?;
     cfg.check_against_data(data.train.sample_len, data.train.num_classes, &data.train.source, data.train.len())?;

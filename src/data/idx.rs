@@ -52,25 +52,29 @@ fn type_name(t: u8) -> &'static str {
 
 /// Reads an IDX file, gzip-compressed (detected by its magic bytes) or raw.
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
-    let name = path.display();
+    let name = path.display().to_string();
     let raw = std::fs::read(path).with_context(|| format!("cannot read {name}"))?;
+    decode_idx(&raw, &name)
+}
+
+/// Decodes the bytes of an IDX file, gzip-compressed or raw; `name` is used in error messages.
+/// This is what the fuzz target (`fuzz/fuzz_targets/idx.rs`) exercises.
+pub fn decode_idx(raw: &[u8], name: &str) -> Result<IdxArray> {
     if raw.is_empty() {
         bail!("{name}: the file is empty; expected an IDX file (optionally gzip-compressed)");
     }
-    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
+    if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
-        MultiGzDecoder::new(&raw[..])
+        MultiGzDecoder::new(raw)
             .take(MAX_DECOMPRESSED + 1)
             .read_to_end(&mut out)
             .map_err(|e| anyhow::anyhow!("{name}: corrupt or truncated gzip data ({e})"))?;
         if out.len() as u64 > MAX_DECOMPRESSED {
             bail!("{name}: decompresses to more than {MAX_DECOMPRESSED} bytes; refusing");
         }
-        out
-    } else {
-        raw
-    };
-    parse_idx(&bytes, &name.to_string())
+        return parse_idx(&out, name);
+    }
+    parse_idx(raw, name)
 }
 
 /// Parses the bytes of an (uncompressed) IDX file; `name` is used in error messages.
