@@ -150,6 +150,13 @@ pub struct BenchArgs {
     /// GFLOP/s of each matmul kernel at the shapes training uses and at 1024³, against the CPU GEMM.
     #[arg(long)]
     pub kernels: bool,
+    /// Time per step of seed001's network against batch size and against width; writes
+    /// scaling.csv, scaling.svg and scaling.png into --out (default: the current directory).
+    #[arg(long)]
+    pub scaling: bool,
+    /// Where --scaling writes its table and plot.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -119,6 +119,29 @@ fn main() -> ExitCode {
             }
             Ok(())
         })(),
+        Command::Bench(args) if args.scaling => (|| {
+            let cfg = args.cfg.resolve_over(&[gpu_nn::config::preset_json("seed001")?])?;
+            let data = gpu_nn::data::load(&cfg)?;
+            let device = if args.cpu_only {
+                "no GPU".to_string()
+            } else {
+                gpu_nn::gpu::Gpu::new(cfg.backend.adapter.as_deref(), true)?.describe()
+            };
+            let rows = gpu_nn::bench::run_scaling(&data, args.steps, args.repeats, cfg.backend.adapter.as_deref(), !args.cpu_only)?;
+            let dir = args.out.clone().unwrap_or_else(|| ".".into());
+            gpu_nn::bench::write_scaling(&dir, &rows, &device)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!("{:<6} {:>6} {:>6} {:>12} {:>12}", "sweep", "batch", "width", "cpu ms/step", "gpu ms/step");
+                for r in &rows {
+                    let g = r.gpu_ms_per_step.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into());
+                    println!("{:<6} {:>6} {:>6} {:>12.3} {:>12}", r.sweep, r.batch, r.width, r.cpu_ms_per_step, g);
+                }
+                println!("wrote {}", dir.join("scaling.png").display());
+            }
+            Ok(())
+        })(),
         Command::Bench(args) if args.kernels => (|| {
             let (device, rows) = gpu_nn::bench::run_kernels(args.cfg.adapter.as_deref())?;
             if args.json {

@@ -37,7 +37,7 @@ const GREY: RGBColor = RGBColor(90, 90, 90);
 const FONT_NAME: &str = "DejaVu Sans";
 
 /// Lets plotters measure text in the compiled-in font (for its layout).
-fn register_font() {
+pub(crate) fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         if plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_err() {
@@ -61,11 +61,11 @@ fn font_db() -> Arc<usvg::fontdb::Database> {
     .clone()
 }
 
-fn font(size: f64) -> TextStyle<'static> {
+pub(crate) fn font(size: f64) -> TextStyle<'static> {
     (FAMILY, size).into_font().color(&BLACK)
 }
 
-fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+pub(crate) fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing failed: {e:?}")
 }
 
@@ -235,7 +235,7 @@ fn draw_curves<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, rows: &[EpochMe
 }
 
 /// Draws a picture with plotters' SVG backend.
-fn render_svg(size: (u32, u32), draw: impl FnOnce(DrawingArea<SVGBackend<'_>, Shift>) -> Result<()>) -> Result<String> {
+pub(crate) fn render_svg(size: (u32, u32), draw: impl FnOnce(DrawingArea<SVGBackend<'_>, Shift>) -> Result<()>) -> Result<String> {
     let mut s = String::new();
     {
         let root = SVGBackend::with_string(&mut s, size).into_drawing_area();
