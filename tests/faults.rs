@@ -1,0 +1,129 @@
+//! Faults outside the data: no adapter, a kernel that does not compile, a model over the
+//! device's limits, a full or read-only output disk. Each must end in one clear line, never a
+//! panic. GPU tests fail in CI (CI set) when no adapter is found.
+
+use std::path::Path;
+use std::process::Command;
+
+const MNIST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/datasets/mnist");
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+}
+
+fn gpu_or_skip(test: &str) -> Option<gpu_nn::gpu::Gpu> {
+    match gpu_nn::gpu::Gpu::new(None, true) {
+        Ok(g) => Some(g),
+        Err(e) if in_ci() => panic!("{test}: no GPU adapter in CI: {e:#}"),
+        Err(e) => {
+            eprintln!("SKIPPED {test}: no GPU adapter ({e:#})");
+            None
+        }
+    }
+}
+
+/// Runs the binary; returns (status, stdout, stderr).
+fn gpu_nn(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_gpu-nn"));
+    c.args(args).env("GPU_NN_OFFLINE", "1");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let o = c.output().unwrap();
+    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into(), String::from_utf8_lossy(&o.stderr).into())
+}
+
+fn one_error_line(stderr: &str) -> &str {
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(lines.len(), 1, "expected exactly one error line, got:\n{stderr}");
+    assert!(!stderr.contains("panicked"), "panic:\n{stderr}");
+    lines[0]
+}
+
+#[test]
+fn no_adapter_says_how_to_get_one_and_that_the_cpu_works() {
+    // DX12 does not exist on Linux: wgpu finds no adapter for it
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let (code, _, err) = gpu_nn(&["train", "--preset", "seed000-hand", "--backend", "gpu", "--epochs", "1"], &[("WGPU_BACKEND", "dx12")]);
+    assert_eq!(code, 2);
+    let line = one_error_line(&err);
+    assert!(line.contains("no GPU adapter found"), "{line}");
+    assert!(line.contains("mesa-vulkan-drivers") && line.contains("--backend cpu"), "{line}");
+    // `auto` falls back to the CPU with a note instead
+    let (code, out, err) = gpu_nn(&["train", "--preset", "seed000-hand", "--epochs", "1"], &[("WGPU_BACKEND", "dx12")]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("training on the CPU") && out.contains("cpu f32"), "{err}\n{out}");
+}
+
+#[test]
+fn a_kernel_that_does_not_compile_is_an_error_not_a_panic() {
+    let Some(gpu) = gpu_or_skip("a_kernel_that_does_not_compile") else { return };
+    let broken = "@compute @workgroup_size(1) fn broken() { let x: f32 = undefined_thing; }";
+    let e = gpu_nn::gpu::kernels::kernel(&gpu, broken, "broken", 16, &[], gpu_nn::gpu::kernels::ParamBlocks::Uniform);
+    let msg = format!("{:#}", e.err().expect("a broken shader must not compile"));
+    assert!(msg.contains("compiling kernel 'broken'"), "{msg}");
+    // and the device still works afterwards
+    gpu.check("after the failed compile").unwrap();
+}
+
+#[test]
+fn a_model_over_the_device_limits_names_the_limit_and_the_size() {
+    let Some(gpu) = gpu_or_skip("a_model_over_the_device_limits") else { return };
+    let max = gpu.limits.max_storage_buffer_binding_size as u64;
+    // one weight matrix larger than a storage binding
+    let wide = (max / 4 / 784 + 1) as usize;
+    let (code, _, err) = gpu_nn(
+        &["train", "--backend", "gpu", "--data", MNIST, "--layers", &format!("784,{wide},10"), "--activation", "relu,softmax", "--epochs", "1"],
+        &[],
+    );
+    if !Path::new(MNIST).is_dir() {
+        assert!(!in_ci(), "{MNIST} missing in CI");
+        return;
+    }
+    assert_eq!(code, 2, "{err}");
+    let line = one_error_line(&err);
+    assert!(line.contains("max_storage_buffer_binding_size") && line.contains("parameters"), "{line}");
+}
+
+/// Mounts a small tmpfs (root only); None with a printed reason where that is not possible.
+fn tmpfs(size: &str, read_only: bool) -> Option<tempfile::TempDir> {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = if read_only { format!("size={size},ro") } else { format!("size={size}") };
+    let ok = Command::new("mount").args(["-t", "tmpfs", "-o", &opts, "tmpfs"]).arg(dir.path()).status().is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root)");
+        return None;
+    }
+    Some(dir)
+}
+
+fn unmount(dir: &tempfile::TempDir) {
+    let _ = Command::new("umount").arg(dir.path()).status();
+}
+
+#[test]
+fn a_full_or_read_only_disk_is_reported_before_training() {
+    if !Path::new(MNIST).is_dir() {
+        assert!(!in_ci(), "{MNIST} missing in CI");
+        return;
+    }
+    if let Some(d) = tmpfs("256k", false) {
+        let out = d.path().join("run");
+        let (code, _, err) = gpu_nn(&["train", "--preset", "seed001", "--backend", "cpu", "--data", MNIST, "--out", out.to_str().unwrap()], &[]);
+        unmount(&d);
+        assert_eq!(code, 2, "{err}");
+        let line = one_error_line(&err);
+        assert!(line.contains("free on its file system") && line.contains("KiB"), "{line}");
+        assert!(!err.contains("epoch"), "no training may start: {err}");
+    }
+    if let Some(d) = tmpfs("1m", true) {
+        let out = d.path().join("run");
+        let (code, _, err) = gpu_nn(&["train", "--preset", "seed000-hand", "--backend", "cpu", "--out", out.to_str().unwrap()], &[]);
+        unmount(&d);
+        assert_eq!(code, 2, "{err}");
+        let line = one_error_line(&err);
+        assert!(line.contains("--out") && line.contains("cannot create the directory"), "{line}");
+    }
+}
