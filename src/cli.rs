@@ -33,6 +33,10 @@ pub enum Command {
     /// Classify pictures of digits (PNG or JPEG, any size), images of the test set
     /// (--idx-index N), or write the prediction of every test image to CSV (--csv OUT).
     Predict(PredictArgs),
+    /// Train every cell of a batch-size × learning-rate grid (e.g. --batch-size 5,20 --lr
+    /// 0.5,3) from the same seed, sharing the data and the GPU device; writes sweep.md,
+    /// sweep.csv and one curves-batch-B.png/.svg per batch size into --out.
+    Sweep(SweepArgs),
     /// Compare backpropagated gradients with finite differences of the batch loss on sampled
     /// parameters of every layer; exits non-zero above the tolerance.
     Gradcheck(GradcheckArgs),
@@ -132,6 +136,25 @@ pub struct GradcheckArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct SweepArgs {
+    /// --lr and --batch-size take comma-separated lists here: the grid's columns and rows.
+    #[command(flatten)]
+    pub cfg: ConfigArgs,
+    /// Write sweep.md, sweep.csv and curves-batch-B.png/.svg (one per batch size) here.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also keep a run directory per cell (DIR/runs/batch-B-lr-LR), as gpu-nn train --out writes it.
+    #[arg(long)]
+    pub keep_runs: bool,
+    /// Overwrite an earlier sweep in --out.
+    #[arg(long)]
+    pub force: bool,
+    /// Print only errors (no line per finished cell).
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct BenchArgs {
     #[command(flatten)]
     pub cfg: ConfigArgs,
@@ -220,8 +243,9 @@ pub struct ConfigArgs {
     /// sgd, momentum, nesterov or adam.
     #[arg(long)]
     pub optimizer: Option<String>,
-    #[arg(long, allow_negative_numbers = true)]
-    pub lr: Option<f64>,
+    /// Learning rate; `gpu-nn sweep` takes a comma-separated list (other commands one value).
+    #[arg(long, allow_negative_numbers = true, value_delimiter = ',')]
+    pub lr: Option<Vec<f64>>,
     /// constant, step:EVERY:GAMMA, exponential:GAMMA or cosine[:MIN_LR].
     #[arg(long)]
     pub schedule: Option<String>,
@@ -236,9 +260,10 @@ pub struct ConfigArgs {
     #[arg(long, allow_negative_numbers = true)]
     pub weight_decay: Option<f64>,
 
-    /// Samples per step, or 'full' for full-batch gradient descent.
-    #[arg(long)]
-    pub batch_size: Option<String>,
+    /// Samples per step, or 'full' for full-batch gradient descent; `gpu-nn sweep` takes a
+    /// comma-separated list (other commands one value).
+    #[arg(long, value_delimiter = ',')]
+    pub batch_size: Option<Vec<String>>,
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Stop after this many optimiser steps.
@@ -301,8 +326,18 @@ fn parse<T: std::str::FromStr<Err = anyhow::Error> + serde::Serialize>(s: &str) 
     Ok(serde_json::to_value(s.parse::<T>()?)?)
 }
 
+/// The single value of a flag that `gpu-nn sweep` alone accepts as a list.
+fn one<'a, T>(flag: &str, values: &'a Option<Vec<T>>) -> Result<Option<&'a T>> {
+    match values.as_deref() {
+        None | Some([]) => Ok(None),
+        Some([v]) => Ok(Some(v)),
+        Some(vs) => bail!("--{flag} takes one value here, got {} (lists of values are for gpu-nn sweep)", vs.len()),
+    }
+}
+
 impl ConfigArgs {
-    /// The flags as a JSON layer over the preset or config file.
+    /// The flags as a JSON layer over the preset or config file. `--lr` and `--batch-size`
+    /// must hold one value here; `gpu-nn sweep` splits its lists into one `ConfigArgs` per cell.
     pub fn overrides(&self) -> Result<Value> {
         let mut v = json!({});
         let mut set = |path: &[&str], val: Value| {
@@ -346,8 +381,9 @@ impl ConfigArgs {
         if let Some(o) = &self.optimizer {
             set(&["optimizer", "kind"], parse::<crate::optim::OptimizerKind>(o)?);
         }
+        let lr = one("lr", &self.lr)?.copied();
         for (name, val) in [
-            ("lr", self.lr),
+            ("lr", lr),
             ("momentum", self.momentum),
             ("beta1", self.beta1),
             ("beta2", self.beta2),
@@ -364,7 +400,7 @@ impl ConfigArgs {
         if let Some(s) = &self.schedule {
             set(&["optimizer", "schedule"], parse::<crate::optim::Schedule>(s)?);
         }
-        if let Some(b) = &self.batch_size {
+        if let Some(b) = one("batch-size", &self.batch_size)? {
             set(&["training", "batch_size"], parse::<crate::config::BatchSize>(b)?);
         }
         if let Some(e) = self.epochs {

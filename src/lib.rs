@@ -43,4 +43,5 @@ pub mod plots;
 pub mod predict;
 pub mod report;
 pub mod run;
+pub mod sweep;
 pub mod train;

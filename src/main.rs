@@ -84,6 +84,14 @@ fn main() -> ExitCode {
             train_split: args.train_set,
             show: args.show,
         }),
+        Command::Sweep(args) => gpu_nn::sweep::sweep_command(&gpu_nn::sweep::SweepOptions {
+            flags: args.cfg,
+            out: args.out,
+            keep_runs: args.keep_runs,
+            force: args.force,
+            quiet: args.quiet,
+        })
+        .map(|_| ()),
         Command::Gradcheck(args) => (|| {
             let cfg = args.cfg.resolve()?;
             let data = gpu_nn::data::load(&cfg)?;

@@ -117,7 +117,7 @@ fn padded_range(values: impl Iterator<Item = f64>, floor: Option<f64>, ceil: Opt
 }
 
 struct Series {
-    name: &'static str,
+    name: String,
     color: RGBColor,
     points: Vec<(f64, f64)>,
 }
@@ -130,7 +130,7 @@ fn series(rows: &[EpochMetrics], pick: impl Fn(&EpochMetrics) -> [Option<f64>; 3
         .iter()
         .enumerate()
         .map(|(k, &(name, color))| Series {
-            name,
+            name: name.to_string(),
             color,
             points: rows
                 .iter()
@@ -193,7 +193,7 @@ fn draw_panel<DB: DrawingBackend>(
         chart
             .draw_series(LineSeries::new(s.points.iter().copied(), color.stroke_width(2)))
             .map_err(plot_err)?
-            .label(s.name)
+            .label(s.name.as_str())
             .legend(move |(x, y)| {
                 EmptyElement::at((x, y))
                     + PathElement::new(vec![(0, 0), (20, 0)], color.stroke_width(2))
@@ -278,6 +278,56 @@ pub fn write_curves(dir: &Path, rows: &[EpochMetrics], title: &str, train_runnin
     let svg = curves_svg(rows, title, train_running)?;
     write_atomic(&dir.join("curves.png"), &svg_to_png(&svg)?)?;
     write_atomic(&dir.join("curves.svg"), svg.as_bytes())?;
+    Ok(())
+}
+
+/// matplotlib's tab10 colours, for the learning rates of a sweep row.
+const TAB10: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+/// Size of a sweep row's `curves-batch-B.png` / `.svg`.
+pub const SWEEP_ROW_SIZE: (u32, u32) = (900, 560);
+
+/// One grid row of a sweep (`gpu-nn sweep`): test accuracy (%) against epoch, one line per
+/// learning rate. `lines` holds (legend label, test accuracy per epoch as fractions, epoch 1
+/// first); a line without points (a diverged cell) still gets its legend entry.
+pub fn sweep_row_svg(lines: &[(String, Vec<f64>)], title: &str) -> Result<String> {
+    render_svg(SWEEP_ROW_SIZE, |root| {
+        register_font();
+        root.fill(&WHITE).map_err(plot_err)?;
+        let root = root.titled(title, font(17.0)).map_err(plot_err)?;
+        let all: Vec<Series> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, (name, acc))| Series {
+                name: name.clone(),
+                color: TAB10[i % TAB10.len()],
+                points: acc.iter().enumerate().filter(|(_, a)| a.is_finite()).map(|(e, a)| ((e + 1) as f64, 100.0 * a)).collect(),
+            })
+            .collect();
+        let x_max = lines.iter().map(|l| l.1.len()).max().unwrap_or(1).max(1) as f64;
+        let yr = padded_range(all.iter().flat_map(|s| s.points.iter().map(|p| p.1)), Some(0.0), Some(100.0));
+        draw_panel(&root, "test accuracy", "test accuracy (%)", &all, x_max, yr, SeriesLabelPosition::LowerRight)?;
+        root.present().map_err(plot_err)?;
+        Ok(())
+    })
+}
+
+/// Writes `{stem}.svg` and `{stem}.png` of `sweep_row_svg` into `dir`.
+pub fn write_sweep_row(dir: &Path, stem: &str, lines: &[(String, Vec<f64>)], title: &str) -> Result<()> {
+    let svg = sweep_row_svg(lines, title)?;
+    write_atomic(&dir.join(format!("{stem}.png")), &svg_to_png(&svg)?)?;
+    write_atomic(&dir.join(format!("{stem}.svg")), svg.as_bytes())?;
     Ok(())
 }
 

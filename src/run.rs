@@ -383,7 +383,7 @@ pub fn resume_command(dir: &Path, flags: &ConfigArgs, quiet: bool, ctl: Controls
 
 /// Trains from `state` with a `RunObserver`, then says how the run ended.
 #[allow(clippy::too_many_arguments)]
-fn execute(
+pub(crate) fn execute(
     cfg: &Config,
     data: &RunData,
     backend: &mut dyn Backend,

@@ -107,6 +107,10 @@ pub fn select_adapter(instance: &wgpu::Instance, choice: Option<&str>) -> Result
 }
 
 /// A device with the adapter's limits, and the errors wgpu reported outside error scopes.
+///
+/// Cloning is cheap and shares the device: wgpu's `Device` and `Queue` are reference-counted
+/// handles, and the error list is shared too (`gpu-nn sweep` runs every cell on one device).
+#[derive(Clone)]
 pub struct Gpu {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,

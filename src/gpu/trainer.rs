@@ -162,6 +162,17 @@ impl GpuBackend {
         Self::with_config(gpu, spec, opt, batch, stream, config)
     }
 
+    /// Rows of one micro-batch of a backend built for `batch` on `gpu`: the batch (at least
+    /// the evaluation chunk of 1024 rows) if it fits the binding limit; 0 if one sample does
+    /// not. Two backends with the same rows take the same micro-batches, so one of them can
+    /// train the other's batch size with identical results (`gpu-nn sweep` relies on it).
+    pub fn rows_cap_for(gpu: &Gpu, spec: &ModelSpec, batch: usize) -> usize {
+        let lim = &gpu.limits;
+        let max_bind = (lim.max_storage_buffer_binding_size as u64).min(lim.max_buffer_size) as usize;
+        let widths: usize = spec.layers.iter().sum();
+        batch.max(1024).min(MAX_ROWS).min(max_bind / (4 * widths))
+    }
+
     /// With the given matmul kernels (tests and benchmarks compare the variants).
     pub fn with_config(gpu: Gpu, spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, stream: bool, config: KernelConfig) -> Result<Self> {
         let k = Kernels::new(&gpu, config)?;
@@ -176,7 +187,7 @@ impl GpuBackend {
                 4 * widths
             );
         }
-        let rows_cap = batch.max(1024).min(MAX_ROWS).min(fit);
+        let rows_cap = Self::rows_cap_for(&gpu, spec, batch);
         // every tensor starts at a multiple of 4 floats (the vec4 kernels index in vec4s)
         let align4 = |x: usize| x.next_multiple_of(4);
         let mut layer_off = Vec::new();
