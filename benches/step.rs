@@ -86,5 +86,10 @@ fn bench_kernels(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_step, bench_kernels);
+// no plots: criterion's plotters backend needs system fonts, which headless machines lack
+criterion_group! {
+    name = benches;
+    config = Criterion::default().without_plots();
+    targets = bench_step, bench_kernels
+}
 criterion_main!(benches);
