@@ -91,11 +91,11 @@ def run(preset, backend, data, root, force):
 
 def cell(preset, backend, root):
     out = os.path.join(root, f"{preset}-{backend}")
-    try:
-        rows = read_metrics(os.path.join(out, "metrics.csv"))
-    except OSError:
+    # wall_seconds.txt is written when the command has finished: no partial runs in the report
+    if not os.path.exists(os.path.join(out, "wall_seconds.txt")):
         return "not run", ""
-    secs = open(os.path.join(out, "wall_seconds.txt")).read().strip() if os.path.exists(os.path.join(out, "wall_seconds.txt")) else "?"
+    rows = read_metrics(os.path.join(out, "metrics.csv"))
+    secs = open(os.path.join(out, "wall_seconds.txt")).read().strip()
     _, quantity, figure = DOCS[preset]
     if quantity == "weights":
         err = hand_error(out)
