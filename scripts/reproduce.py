@@ -132,7 +132,7 @@ def report(root, backends, data):
         lines.append(f"| `{preset}` | {doc} | {q} | {fig} | " + " | ".join(cells) + " |")
     lines += ["", "Commands (per backend `B`):", ""]
     for preset in DOCS:
-        lines.append("    " + " ".join(command(preset, "B", data, f"runs/repro/{preset}-B")))
+        lines.append("    " + " ".join(["gpu-nn"] + command(preset, "B", data, f"runs/repro/{preset}-B")[1:]))
     lines.append("")
     notes = os.path.join(ROOT, "docs", "REPRODUCTION-notes.md")
     if os.path.exists(notes):
