@@ -13,6 +13,7 @@
 //! In CI (CI set) a missing dataset or GPU adapter fails instead of skipping.
 
 mod common;
+use common::{command, gpu_nn, in_ci};
 
 use gpu_nn::backend::{Backend, Split};
 use gpu_nn::checkpoint::{Checkpoint, load_checkpoint, load_model};
@@ -65,9 +66,6 @@ fn small_mnist(test: &str) -> Option<PathBuf> {
     )
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
-}
 
 /// Whether `gpu-nn adapters` lists an adapter; false with a printed reason (a failure in CI).
 /// Asked of the binary, which also sets up what headless Vulkan loaders expect.
@@ -87,15 +85,7 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-fn command(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_gpu-nn"));
-    c.args(args).env("GPU_NN_OFFLINE", "1").env_remove("GPU_NN_DATA").env_remove("GPU_NN_ADAPTER");
-    c
-}
 
-fn gpu_nn(args: &[&str]) -> Output {
-    command(args).output().expect("the gpu-nn binary runs")
-}
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

@@ -2,14 +2,13 @@
 //! device's limits, a full or read-only output disk. Each must end in one clear line, never a
 //! panic. GPU tests fail in CI (CI set) when no adapter is found.
 
+mod common;
+use common::in_ci;
 use std::path::Path;
 use std::process::Command;
 
 const MNIST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/datasets/mnist");
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
-}
 
 fn gpu_or_skip(test: &str) -> Option<gpu_nn::gpu::Gpu> {
     match gpu_nn::gpu::Gpu::new(None, true) {

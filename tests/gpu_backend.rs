@@ -10,12 +10,11 @@ use gpu_nn::gpu::GpuBackend;
 use gpu_nn::model::{Activation, LayerParams, Loss, ModelSpec, Params, Reduction};
 use gpu_nn::optim::{OptimState, OptimizerKind, OptimizerSpec};
 use serde_json::json;
+mod common;
+use common::in_ci;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
-}
 
 /// A GPU backend, or None with a printed reason (a failure in CI).
 fn gpu_or_skip(test: &str, spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, stream: bool) -> Option<GpuBackend> {

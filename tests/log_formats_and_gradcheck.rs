@@ -3,18 +3,10 @@
 //! passes on correct gradients and fails (exit status 2, one error line) above its tolerance.
 
 mod common;
+use common::gpu_nn;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn gpu_nn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gpu-nn"))
-        .args(args)
-        .env("GPU_NN_OFFLINE", "1")
-        .env_remove("GPU_NN_DATA")
-        .output()
-        .expect("the gpu-nn binary runs")
-}
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()

@@ -4,6 +4,7 @@
 //! shared by the tests that need a trained model.
 
 mod common;
+use common::gpu_nn;
 
 use gpu_nn::backend::{Backend, Split};
 use gpu_nn::checkpoint::load_model;
@@ -12,17 +13,8 @@ use gpu_nn::data::Dataset;
 use gpu_nn::predict::{SIDE, centre_of_mass, preprocess};
 use image::{DynamicImage, GenericImageView, GrayImage, ImageFormat, Luma, Rgba, RgbaImage};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::{Arc, OnceLock};
 
-fn gpu_nn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gpu-nn"))
-        .args(args)
-        .env("GPU_NN_OFFLINE", "1")
-        .env_remove("GPU_NN_DATA")
-        .output()
-        .expect("the gpu-nn binary runs")
-}
 
 fn ok(args: &[&str]) -> String {
     let o = gpu_nn(args);

@@ -4,20 +4,12 @@
 //! lists; on the GPU a 1×2 grid runs on one device with one upload of the data.
 
 mod common;
+use common::gpu_nn;
 
 use gpu_nn::cli::ConfigArgs;
 use gpu_nn::sweep::{CSV_HEADER, CellOutcome, SweepOptions, sweep_command};
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn gpu_nn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gpu-nn"))
-        .args(args)
-        .env("GPU_NN_OFFLINE", "1")
-        .env_remove("GPU_NN_DATA")
-        .output()
-        .expect("the gpu-nn binary runs")
-}
 
 fn ok(args: &[&str]) -> String {
     let o = gpu_nn(args);

@@ -2,12 +2,26 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// The gpu-nn binary with downloads off and no data directory or adapter from the caller's
+/// environment, so a test sees only what it passes.
+pub fn command(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_gpu-nn"));
+    c.args(args).env("GPU_NN_OFFLINE", "1").env_remove("GPU_NN_DATA").env_remove("GPU_NN_ADAPTER");
+    c
+}
+
+/// Runs the gpu-nn binary (see `command`).
+pub fn gpu_nn(args: &[&str]) -> Output {
+    command(args).output().expect("the gpu-nn binary runs")
+}
 
 /// Where the real MNIST files live (the shared dataset directory beside the project).
 pub const MNIST_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/datasets/mnist");
 
 /// True when the environment says we run in CI (`CI` set to anything but "", "0" or "false").
-fn in_ci() -> bool {
+pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
 }
 
