@@ -167,12 +167,17 @@ impl RunObserver {
     }
 
     /// The divergence error completed with where the last good checkpoint is.
+    /// Any error that stops a run (divergence, a lost device, a failed write) completed with
+    /// where the last good checkpoint is, so nobody thinks the run is lost.
     fn explain(&self, e: anyhow::Error) -> anyhow::Error {
-        let Some(d) = e.downcast_ref::<Diverged>() else { return e };
+        let d = match e.downcast_ref::<Diverged>() {
+            Some(d) => d.to_string(),
+            None => format!("{e:#}"),
+        };
         match (&self.out, &self.last_checkpoint) {
             (Some(dir), Some(at)) => anyhow::anyhow!("{d}; the last good checkpoint ({at}) is in {}", dir.display()),
             (Some(_), None) => anyhow::anyhow!("{d}; no checkpoint had been written yet"),
-            (None, _) => anyhow::anyhow!("{d}"),
+            (None, _) => e,
         }
     }
 }

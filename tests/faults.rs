@@ -126,3 +126,27 @@ fn a_full_or_read_only_disk_is_reported_before_training() {
         assert!(line.contains("--out") && line.contains("cannot create the directory"), "{line}");
     }
 }
+
+/// A device lost mid-run (the testing aid destroys it after step 350, in epoch 2): the run stops
+/// with one line naming the loss and the last good checkpoint, which still resumes.
+#[test]
+fn a_device_lost_mid_run_keeps_the_last_checkpoint() {
+    if gpu_or_skip("a_device_lost_mid_run").is_none() || !Path::new(MNIST).is_dir() {
+        assert!(!in_ci() || Path::new(MNIST).is_dir(), "{MNIST} missing in CI");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let out_s = out.to_str().unwrap();
+    let args = ["train", "--preset", "seed000-mnist", "--backend", "gpu", "--data", MNIST, "--batch-size", "200", "--epochs", "3", "--max-steps", "600", "--quiet", "--out", out_s];
+    let (code, _, err) = gpu_nn(&args, &[("GPU_NN_TEST_LOSE_DEVICE_AT_STEP", "350")]);
+    assert_eq!(code, 2, "{err}");
+    let line = one_error_line(&err);
+    assert!(line.contains("device lost") && line.contains("last good checkpoint (end of epoch 1)"), "{line}");
+    let before = std::fs::read(out.join("checkpoint.safetensors")).unwrap();
+    let (code, _, err) = gpu_nn(&["train", "--resume", out_s, "--quiet"], &[]);
+    assert_eq!(code, 0, "resuming after the loss: {err}");
+    assert_ne!(before, std::fs::read(out.join("checkpoint.safetensors")).unwrap(), "the resumed run wrote newer checkpoints");
+    let rows = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    assert_eq!(rows.lines().count(), 3, "header and epochs 1-2:\n{rows}");
+}

@@ -802,12 +802,14 @@ fn map_read_timed(gpu: &Gpu, buf: &wgpu::Buffer, len: u64) -> Result<(Vec<u8>, s
     slice.map_async(wgpu::MapMode::Read, move |r| {
         let _ = tx.send(r);
     });
-    gpu.device
-        .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| anyhow::anyhow!("GPU error while waiting for results: {e}"))?;
-    rx.recv()
-        .context("GPU readback callback never ran")?
-        .map_err(|e| anyhow::anyhow!("GPU error: cannot map the readback buffer: {e}"))?;
+    // on failure, the device's own account (device lost, out of memory, validation) comes first
+    let polled = gpu.device.poll(wgpu::PollType::wait_indefinitely());
+    let mapped = rx.recv().context("GPU readback callback never ran");
+    if polled.is_err() || !matches!(mapped, Ok(Ok(()))) {
+        gpu.check("waiting for results")?;
+    }
+    polled.map_err(|e| anyhow::anyhow!("GPU error while waiting for results: {e}"))?;
+    mapped?.map_err(|e| anyhow::anyhow!("GPU error: cannot map the readback buffer: {e}"))?;
     let t = std::time::Instant::now();
     let out = slice.get_mapped_range().map_err(|e| anyhow::anyhow!("GPU readback: {e}"))?.to_vec();
     buf.unmap();
@@ -918,6 +920,13 @@ impl Backend for GpuBackend {
     }
 
     fn train_steps(&mut self, indices: &[u32], batch_size: usize, lrs: &[f64]) -> Result<StepStats> {
+        // Testing aid: lose the device once the run has taken N steps, to exercise the path a
+        // real device loss (driver reset, GPU unplugged) takes.
+        if let Some(n) = std::env::var("GPU_NN_TEST_LOSE_DEVICE_AT_STEP").ok().and_then(|v| v.parse::<u64>().ok()) {
+            if self.step >= n {
+                self.gpu.device.destroy();
+            }
+        }
         let data = self.data_of(Split::Train)?;
         let source = self.train_source();
         let mut micros = Vec::new();
