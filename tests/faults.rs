@@ -150,3 +150,14 @@ fn a_device_lost_mid_run_keeps_the_last_checkpoint() {
     let rows = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
     assert_eq!(rows.lines().count(), 3, "header and epochs 1-2:\n{rows}");
 }
+
+#[test]
+fn a_learning_rate_that_is_not_finite_is_refused_before_any_work() {
+    for v in ["nan", "inf"] {
+        let (code, out, err) = gpu_nn(&["train", "--backend", "cpu", "--data", "/nonexistent", "--lr", v], &[]);
+        assert_eq!(code, 2, "{err}");
+        let line = one_error_line(&err);
+        assert!(line.contains("--lr must be a finite number"), "{line}");
+        assert!(out.is_empty() && !err.contains("not found"), "refused before the data is looked at: {out}{err}");
+    }
+}
