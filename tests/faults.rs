@@ -161,3 +161,32 @@ fn a_learning_rate_that_is_not_finite_is_refused_before_any_work() {
         assert!(out.is_empty() && !err.contains("not found"), "refused before the data is looked at: {out}{err}");
     }
 }
+
+/// An unreadable data directory. Root reads everything, so the binary runs as `nobody`
+/// (util-linux's setpriv); skipped with a reason where that is not possible.
+#[test]
+fn an_unreadable_data_directory_is_named() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let o = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_gpu-nn"), "train", "--backend", "cpu", "--data"])
+        .arg(&data)
+        .env("GPU_NN_OFFLINE", "1")
+        .output();
+    let Ok(o) = o else {
+        eprintln!("SKIPPED an_unreadable_data_directory_is_named: setpriv is not available");
+        return;
+    };
+    let err = String::from_utf8_lossy(&o.stderr);
+    if err.contains("setpriv:") {
+        eprintln!("SKIPPED an_unreadable_data_directory_is_named: cannot switch to an unprivileged user ({})", err.trim());
+        return;
+    }
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    let line = one_error_line(&err);
+    assert!(line.contains("cannot read the data directory") && line.contains(data.to_str().unwrap()) && line.contains("Permission denied"), "{line}");
+}

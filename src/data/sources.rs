@@ -132,6 +132,11 @@ pub fn locate(name: DatasetName, explicit: Option<&Path>) -> Result<DataFiles> {
     if explicit.is_some() && dir.exists() && !dir.is_dir() {
         bail!("--data {}: is not a directory", dir.display());
     }
+    if dir.is_dir() {
+        if let Err(e) = std::fs::read_dir(&dir) {
+            bail!("cannot read the data directory {}: {e}; expected a readable directory with the {} files", dir.display(), name.name());
+        }
+    }
     for d in [dir.clone(), dir.join(name.name())] {
         if let Some(files) = find_all(&d) {
             return Ok(files);
