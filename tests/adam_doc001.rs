@@ -2,6 +2,7 @@
 //! probabilities (notes_001_003_004.md, "exact reproduction found"), Adam's first-step
 //! magnitudes, and two-step sequences of SGD / momentum / Nesterov computed by hand.
 
+mod common;
 use gpu_nn::backend::{Backend, Split};
 use gpu_nn::cpu::ReferenceBackend;
 use gpu_nn::data::{Dataset, Pixels};
@@ -9,19 +10,7 @@ use gpu_nn::model::{Activation, LayerParams, Loss, ModelSpec, Params, Reduction}
 use gpu_nn::optim::{self, OptimizerKind, OptimizerSpec, adam_step, momentum_step, nesterov_step, sgd_step};
 use std::sync::Arc;
 
-/// Table 3, "by-Tensorflow" column: the untrained network's softmax output for the "5".
-const TF_PROBS: [f64; 10] = [
-    8.207457512617111206e-02, 6.729900836944580078e-02, 1.620792597532272339e-01, 1.712321043014526367e-01,
-    1.180373430252075195e-01, 4.260931909084320068e-02, 1.038775667548179626e-01, 1.132866963744163513e-01,
-    7.921724021434783936e-02, 6.028690561652183533e-02,
-];
-
-/// Figure 10b: the new B^(3) after one training iteration, as TensorFlow printed it.
-const FIG_10B: [f64; 10] = [
-    -7.441366953780661694e-04, -7.441366672340630909e-04, -7.441367586539776981e-04, -7.441367621237625959e-04,
-    -7.441367344337375183e-04, 7.441368125776830428e-04, -7.441367222837932732e-04, -7.441367306959597444e-04,
-    -7.441366907543426733e-04, -7.441366490506412003e-04,
-];
+use common::doc001::{FIG_10B, TF_PROBS};
 
 const ALPHA: f64 = 1e-3;
 const B1: f64 = 0.9;

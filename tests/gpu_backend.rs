@@ -42,13 +42,6 @@ fn preset(name: &str, extra: serde_json::Value) -> Config {
     Config::from_layers(&[preset_json(name).unwrap(), extra]).unwrap()
 }
 
-/// SEEDS.md: w1..w12 after epoch 3 of the hand example.
-const HAND_EPOCH3: [f64; 12] = [
-    0.09997898706535735, 0.19996721746366128, 0.09996812911816463, 0.09999636644016184,
-    0.09794581468812233, 0.09753727739791612, 0.09793646565529952, 0.19752554009442153,
-    0.09978987065357361, 0.0996721746366127, 0.09621985933466744, 0.09527733565042554,
-];
-
 #[test]
 fn hand_example_on_the_gpu_matches_the_exact_weights() {
     let cfg = preset("seed000-hand", json!({}));
@@ -56,13 +49,8 @@ fn hand_example_on_the_gpu_matches_the_exact_weights() {
     let data = gpu_nn::data::load(&cfg).unwrap();
     let r = gpu_nn::train::run(&cfg, &data, &mut gpu, &mut gpu_nn::train::Silent).unwrap();
     assert_eq!(r.steps, 3);
-    let p = gpu.params().unwrap();
-    let (l0, l1) = (&p.layers[0], &p.layers[1]);
-    let got = [
-        l0.weight[0], l0.weight[2], l0.weight[1], l0.weight[3], l1.weight[0], l1.weight[2], l1.weight[1], l1.weight[3],
-        l0.bias[0], l0.bias[1], l1.bias[0], l1.bias[1],
-    ];
-    for (i, (g, w)) in got.iter().zip(HAND_EPOCH3).enumerate() {
+    let got = common::hand::doc_order(&gpu.params().unwrap());
+    for (i, (g, w)) in got.iter().zip(common::hand::EXACT[2]).enumerate() {
         assert!((g - w).abs() <= 1e-6, "w{}: gpu {g} vs exact {w}", i + 1);
     }
 }
@@ -71,16 +59,7 @@ fn hand_example_on_the_gpu_matches_the_exact_weights() {
 /// printed amounts; the gradient is softmax(z) − onehot(5) with the doc's Table 3 probabilities.
 #[test]
 fn adam_step_reproduces_doc001_figure_10b() {
-    let probs: [f64; 10] = [
-        8.207457512617111206e-02, 6.729900836944580078e-02, 1.620792597532272339e-01, 1.712321043014526367e-01,
-        1.180373430252075195e-01, 4.260931909084320068e-02, 1.038775667548179626e-01, 1.132866963744163513e-01,
-        7.921724021434783936e-02, 6.028690561652183533e-02,
-    ];
-    let figure_10b: [f64; 10] = [
-        -7.441366953780661694e-04, -7.441366672340630909e-04, -7.441367586539776981e-04, -7.441367621237625959e-04,
-        -7.441367344337375183e-04, 7.441368125776830428e-04, -7.441367222837932732e-04, -7.441367306959597444e-04,
-        -7.441366907543426733e-04, -7.441366490506412003e-04,
-    ];
+    let (probs, figure_10b) = (common::doc001::TF_PROBS, common::doc001::FIG_10B);
     // Two inputs x = (1, 0) and W[:, 0] = ln p, W[:, 1] = 0.25, b = 0: the logits are ln p, so
     // softmax gives p (to the 1.9e-8 by which the doc's probabilities miss summing to 1), the
     // bias starts at 0 exactly as in the document, and column 1 has an exactly zero gradient.
