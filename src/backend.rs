@@ -80,6 +80,14 @@ pub trait Backend {
     /// (the last chunk may be shorter). Returns the running loss and accuracy of these steps.
     fn train_steps(&mut self, indices: &[u32], batch_size: usize, lrs: &[f64]) -> Result<StepStats>;
 
+    /// Most steps worth handing over in one `train_steps` call. The GPU encodes a whole chunk
+    /// into one submission, so it takes many; the CPU gains nothing from batching calls and
+    /// takes one at a time, which lets Ctrl-C stop it after the current step and names the
+    /// exact step where a loss stops being finite.
+    fn steps_per_call(&self) -> usize {
+        usize::MAX
+    }
+
     /// Forward pass over a whole attached split.
     fn evaluate(&mut self, split: Split) -> Result<EvalResult>;
 

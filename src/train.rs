@@ -18,9 +18,10 @@ use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-/// Steps handed to the backend per call: the granularity of progress updates, of the checks
-/// for a non-finite loss and for an interrupt. Chunks are aligned to multiples of this within
-/// an epoch, so a resumed epoch is cut into the same chunks as an uninterrupted one.
+/// Steps per chunk: the granularity of progress updates and of the GPU's submissions, hence of
+/// its checks for a non-finite loss and for an interrupt (the CPU checks after every step, see
+/// `Backend::steps_per_call`). Chunks are aligned to multiples of this within an epoch, so a
+/// resumed epoch is cut into the same chunks as an uninterrupted one.
 pub const STEPS_PER_CHUNK: usize = 64;
 
 /// Why the observer is asked to persist the run.
@@ -118,7 +119,10 @@ pub struct Controls<'a> {
 
 impl Controls<'_> {
     fn stop_requested(&self, step: u64) -> bool {
-        self.interrupt.is_some_and(|f| f.load(Ordering::SeqCst)) || self.stop_after_steps.is_some_and(|s| step >= s)
+        self.interrupted() || self.stop_after_steps.is_some_and(|s| step >= s)
+    }
+    fn interrupted(&self) -> bool {
+        self.interrupt.is_some_and(|f| f.load(Ordering::SeqCst))
     }
 }
 
@@ -253,25 +257,34 @@ pub fn train_from(cfg: &Config, data: &RunData, backend: &mut dyn Backend, obs: 
             if let Some(limit) = ctl.stop_after_steps {
                 k = k.min((limit - p.step) as usize);
             }
-            let lo = s * batch;
-            let hi = ((s + k) * batch).min(n);
-            let lrs: Vec<f64> = (0..k as u64).map(|i| lr_at(epoch, p.step + i)).collect();
-            let st = backend.train_steps(&order[lo..hi], batch, &lrs)?;
-            if !st.loss_sum.is_finite() {
-                return Err(Diverged {
-                    what: format!("loss is {}", nonfinite_name(st.loss_sum)),
-                    epoch: epoch + 1,
-                    first_step: p.step + 1,
-                    last_step: p.step + k as u64,
-                    lr: lrs[k - 1],
+            // the chunk, in as many calls as the backend wants; an interrupt stops it between
+            // two calls (the loop's next turn saves the state)
+            let per_call = backend.steps_per_call().max(1);
+            let mut done = 0;
+            while done < k && !(done > 0 && ctl.interrupted()) {
+                let m = per_call.min(k - done);
+                let at = p.step_in_epoch;
+                let lo = at * batch;
+                let hi = ((at + m) * batch).min(n);
+                let lrs: Vec<f64> = (0..m as u64).map(|i| lr_at(epoch, p.step + i)).collect();
+                let st = backend.train_steps(&order[lo..hi], batch, &lrs)?;
+                if !st.loss_sum.is_finite() {
+                    return Err(Diverged {
+                        what: format!("loss is {}", nonfinite_name(st.loss_sum)),
+                        epoch: epoch + 1,
+                        first_step: p.step + 1,
+                        last_step: p.step + m as u64,
+                        lr: lrs[m - 1],
+                    }
+                    .into());
                 }
-                .into());
+                p.running.samples += st.samples;
+                p.running.loss_sum += st.loss_sum;
+                p.running.correct += st.correct;
+                p.step_in_epoch += m;
+                p.step += m as u64;
+                done += m;
             }
-            p.running.samples += st.samples;
-            p.running.loss_sum += st.loss_sum;
-            p.running.correct += st.correct;
-            p.step_in_epoch += k;
-            p.step += k as u64;
             obs.progress(epoch, p.running.samples as usize, (steps_this_epoch * batch).min(n), &p.running);
         }
         let train_seconds = p.epoch_seconds + start.elapsed().as_secs_f64();

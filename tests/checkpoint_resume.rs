@@ -6,7 +6,8 @@
 //!   (bit for bit on the CPU in f64 and f32, within 1e-5 relative on the GPU);
 //! - a real SIGINT writes a checkpoint, exits 130 and resumes exactly;
 //! - a SIGKILL leaves a checkpoint that loads and resumes exactly;
-//! - a diverging run stops with one `error:` line naming the epoch and steps, exit status 2,
+//! - Ctrl-C during a step stops the CPU after that step (the GPU after its chunk);
+//! - a diverging run stops with one `error:` line naming the epoch and step, exit status 2,
 //!   and leaves the last good checkpoint byte for byte as it was;
 //! - early stopping stops on the validation loss and keeps the best model;
 //! - `--resume` refuses flags that would change the training.
@@ -390,21 +391,29 @@ fn divergence_stops_with_epoch_and_step_and_keeps_the_checkpoint() {
     let before: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(d.join(f)).unwrap()).collect();
 
     let o = resume(&d, &["--epochs", "3"]);
-    let line = assert_one_error_line(&o, &["training diverged: loss is", "at epoch 2, steps 61-", "(lr 10000000)", "the last good checkpoint (end of epoch 1) is in", s(&d)]);
+    let line = assert_one_error_line(&o, &["training diverged: loss is", "at epoch 2, step ", "(lr 10000000)", "the last good checkpoint (end of epoch 1) is in", s(&d)]);
     for (f, b) in files.iter().zip(&before) {
         assert!(std::fs::read(d.join(f)).unwrap() == *b, "{f} changed after the divergence ({line})");
     }
     assert_eq!(ckpt(&d).meta.state.epoch, 1);
+    // the CPU names the one step whose loss is not finite: a run stopped just before it is fine
+    let step: u64 = line.split("at epoch 2, step ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap_or_else(|_| panic!("not one step: {line}"));
+    assert!((61..=120).contains(&step), "epoch 2 holds steps 61-120: {line}");
+    let before_it = tmp.path().join("before");
+    let limit = (step - 1).to_string();
+    let mut args = diverging_args(&data, &before_it, "3");
+    args.extend(["--max-steps", limit.as_str()]);
+    expect_status(&gpu_nn(&args), 0, "the run up to the step before the divergence");
 
     // the same run from scratch says the same, and diverging in epoch 1 leaves no checkpoint
     let d2 = tmp.path().join("div2");
-    assert_one_error_line(&gpu_nn(&diverging_args(&data, &d2, "3")), &["at epoch 2, steps 61-", "(end of epoch 1)"]);
+    assert_one_error_line(&gpu_nn(&diverging_args(&data, &d2, "3")), &[&format!("at epoch 2, step {step} "), "(end of epoch 1)"]);
     assert_bit_identical("checkpoint left by the diverged run", &ckpt(&d2), &ckpt(&d));
     let d3 = tmp.path().join("div3");
     let mut args = diverging_args(&data, &d3, "3");
     let lr = args.iter().position(|a| *a == "0.01").unwrap();
     args[lr] = "1e7";
-    assert_one_error_line(&gpu_nn(&args), &["training diverged: loss is", "at epoch 1, steps 1-", "no checkpoint had been written yet"]);
+    assert_one_error_line(&gpu_nn(&args), &["training diverged: loss is", "at epoch 1, step ", "no checkpoint had been written yet"]);
     assert!(!d3.join("checkpoint.safetensors").exists());
 }
 
@@ -475,4 +484,97 @@ fn resume_refuses_what_it_cannot_continue() {
     expect_status(&o, 0, "resuming a complete run");
     std::fs::write(d.join("checkpoint.safetensors"), &ck[..ck.len() / 2]).unwrap();
     assert_one_error_line(&resume(&d, &["--epochs", "2"]), &["checkpoint.safetensors"]);
+}
+
+/// The reference backend, with Ctrl-C "pressed" while its `press_during`-th step runs, and
+/// optionally taking whole chunks per call as the GPU does.
+struct CtrlCDuringStep<'a> {
+    inner: ReferenceBackend,
+    flag: &'a std::sync::atomic::AtomicBool,
+    press_during: u64,
+    steps: u64,
+    whole_chunks: bool,
+}
+
+impl Backend for CtrlCDuringStep<'_> {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn set_params(&mut self, p: &gpu_nn::model::Params) -> anyhow::Result<()> {
+        self.inner.set_params(p)
+    }
+    fn params(&mut self) -> anyhow::Result<gpu_nn::model::Params> {
+        self.inner.params()
+    }
+    fn optimizer_state(&mut self) -> anyhow::Result<gpu_nn::optim::OptimState> {
+        self.inner.optimizer_state()
+    }
+    fn set_optimizer_state(&mut self, s: &gpu_nn::optim::OptimState) -> anyhow::Result<()> {
+        self.inner.set_optimizer_state(s)
+    }
+    fn attach(&mut self, split: Split, data: std::sync::Arc<Dataset>) -> anyhow::Result<()> {
+        self.inner.attach(split, data)
+    }
+    fn train_steps(&mut self, idx: &[u32], batch: usize, lrs: &[f64]) -> anyhow::Result<gpu_nn::backend::StepStats> {
+        if (self.steps + 1..=self.steps + lrs.len() as u64).contains(&self.press_during) {
+            self.flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.steps += lrs.len() as u64;
+        self.inner.train_steps(idx, batch, lrs)
+    }
+    fn steps_per_call(&self) -> usize {
+        if self.whole_chunks { usize::MAX } else { self.inner.steps_per_call() }
+    }
+    fn evaluate(&mut self, split: Split) -> anyhow::Result<gpu_nn::backend::EvalResult> {
+        self.inner.evaluate(split)
+    }
+    fn trace_step(&mut self, idx: &[u32], lr: f64) -> anyhow::Result<gpu_nn::backend::StepTrace> {
+        self.inner.trace_step(idx, lr)
+    }
+}
+
+/// Ctrl-C during step 5 of a 200-step epoch: the CPU finishes step 5 and stops there (the
+/// observer is asked to save exactly that state); a backend that takes whole chunks, as the
+/// GPU does, finishes the chunk in flight, steps 1-64.
+#[test]
+fn ctrl_c_finishes_the_current_step_on_the_cpu() {
+    use gpu_nn::train::{Controls, Observer, Outcome, RunState, SaveReason, train_from};
+    struct Saves(Vec<(u64, SaveReason)>);
+    impl Observer for Saves {
+        fn save(&mut self, s: &RunState, why: SaveReason, _: &mut dyn Backend) -> anyhow::Result<()> {
+            self.0.push((s.step, why));
+            Ok(())
+        }
+    }
+    let mut cfg = gpu_nn::config::Config::default();
+    cfg.model = gpu_nn::model::ModelSpec {
+        layers: vec![3, 2],
+        activations: vec![gpu_nn::model::Activation::Sigmoid],
+        loss: gpu_nn::model::Loss::HalfSse,
+        reduction: gpu_nn::model::Reduction::Mean,
+        input_norm: Default::default(),
+    };
+    cfg.training.batch_size = gpu_nn::config::BatchSize::N(1);
+    cfg.training.epochs = 1;
+    let n = 200;
+    let train = Dataset {
+        source: "200 samples".into(),
+        pixels: gpu_nn::data::Pixels::U8((0..3 * n).map(|i| (i * 37 % 256) as u8).collect()),
+        sample_len: 3,
+        labels: (0..n).map(|i| (i % 2) as u8).collect(),
+        num_classes: 2,
+    };
+    let data = gpu_nn::data::RunData { train: std::sync::Arc::new(train), val: None, test: None };
+    for (whole_chunks, stops_at) in [(false, 5), (true, 64)] {
+        let flag = std::sync::atomic::AtomicBool::new(false);
+        let mut b = CtrlCDuringStep { inner: ReferenceBackend::new(&cfg.model, &cfg.optimizer), flag: &flag, press_during: 5, steps: 0, whole_chunks };
+        b.set_params(&cfg.initial_params().unwrap()).unwrap();
+        b.attach(Split::Train, data.train.clone()).unwrap();
+        let mut saves = Saves(Vec::new());
+        let ctl = Controls { interrupt: Some(&flag), stop_after_steps: None };
+        let r = train_from(&cfg, &data, &mut b, &mut saves, RunState::default(), ctl).unwrap();
+        assert_eq!(r.outcome, Outcome::Interrupted);
+        assert_eq!((r.state.step, r.state.step_in_epoch, b.steps), (stops_at, stops_at as usize, stops_at), "whole chunks: {whole_chunks}");
+        assert_eq!(saves.0, vec![(stops_at, SaveReason::Interrupted)]);
+    }
 }

@@ -282,6 +282,10 @@ impl<T: Real> Backend for CpuBackend<T> {
         Ok(total)
     }
 
+    fn steps_per_call(&self) -> usize {
+        1
+    }
+
     fn evaluate(&mut self, split: Split) -> Result<EvalResult> {
         let ds = self.split(split)?;
         let mut res = EvalResult { predictions: Vec::with_capacity(ds.len()), ..Default::default() };
