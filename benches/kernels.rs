@@ -83,6 +83,7 @@ fn bench_training(cfg: KernelConfig, train: &Arc<Dataset>) -> anyhow::Result<f64
         activations: vec![Activation::Relu, Activation::Relu, Activation::Softmax],
         loss: Loss::CrossEntropy,
         reduction: Reduction::Mean,
+        input_norm: Default::default(),
     };
     let opt = OptimizerSpec { kind: OptimizerKind::Adam, lr: 1e-3, ..Default::default() };
     let batch = 64;

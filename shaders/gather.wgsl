@@ -1,5 +1,6 @@
 // Builds a batch X [rows, len] on the device from a resident (or streamed) dataset: pixels are
-// bytes packed four to a u32 (WGSL has no u8) and scaled by 1/255 here, or plain f32.
+// bytes packed four to a u32 (WGSL has no u8) and scaled by 1/255 here, or plain f32; then
+// x = (p − mean) / std, the model's input normalisation (exact for mean 0, std 1).
 // One thread per packed word of one sample. Also copies the batch's labels.
 
 struct GatherDims {
@@ -7,6 +8,10 @@ struct GatherDims {
     words: u32,        // u32 words per sample in `images` (ceil(len/4) for bytes, len for f32)
     is_bytes: u32,     // 1: packed u8; 0: f32 bit patterns
     x_off: u32,        // where X starts in `acts`
+    mean: f32,
+    sd: f32,           // `std` is a reserved word in WGSL
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> d: GatherDims;
@@ -37,10 +42,10 @@ fn gather(@builtin(global_invocation_id) gid: vec3<u32>) {
         for (var b = 0u; b < 4u; b++) {
             let j = w * 4u + b;
             if (j < d.len) {
-                acts[dst + j] = f32((word >> (8u * b)) & 0xffu) * (1.0 / 255.0);
+                acts[dst + j] = (f32((word >> (8u * b)) & 0xffu) * (1.0 / 255.0) - d.mean) / d.sd;
             }
         }
     } else {
-        acts[dst + w] = bitcast<f32>(word);
+        acts[dst + w] = (bitcast<f32>(word) - d.mean) / d.sd;
     }
 }

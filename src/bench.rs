@@ -207,7 +207,7 @@ pub fn kernel_network(kind: Matmul, [m, k, n]: [usize; 3]) -> (ModelSpec, usize,
         Matmul::WeightGrad => (vec![n, m], k, 1),
     };
     let activations = vec![crate::model::Activation::Relu; layers.len() - 1];
-    let spec = ModelSpec { layers, activations, loss: crate::model::Loss::HalfSse, reduction: crate::model::Reduction::Mean };
+    let spec = ModelSpec { layers, activations, loss: crate::model::Loss::HalfSse, reduction: crate::model::Reduction::Mean, input_norm: Default::default() };
     (spec, batch, l)
 }
 

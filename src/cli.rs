@@ -220,6 +220,10 @@ pub struct ConfigArgs {
     /// Hold out N training samples as a validation set (deterministic under the seed).
     #[arg(long)]
     pub val_split: Option<usize>,
+    /// Centre the inputs: subtract the training pixels' mean and divide by their standard
+    /// deviation (stored with the model, so eval and predict do the same).
+    #[arg(long)]
+    pub standardize: bool,
 
     /// Layer sizes, input first, e.g. 784,128,64,10.
     #[arg(long, value_delimiter = ',')]
@@ -358,6 +362,9 @@ impl ConfigArgs {
         }
         if let Some(n) = self.val_split {
             set(&["data", "val_split"], json!(n));
+        }
+        if self.standardize {
+            set(&["data", "standardize"], json!(true));
         }
         if let Some(l) = &self.layers {
             set(&["model", "layers"], json!(l));

@@ -40,6 +40,10 @@ pub struct DataConfig {
     pub val_split: usize,
     /// The samples of `dataset = inline`.
     pub inline: Option<InlineData>,
+    /// Centre the inputs: set `model.input_norm` to the mean and standard deviation of the
+    /// training split's pixels, measured when the data is loaded.
+    #[serde(default)]
+    pub standardize: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -164,12 +168,13 @@ impl Default for Config {
         Config {
             preset: None,
             description: String::new(),
-            data: DataConfig { dataset: DatasetName::Mnist, dir: None, task: Task::Classify, val_split: 0, inline: None },
+            data: DataConfig { dataset: DatasetName::Mnist, dir: None, task: Task::Classify, val_split: 0, inline: None, standardize: false },
             model: ModelSpec {
                 layers: vec![784, 128, 64, 10],
                 activations: vec![Activation::Relu, Activation::Relu, Activation::Softmax],
                 loss: Loss::CrossEntropy,
                 reduction: Reduction::Mean,
+                input_norm: Default::default(),
             },
             init: Init::GlorotUniform,
             initial_params: None,

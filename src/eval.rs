@@ -33,6 +33,8 @@ pub fn open_model(model: &Path, flags: &ConfigArgs) -> Result<(Params, Config)> 
     }
     layers.push(over);
     let mut cfg = Config::from_layers(&layers)?;
+    // the inputs are prepared as the file says, whatever a config.json beside it holds
+    cfg.model.input_norm = spec.input_norm;
     // the weights come from the file, not from the run's initialisation
     cfg.init_from = None;
     Ok((params, cfg))

@@ -80,7 +80,7 @@ fn batch_loss(cfg: &Config, p: &Params, ds: &Dataset) -> (f64, u64) {
     let mut total = 0.0;
     let mut sig: u64 = 0xcbf29ce484222325;
     for b in 0..ds.len() {
-        let mut a: Vec<f64> = (0..ds.sample_len).map(|j| ds.pixel(b, j)).collect();
+        let mut a: Vec<f64> = (0..ds.sample_len).map(|j| spec.input_norm.apply(ds.pixel(b, j))).collect();
         let mut z = Vec::new();
         for (l, lp) in p.layers.iter().enumerate() {
             let (n_in, n_out) = spec.layer_dims(l);

@@ -93,8 +93,8 @@ fn main() -> ExitCode {
         })
         .map(|_| ()),
         Command::Gradcheck(args) => (|| {
-            let cfg = args.cfg.resolve()?;
-            let data = gpu_nn::data::load(&cfg)?;
+            let mut cfg = args.cfg.resolve()?;
+            let data = gpu_nn::data::prepare(&mut cfg)?;
             cfg.check_against_data(data.train.sample_len, data.train.num_classes, &data.train.source, data.train.len())?;
             let o = gpu_nn::gradcheck::GradcheckOptions { samples: args.samples, batch: args.batch, tolerance: args.tolerance, step: args.step };
             let r = gpu_nn::gradcheck::check(&cfg, &data, &o)?;
@@ -117,8 +117,8 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Parity(args) => (|| {
-            let cfg = args.cfg.resolve()?;
-            let data = gpu_nn::data::load(&cfg)?;
+            let mut cfg = args.cfg.resolve()?;
+            let data = gpu_nn::data::prepare(&mut cfg)?;
             cfg.check_against_data(data.train.sample_len, data.train.num_classes, &data.train.source, data.train.len())?;
             let r = gpu_nn::parity::run(&cfg, &data, args.steps, cfg.backend.adapter.as_deref(), !args.free_run)?;
             gpu_nn::parity::print(&r, args.tolerance);
@@ -128,8 +128,8 @@ fn main() -> ExitCode {
             Ok(())
         })(),
         Command::Bench(args) if args.scaling => (|| {
-            let cfg = args.cfg.resolve_over(&[gpu_nn::config::preset_json("seed001")?])?;
-            let data = gpu_nn::data::load(&cfg)?;
+            let mut cfg = args.cfg.resolve_over(&[gpu_nn::config::preset_json("seed001")?])?;
+            let data = gpu_nn::data::prepare(&mut cfg)?;
             let device = if args.cpu_only {
                 "no GPU".to_string()
             } else {
@@ -167,8 +167,8 @@ fn main() -> ExitCode {
             };
             let mut results = Vec::new();
             for (name, base) in cases {
-                let cfg = if base.is_empty() { args.cfg.resolve()? } else { args.cfg.resolve_over(&base)? };
-                let data = gpu_nn::data::load(&cfg)?;
+                let mut cfg = if base.is_empty() { args.cfg.resolve()? } else { args.cfg.resolve_over(&base)? };
+                let data = gpu_nn::data::prepare(&mut cfg)?;
                 cfg.check_against_data(data.train.sample_len, data.train.num_classes, &data.train.source, data.train.len())?;
                 if !args.json {
                     eprintln!("benchmarking {name} ...");

@@ -148,9 +148,11 @@ pub fn preprocess_with(img: &DynamicImage, filter: FilterType) -> Result<Prepare
     Ok(Prepared { pixels, inverted, width: w as u32, height: h as u32, ink_box: (x0 as u32, y0 as u32, bw as u32, bh as u32) })
 }
 
-/// The outputs of the last layer for `rows` inputs `x` [rows, in], f32 like `FastBackend`.
+/// The outputs of the last layer for `rows` pixel rows `x` [rows, in] (values in [0, 1]), f32
+/// like `FastBackend`, after the model's input normalisation.
 pub fn forward(spec: &ModelSpec, params: &Params<f32>, x: &[f32], rows: usize) -> Vec<f32> {
-    let mut a = x.to_vec();
+    let (mean, std) = (spec.input_norm.mean as f32, spec.input_norm.std as f32);
+    let mut a: Vec<f32> = x.iter().map(|&p| (p - mean) / std).collect();
     for (l, p) in params.layers.iter().enumerate() {
         let (n_in, n_out) = spec.layer_dims(l);
         let mut z = Vec::with_capacity(rows * n_out);

@@ -262,7 +262,9 @@ pub fn train_with(cfg: &Config, out: Option<PathBuf>, force: bool, quiet: bool, 
             }
         }
     }
-    let data = crate::data::load(cfg)?;
+    let mut cfg = cfg.clone();
+    let data = crate::data::prepare(&mut cfg)?;
+    let cfg = &cfg;
     cfg.check_against_data(data.train.sample_len, data.train.num_classes, &data.train.source, data.train.len())?;
     let (mut backend, engine) = make_engine(cfg, cfg.training.batch_size.resolve(data.train.len()), quiet)?;
     if !quiet {
@@ -311,7 +313,7 @@ pub fn resume_command(dir: &Path, flags: &ConfigArgs, quiet: bool, ctl: Controls
             "--resume {name}: no {CHECKPOINT_FILE}: the run ended before its first checkpoint; start it again with gpu-nn train --config {name}/config.json --out {name} --force"
         );
     }
-    let cfg = flags.resolve_over(&[Config::load_file(&cfg_path)?])?;
+    let mut cfg = flags.resolve_over(&[Config::load_file(&cfg_path)?])?;
     let ck = load_checkpoint(&ck_path)?;
     // read through the defaults, so settings added to gpu-nn after the checkpoint compare equal
     let trained = Config::from_layers(std::slice::from_ref(&ck.meta.config))
@@ -350,7 +352,7 @@ pub fn resume_command(dir: &Path, flags: &ConfigArgs, quiet: bool, ctl: Controls
         return Ok(RunResult { metrics: state.history.clone(), test: None, steps: state.step, outcome, state });
     }
 
-    let data = crate::data::load(&cfg)?;
+    let data = crate::data::prepare(&mut cfg)?;
     let n = data.train.len();
     cfg.check_against_data(data.train.sample_len, data.train.num_classes, &data.train.source, n)?;
     let (steps_per_epoch, _) = step_counts(&cfg, n);

@@ -176,7 +176,7 @@ pub fn sweep_command(o: &SweepOptions) -> Result<Sweep> {
     let mut single = f.clone();
     single.lr = None;
     single.batch_size = None;
-    let base = single.resolve()?;
+    let mut base = single.resolve()?;
     let lrs: Vec<f64> = match f.lr.as_deref() {
         Some(l) if !l.is_empty() => l.to_vec(),
         _ => vec![base.optimizer.lr],
@@ -218,8 +218,9 @@ pub fn sweep_command(o: &SweepOptions) -> Result<Sweep> {
     std::fs::create_dir_all(out).with_context(|| format!("--out {}: cannot create the directory", out.display()))?;
 
     // the data, once for every cell (only the batch size and learning rate differ)
-    let data = crate::data::load(&base)?;
-    for cfg in &cfgs {
+    let data = crate::data::prepare(&mut base)?;
+    for cfg in &mut cfgs {
+        cfg.model.input_norm = base.model.input_norm;
         cfg.check_against_data(data.train.sample_len, data.train.num_classes, &data.train.source, data.train.len())?;
     }
     let mut runner = runner(&base, o.quiet)?;

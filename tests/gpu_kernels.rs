@@ -16,7 +16,7 @@ use gpu_nn::data::{Dataset, Pixels};
 use gpu_nn::gpu::context::{instance, is_software, list_adapters};
 use gpu_nn::gpu::trainer::Matmul;
 use gpu_nn::gpu::{Gpu, GpuBackend, KernelConfig};
-use gpu_nn::model::{Activation, LayerParams, Loss, ModelSpec, Params, Reduction};
+use gpu_nn::model::{Activation, InputNorm, LayerParams, Loss, ModelSpec, Params, Reduction};
 use gpu_nn::optim::{OptimizerKind, OptimizerSpec};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -62,11 +62,19 @@ struct Case {
     batch: usize,
     /// F64 pixels instead of bytes.
     float_pixels: bool,
+    /// x = (p − mean) / std in the gather kernel; the identity unless a case sets it.
+    input_norm: InputNorm,
 }
 
 impl Case {
     fn spec(&self) -> ModelSpec {
-        let spec = ModelSpec { layers: self.layers.clone(), activations: self.activations.clone(), loss: self.loss, reduction: self.reduction };
+        let spec = ModelSpec {
+            layers: self.layers.clone(),
+            activations: self.activations.clone(),
+            loss: self.loss,
+            reduction: self.reduction,
+            input_norm: self.input_norm,
+        };
         spec.validate().unwrap();
         spec
     }
@@ -181,7 +189,7 @@ fn run_cases(cases: &[Case]) -> BTreeSet<(String, [usize; 3], bool)> {
 }
 
 fn case(name: &'static str, layers: &[usize], activations: &[Activation], loss: Loss, reduction: Reduction, optimizer: OptimizerKind, batch: usize) -> Case {
-    Case { name, layers: layers.to_vec(), activations: activations.to_vec(), loss, reduction, optimizer, batch, float_pixels: false }
+    Case { name, layers: layers.to_vec(), activations: activations.to_vec(), loss, reduction, optimizer, batch, float_pixels: false, input_norm: InputNorm::IDENTITY }
 }
 
 use Activation::*;
@@ -228,7 +236,8 @@ fn odd_shapes_match_cpu() {
 
 /// Shapes the vec4 kernels take, chosen to miss every tile: batches of 9, 33 and 100 rows (not
 /// multiples of 8 or 32), widths of 12, 20, 36, 44 (not multiples of 8 or 16), an output
-/// of 10 (vec4 forward with unaligned output rows), every activation and loss.
+/// of 10 (vec4 forward with unaligned output rows), every activation and loss; input
+/// normalisation on bytes and on float pixels.
 #[test]
 fn vec4_shapes_match_cpu() {
     if !have_adapter() {
@@ -236,8 +245,11 @@ fn vec4_shapes_match_cpu() {
     }
     let mut floats = case("784-36-44-10 on float pixels", &[784, 36, 44, 10], &[Sigmoid, LeakyRelu, Softmax], Loss::CrossEntropy, Reduction::Mean, OptimizerKind::Momentum, 100);
     floats.float_pixels = true;
+    floats.input_norm = InputNorm { mean: -0.25, std: 1.7 };
+    let mut centred = case("68-20-12-8, centred bytes", &[68, 20, 12, 8], &[Relu, Tanh, Sigmoid], Loss::BinaryCrossEntropy, Reduction::Mean, OptimizerKind::Adam, 33);
+    centred.input_norm = InputNorm { mean: 0.1307, std: 0.3081 };
     let cases = [
-        case("68-20-12-8", &[68, 20, 12, 8], &[Relu, Tanh, Sigmoid], Loss::BinaryCrossEntropy, Reduction::Mean, OptimizerKind::Adam, 33),
+        centred,
         floats,
         case("identity layers", &[12, 16, 4], &[Identity, Identity], Loss::Sse, Reduction::Sum, OptimizerKind::Nesterov, 9),
         case("sigmoid squares", &[16, 8, 4], &[Sigmoid, Sigmoid], Loss::HalfSse, Reduction::Mean, OptimizerKind::Sgd, 5),
@@ -266,7 +278,7 @@ fn accumulated_micro_batches_match_cpu() {
         return;
     }
     for (name, layers) in [("vec4", [8usize, 4]), ("scalar", [7, 5])] {
-        let spec = ModelSpec { layers: layers.to_vec(), activations: vec![Sigmoid], loss: Loss::HalfSse, reduction: Reduction::Mean };
+        let spec = ModelSpec { layers: layers.to_vec(), activations: vec![Sigmoid], loss: Loss::HalfSse, reduction: Reduction::Mean, input_norm: Default::default() };
         let opt = OptimizerSpec { kind: OptimizerKind::Sgd, lr: 1.0, ..Default::default() };
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let batch = 8192 + 37;
@@ -309,7 +321,7 @@ fn default_backend_matches_cpu() {
     if !have_adapter() {
         return;
     }
-    let spec = ModelSpec { layers: vec![784, 128, 64, 10], activations: vec![Relu, Relu, Softmax], loss: Loss::CrossEntropy, reduction: Reduction::Mean };
+    let spec = ModelSpec { layers: vec![784, 128, 64, 10], activations: vec![Relu, Relu, Softmax], loss: Loss::CrossEntropy, reduction: Reduction::Mean, input_norm: Default::default() };
     let opt = OptimizerSpec { kind: OptimizerKind::Adam, lr: 1e-6, ..Default::default() };
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let data = Arc::new(dataset(&spec, 100, false, &mut rng));
@@ -333,7 +345,7 @@ fn parameters_and_state_round_trip() {
     if !have_adapter() {
         return;
     }
-    let spec = ModelSpec { layers: vec![3, 5, 2], activations: vec![Tanh, Sigmoid], loss: Loss::HalfSse, reduction: Reduction::Mean };
+    let spec = ModelSpec { layers: vec![3, 5, 2], activations: vec![Tanh, Sigmoid], loss: Loss::HalfSse, reduction: Reduction::Mean, input_norm: Default::default() };
     let opt = OptimizerSpec { kind: OptimizerKind::Adam, ..Default::default() };
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let p = params(&spec, &mut rng);

@@ -81,10 +81,12 @@ impl<T: Real> CpuBackend<T> {
         self.delta = self.a.clone();
     }
 
-    /// A_0 ← the samples `idx` of `ds`, bytes scaled by 1/255.
+    /// A_0 ← the samples `idx` of `ds`: bytes scaled by 1/255, then `(p − mean) / std` of the
+    /// model's input normalisation (exact for the identity).
     fn gather(&mut self, ds: &Dataset, idx: &[u32]) {
         self.ensure_workspace(idx.len());
         let len = ds.sample_len;
+        let (mean, std) = (T::of(self.spec.input_norm.mean), T::of(self.spec.input_norm.std));
         let x = &mut self.a[0];
         for (r, &i) in idx.iter().enumerate() {
             let row = &mut x[r * len..(r + 1) * len];
@@ -93,12 +95,12 @@ impl<T: Real> CpuBackend<T> {
                 Pixels::U8(v) => {
                     let scale = T::one() / T::of(255.0);
                     for (x, &p) in row.iter_mut().zip(&v[i * len..(i + 1) * len]) {
-                        *x = T::of(p as f64) * scale;
+                        *x = (T::of(p as f64) * scale - mean) / std;
                     }
                 }
                 Pixels::F64(v) => {
                     for (x, &p) in row.iter_mut().zip(&v[i * len..(i + 1) * len]) {
-                        *x = T::of(p);
+                        *x = (T::of(p) - mean) / std;
                     }
                 }
             }

@@ -1,6 +1,7 @@
 //! A labelled image set in memory: pixels (bytes or floats) and class labels.
 
 use super::idx::{IdxArray, IdxData, read_idx};
+use crate::model::InputNorm;
 use anyhow::{Result, bail};
 use rand::Rng;
 use std::path::Path;
@@ -71,6 +72,18 @@ impl Dataset {
             Pixels::U8(v) => v[i * self.sample_len + j] as f64 / 255.0,
             Pixels::F64(v) => v[i * self.sample_len + j],
         }
+    }
+
+    /// Mean and (population) standard deviation of every pixel value, as `pixel` gives them.
+    pub fn pixel_stats(&self) -> Result<InputNorm> {
+        let n = (self.len() * self.sample_len) as f64;
+        let values = || (0..self.len()).flat_map(move |i| (0..self.sample_len).map(move |j| self.pixel(i, j)));
+        let mean = values().sum::<f64>() / n;
+        let std = (values().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n).sqrt();
+        if std.is_nan() || std <= 0.0 {
+            bail!("{}: every pixel of the training set is {mean}; there is no spread to standardise (drop --standardize)", self.source);
+        }
+        Ok(InputNorm { mean, std })
     }
 
     /// Loads an image file and its label file, checking that they belong together.

@@ -20,6 +20,16 @@ pub struct RunData {
     pub test: Option<Arc<Dataset>>,
 }
 
+/// `load`, and with `data.standardize` sets `cfg.model.input_norm` to the training split's
+/// pixel statistics: what every command that trains or measures a configuration calls.
+pub fn prepare(cfg: &mut Config) -> Result<RunData> {
+    let data = load(cfg)?;
+    if cfg.data.standardize {
+        cfg.model.input_norm = data.train.pixel_stats()?;
+    }
+    Ok(data)
+}
+
 /// Loads (downloading if needed) and prepares the data a configuration names.
 pub fn load(cfg: &Config) -> Result<RunData> {
     let d = &cfg.data;

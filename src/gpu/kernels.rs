@@ -38,6 +38,10 @@ pub struct GatherDims {
     pub words: u32,
     pub is_bytes: u32,
     pub x_off: u32,
+    /// The model's input normalisation, x = (p − mean) / std.
+    pub mean: f32,
+    pub std: f32,
+    pub _pad: [u32; 2],
 }
 
 /// `MatmulDims` in matmul.wgsl.

@@ -480,6 +480,9 @@ impl GpuBackend {
             words: Self::words(&data) as u32,
             is_bytes: matches!(data.pixels, Pixels::U8(_)) as u32,
             x_off: 0,
+            mean: self.spec.input_norm.mean as f32,
+            std: self.spec.input_norm.std as f32,
+            _pad: [0; 2],
         });
         let _ = split;
         ResidentData { data, bind_group, dims_slot: slot, _images: images, _labels: labels }
@@ -502,6 +505,9 @@ impl GpuBackend {
             words: Self::words(data) as u32,
             is_bytes: matches!(data.pixels, Pixels::U8(_)) as u32,
             x_off: 0,
+            mean: self.spec.input_norm.mean as f32,
+            std: self.spec.input_norm.std as f32,
+            _pad: [0; 2],
         });
     }
 
