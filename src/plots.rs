@@ -89,6 +89,9 @@ pub fn run_title(cfg: &Config) -> String {
     if cfg.data.task != crate::data::Task::Classify {
         s += &format!(" {}", cfg.data.task);
     }
+    if !m.input_norm.is_identity() {
+        s += &format!(", inputs (p − {:.4}) / {:.4}", m.input_norm.mean, m.input_norm.std);
+    }
     s
 }
 
