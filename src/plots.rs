@@ -373,6 +373,24 @@ fn confusion_cell(k: usize) -> i32 {
     (600 / k.max(1) as i32).clamp(40, 150)
 }
 
+/// `text` as one line of at most `max` characters, or two split after the last " | " or ", "
+/// that keeps the first within `max` (the second cut short with "…" if it is still too long).
+fn wrap_title(text: &str, max: usize) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= max {
+        return vec![text.to_string()];
+    }
+    let head: String = chars[..max].iter().collect();
+    let cut = [" | ", ", "].iter().filter_map(|sep| head.rfind(sep).map(|i| (i, sep.len()))).max_by_key(|&(i, _)| i);
+    let (first, rest) = match cut {
+        Some((i, n)) => (text[..i + n].trim_end().to_string(), text[i + n..].to_string()),
+        None => (head.clone(), chars[max..].iter().collect()),
+    };
+    let rest: Vec<char> = rest.chars().collect();
+    let second = if rest.len() <= max { rest.iter().collect() } else { rest[..max - 1].iter().collect::<String>() + "…" };
+    vec![first, second]
+}
+
 fn draw_confusion<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, c: &Confusion, title: &str) -> Result<()> {
     register_font();
     root.fill(&WHITE).map_err(plot_err)?;
@@ -391,8 +409,14 @@ fn draw_confusion<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, c: &Confusio
         c.total()
     );
     root.draw(&Text::new(head, (w as i32 / 2, 18), font(18.0).pos(Pos::new(HPos::Center, VPos::Top)))).map_err(plot_err)?;
-    root.draw(&Text::new(title.to_string(), (w as i32 / 2, 46), font(13.0).color(&GREY).pos(Pos::new(HPos::Center, VPos::Top))))
-        .map_err(plot_err)?;
+    // the run's description in one line, or two where one would run off the picture (eval
+    // puts the model's path in front of it)
+    let lines = wrap_title(title, (w as f64 / 6.8) as usize);
+    let (size, top) = if lines.len() == 1 { (13.0, 46) } else { (12.0, 38) };
+    for (i, line) in lines.into_iter().enumerate() {
+        root.draw(&Text::new(line, (w as i32 / 2, top + 15 * i as i32), font(size).color(&GREY).pos(Pos::new(HPos::Center, VPos::Top))))
+            .map_err(plot_err)?;
+    }
 
     let max_count = c.counts.iter().copied().max().unwrap_or(0).max(1);
     let digits = max_count.to_string().len() as f64;
@@ -458,4 +482,19 @@ pub fn write_confusion(dir: &Path, c: &Confusion, title: &str) -> Result<()> {
     write_atomic(&dir.join("confusion.csv"), c.to_csv().as_bytes())?;
     write_atomic(&dir.join("confusion.png"), &confusion_png(c, title)?)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap_title;
+
+    #[test]
+    fn long_titles_wrap_at_a_separator() {
+        assert_eq!(wrap_title("short, title", 20), vec!["short, title"]);
+        let t = "runs/a/model.safetensors | seed002: 784-64-10 sigmoid/softmax, sgd lr 0.7";
+        assert_eq!(wrap_title(t, 50), vec!["runs/a/model.safetensors |", "seed002: 784-64-10 sigmoid/softmax, sgd lr 0.7"]);
+        assert_eq!(wrap_title("alpha, beta, gamma, delta", 14), vec!["alpha, beta,", "gamma, delta"]);
+        // no separator: a hard cut; a second line still too long ends in "…"
+        assert_eq!(wrap_title("abcdefghij", 4), vec!["abcd", "efg…"]);
+    }
 }
