@@ -25,7 +25,7 @@ DOCS = {
     "seed002-neuron-0": ("doc 002: one sigmoid neuron, 0 vs all, full batch, lr 1, 500 epochs", "test_acc", 0.9919),
     "seed002-neuron-5": ("doc 002: one sigmoid neuron, 5 vs all, full batch, lr 1, 500 epochs", "test_acc", 0.9736),
     "seed002-hidden": ("doc 002: 784-64-1 sigmoid, 0 vs all, full batch, 500 epochs ('more than 98%')", "test_acc", 0.98),
-    "seed002-softmax": ("doc 002: 784-64-10 sigmoid/softmax, full batch, lr 0.7, 500 epochs", "test_acc", 0.94),
+    "seed002-softmax": ("doc 002: 784-64-10 sigmoid/softmax, full batch, lr 0.7, 500 epochs, centred inputs", "test_acc", 0.94),
     "seed003": ("doc 003: 784-32-16-10 sigmoid, sum of squares, batch 20, lr 0.9, 10 epochs", "test_acc", 0.8945),
     "seed004": ("doc 004: 784-16-16-10 sigmoid, squared error, 51,419 iterations", "test_acc", 0.9208),
 }
