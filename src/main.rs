@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// shell reports for a process that Ctrl-C ended, so scripts see that the run is not complete.
 const EXIT_INTERRUPTED: u8 = 130;
 
-/// `gpu-nn train`: the first Ctrl-C asks the loop to stop after the chunk of steps in progress
-/// and write a checkpoint; a second one quits at once (files are written atomically, so the
+/// `gpu-nn train`: the first Ctrl-C asks the loop to stop after the step in progress (on the
+/// GPU, the submission in progress) and write a checkpoint; a second one quits at once (files are written atomically, so the
 /// previous checkpoint survives).
 fn train(args: TrainArgs) -> anyhow::Result<Outcome> {
     let interrupt = Arc::new(AtomicBool::new(false));
@@ -20,7 +20,7 @@ fn train(args: TrainArgs) -> anyhow::Result<Outcome> {
             eprintln!("\nsecond interrupt: quitting without a checkpoint of the current step");
             std::process::exit(EXIT_INTERRUPTED as i32);
         }
-        eprintln!("\ninterrupt: finishing the current steps and writing a checkpoint (Ctrl-C again quits at once)");
+        eprintln!("\ninterrupt: finishing the current step and writing a checkpoint (Ctrl-C again quits at once)");
     });
     if let Err(e) = handler {
         eprintln!("note: cannot catch Ctrl-C ({e}); an interrupt will end the run without a checkpoint");
