@@ -545,14 +545,14 @@ fn ctrl_c_finishes_the_current_step_on_the_cpu() {
             Ok(())
         }
     }
-    let mut cfg = gpu_nn::config::Config::default();
-    cfg.model = gpu_nn::model::ModelSpec {
+    let model = gpu_nn::model::ModelSpec {
         layers: vec![3, 2],
         activations: vec![gpu_nn::model::Activation::Sigmoid],
         loss: gpu_nn::model::Loss::HalfSse,
         reduction: gpu_nn::model::Reduction::Mean,
         input_norm: Default::default(),
     };
+    let mut cfg = gpu_nn::config::Config { model, ..Default::default() };
     cfg.training.batch_size = gpu_nn::config::BatchSize::N(1);
     cfg.training.epochs = 1;
     let n = 200;
