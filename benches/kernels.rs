@@ -16,14 +16,14 @@
 //! The training run reads MNIST from $GPU_NN_BENCH_MNIST, else $GPU_NN_DATA, else
 //! /work/shared/datasets/mnist, and is skipped if the files are not there.
 
-use gpu_nn::backend::{Backend, Split};
+use gpu_nn::core::backend::{Backend, Split};
 use gpu_nn::data::Dataset;
 use gpu_nn::gpu::context::is_software;
 use gpu_nn::gpu::trainer::Matmul;
 use gpu_nn::gpu::{Gpu, GpuBackend, KernelConfig};
-use gpu_nn::init::{Init, initialize};
-use gpu_nn::model::{Activation, Loss, ModelSpec, Reduction};
-use gpu_nn::optim::{OptimizerKind, OptimizerSpec};
+use gpu_nn::core::init::{Init, initialize};
+use gpu_nn::core::model::{Activation, Loss, ModelSpec, Reduction};
+use gpu_nn::core::optim::{OptimizerKind, OptimizerSpec};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -48,7 +48,7 @@ fn config(name: &str, gpu: &Gpu) -> Option<KernelConfig> {
 }
 
 fn bench_kernel(cfg: KernelConfig, kind: Matmul, shape: [usize; 3]) -> anyhow::Result<String> {
-    let (spec, batch, l) = gpu_nn::bench::kernel_network(kind, shape);
+    let (spec, batch, l) = gpu_nn::commands::bench::kernel_network(kind, shape);
     let opt = OptimizerSpec::default();
     let mut b = GpuBackend::with_config(Gpu::new(None, true)?, &spec, &opt, batch, false, cfg)?;
     b.set_params(&initialize(&spec, Init::GlorotUniform, 1)?)?;
@@ -122,7 +122,7 @@ fn main() -> anyhow::Result<()> {
     println!("adapter: {} ({:?}), subgroups {}..{}", gpu.info.name, gpu.info.backend, gpu.info.subgroup_min_size, gpu.info.subgroup_max_size);
     let configs: Vec<(String, KernelConfig)> = names.iter().filter_map(|n| config(n, &gpu).map(|c| (n.clone(), c))).collect();
     drop(gpu);
-    let shapes = gpu_nn::bench::kernel_shapes();
+    let shapes = gpu_nn::commands::bench::kernel_shapes();
     println!("{:<14} {:<16} {:<16} {:>13}  {:>15}  {:>7}", "kernel", "M×K×N", "config", "per dispatch", "wall", "per CPU-s");
     for (kind, shape) in &shapes {
         for (name, cfg) in &configs {

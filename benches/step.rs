@@ -5,8 +5,8 @@
 //! without an adapter.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use gpu_nn::backend::{Backend, Split};
-use gpu_nn::config::{Config, preset_json};
+use gpu_nn::core::backend::{Backend, Split};
+use gpu_nn::core::config::{Config, preset_json};
 use gpu_nn::cpu::FastBackend;
 use gpu_nn::data::{Dataset, Pixels};
 use gpu_nn::gpu::trainer::Matmul;
@@ -38,7 +38,7 @@ fn seed001() -> Config {
 fn bench_step(c: &mut Criterion) {
     let cfg = seed001();
     let data = train_set();
-    let order = gpu_nn::train::epoch_order(&cfg, data.len(), 0);
+    let order = gpu_nn::core::train::epoch_order(&cfg, data.len(), 0);
     let params = cfg.initial_params().unwrap();
     let chunk = 64 * 64;
     let mut g = c.benchmark_group("seed001 64 steps");
@@ -76,9 +76,9 @@ fn bench_kernels(c: &mut Criterion) {
     let mut g = c.benchmark_group("matmul kernels (10 dispatches)");
     g.sample_size(10).measurement_time(Duration::from_secs(3));
     for (kind, shape) in [(Matmul::Forward, [64, 784, 128]), (Matmul::WeightGrad, [128, 64, 784]), (Matmul::BackwardData, [64, 64, 128])] {
-        let (spec, batch, l) = gpu_nn::bench::kernel_network(kind, shape);
+        let (spec, batch, l) = gpu_nn::commands::bench::kernel_network(kind, shape);
         let mut b = GpuBackend::with_config(Gpu::new(None, true).unwrap(), &spec, &Default::default(), batch, false, config).unwrap();
-        b.set_params(&gpu_nn::init::initialize(&spec, gpu_nn::init::Init::GlorotUniform, 1).unwrap()).unwrap();
+        b.set_params(&gpu_nn::core::init::initialize(&spec, gpu_nn::core::init::Init::GlorotUniform, 1).unwrap()).unwrap();
         g.bench_function(format!("{kind:?} {}x{}x{}", shape[0], shape[1], shape[2]), |bn| {
             bn.iter(|| b.time_matmul(kind, l, batch, 10).unwrap())
         });

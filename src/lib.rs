@@ -1,6 +1,15 @@
 //! gpu-nn: multi-layer perceptrons on MNIST, trained by WGSL kernels through wgpu, with a CPU
-//! reference beside them. Data flows one way: `data` → `train` (batches) → `model` →
-//! `backend` (`cpu`, `gpu`) → `metrics`.
+//! reference beside them.
+//!
+//! The parts, each importing only from those listed before it:
+//! - `atomic_file`: durable writes (a leaf);
+//! - `data`: IDX files, datasets, downloads, input normalisation;
+//! - `core`: the model, its equations, optimisers, initialisation, the configuration, the
+//!   `Backend` contract, the training loop with its run state, checkpoints;
+//! - `cpu`, `gpu`: the backends (the f64 reference and f32 fast path; the WGSL kernels);
+//! - `workbench`: each GPU kernel beside its CPU reference, its check and its timing;
+//! - `report`: what a person reads: the terminal, plots, confusion matrices;
+//! - `commands`: one module per subcommand, and the setup they share.
 
 /// Serialises a type through its `Display` and `FromStr` (for compact config values such as
 /// `"normal:0.1"` or `"step:10:0.5"`).
@@ -21,27 +30,10 @@ macro_rules! serde_via_string {
     };
 }
 
-pub mod backend;
-pub mod bench;
-pub mod checkpoint;
-pub mod cli;
-pub mod config;
-pub mod confusion;
+pub mod atomic_file;
+pub mod commands;
+pub mod core;
 pub mod cpu;
 pub mod data;
-pub mod eval;
-pub mod fsutil;
 pub mod gpu;
-pub mod gradcheck;
-pub mod init;
-pub mod math;
-pub mod metrics;
-pub mod model;
-pub mod optim;
-pub mod parity;
-pub mod plots;
-pub mod predict;
 pub mod report;
-pub mod run;
-pub mod sweep;
-pub mod train;

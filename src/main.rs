@@ -1,6 +1,6 @@
 use clap::Parser;
-use gpu_nn::cli::{Cli, Command, TrainArgs};
-use gpu_nn::train::{Controls, Outcome};
+use gpu_nn::commands::args::{Cli, Command, TrainArgs};
+use gpu_nn::core::train::{Controls, Outcome};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,10 +27,10 @@ fn train(args: TrainArgs) -> anyhow::Result<Outcome> {
     }
     let ctl = Controls { interrupt: Some(&interrupt), stop_after_steps: args.stop_after_steps };
     let result = match &args.resume {
-        Some(dir) => gpu_nn::run::resume_command(dir, &args.cfg, args.quiet, ctl, args.log_format)?,
+        Some(dir) => gpu_nn::commands::train::resume_command(dir, &args.cfg, args.quiet, ctl, args.log_format)?,
         None => {
             let cfg = args.cfg.resolve()?;
-            gpu_nn::run::train_with(&cfg, args.out.clone(), args.force, args.quiet, ctl, args.log_format)?
+            gpu_nn::commands::train::train_with(&cfg, args.out.clone(), args.force, args.quiet, ctl, args.log_format)?
         }
     };
     Ok(result.outcome)
@@ -67,7 +67,7 @@ fn main() -> ExitCode {
             Ok(_) => Ok(()),
             Err(e) => Err(e),
         },
-        Command::Eval(args) => gpu_nn::eval::eval_command(&gpu_nn::eval::EvalOptions {
+        Command::Eval(args) => gpu_nn::commands::eval::eval_command(&gpu_nn::commands::eval::EvalOptions {
             flags: args.data.config_args(args.backend.clone(), args.adapter.clone()),
             model: args.model,
             out: args.out,
@@ -75,7 +75,7 @@ fn main() -> ExitCode {
             quiet: args.quiet,
         })
         .map(|_| ()),
-        Command::Predict(args) => gpu_nn::predict::predict_command(&gpu_nn::predict::PredictOptions {
+        Command::Predict(args) => gpu_nn::commands::predict::predict_command(&gpu_nn::commands::predict::PredictOptions {
             flags: args.data.config_args(None, None),
             model: args.model,
             images: args.images,
@@ -84,7 +84,7 @@ fn main() -> ExitCode {
             train_split: args.train_set,
             show: args.show,
         }),
-        Command::Sweep(args) => gpu_nn::sweep::sweep_command(&gpu_nn::sweep::SweepOptions {
+        Command::Sweep(args) => gpu_nn::commands::sweep::sweep_command(&gpu_nn::commands::sweep::SweepOptions {
             flags: args.cfg,
             out: args.out,
             keep_runs: args.keep_runs,
@@ -94,11 +94,11 @@ fn main() -> ExitCode {
         .map(|_| ()),
         Command::Gradcheck(args) => (|| {
             let mut cfg = args.cfg.resolve()?;
-            let data = gpu_nn::data::prepare(&mut cfg)?;
+            let data = gpu_nn::core::run_data::prepare(&mut cfg, false)?;
             cfg.check_against_data(data.train.sample_len, data.train.num_classes, &data.train.source, data.train.len())?;
-            let o = gpu_nn::gradcheck::GradcheckOptions { samples: args.samples, batch: args.batch, tolerance: args.tolerance, step: args.step };
-            let r = gpu_nn::gradcheck::check(&cfg, &data, &o)?;
-            gpu_nn::gradcheck::print(&cfg, &r, &o);
+            let o = gpu_nn::commands::gradcheck::GradcheckOptions { samples: args.samples, batch: args.batch, tolerance: args.tolerance, step: args.step };
+            let r = gpu_nn::commands::gradcheck::check(&cfg, &data, &o)?;
+            gpu_nn::commands::gradcheck::print(&cfg, &r, &o);
             if !(r.worst() <= args.tolerance) {
                 anyhow::bail!("gradcheck failed: worst relative error {:.3e} exceeds the tolerance {:.1e}", r.worst(), args.tolerance);
             }
@@ -118,26 +118,26 @@ fn main() -> ExitCode {
         }
         Command::Parity(args) => (|| {
             let mut cfg = args.cfg.resolve()?;
-            let data = gpu_nn::data::prepare(&mut cfg)?;
+            let data = gpu_nn::core::run_data::prepare(&mut cfg, false)?;
             cfg.check_against_data(data.train.sample_len, data.train.num_classes, &data.train.source, data.train.len())?;
-            let r = gpu_nn::parity::run(&cfg, &data, args.steps, cfg.backend.adapter.as_deref(), !args.free_run)?;
-            gpu_nn::parity::print(&r, args.tolerance);
+            let r = gpu_nn::commands::parity::run(&cfg, &data, args.steps, cfg.backend.adapter.as_deref(), !args.free_run)?;
+            gpu_nn::commands::parity::print(&r, args.tolerance);
             if !(r.worst() <= args.tolerance) {
                 anyhow::bail!("parity failed: worst relative error {:.3e} exceeds the tolerance {:.1e}", r.worst(), args.tolerance);
             }
             Ok(())
         })(),
         Command::Bench(args) if args.scaling => (|| {
-            let mut cfg = args.cfg.resolve_over(&[gpu_nn::config::preset_json("seed001")?])?;
-            let data = gpu_nn::data::prepare(&mut cfg)?;
+            let mut cfg = args.cfg.resolve_over(&[gpu_nn::core::config::preset_json("seed001")?])?;
+            let data = gpu_nn::core::run_data::prepare(&mut cfg, false)?;
             let device = if args.cpu_only {
                 "no GPU".to_string()
             } else {
                 gpu_nn::gpu::Gpu::new(cfg.backend.adapter.as_deref(), true)?.describe()
             };
-            let rows = gpu_nn::bench::run_scaling(&data, args.steps, args.repeats, cfg.backend.adapter.as_deref(), !args.cpu_only)?;
+            let rows = gpu_nn::commands::bench::run_scaling(&data, args.steps, args.repeats, cfg.backend.adapter.as_deref(), !args.cpu_only)?;
             let dir = args.out.clone().unwrap_or_else(|| ".".into());
-            gpu_nn::bench::write_scaling(&dir, &rows, &device)?;
+            gpu_nn::commands::bench::write_scaling(&dir, &rows, &device)?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
@@ -151,11 +151,11 @@ fn main() -> ExitCode {
             Ok(())
         })(),
         Command::Bench(args) if args.kernels => (|| {
-            let (device, rows) = gpu_nn::bench::run_kernels(args.cfg.adapter.as_deref())?;
+            let (device, rows) = gpu_nn::commands::bench::run_kernels(args.cfg.adapter.as_deref())?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&serde_json::json!({"device": device, "kernels": rows}))?);
             } else {
-                gpu_nn::bench::print_kernels(&device, &rows);
+                gpu_nn::commands::bench::print_kernels(&device, &rows);
             }
             Ok(())
         })(),
@@ -163,27 +163,27 @@ fn main() -> ExitCode {
             let cases: Vec<(String, Vec<serde_json::Value>)> = if args.cfg.selects_model() {
                 vec![(args.cfg.preset.clone().unwrap_or_else(|| "configuration".into()), Vec::new())]
             } else {
-                gpu_nn::bench::default_cases()
+                gpu_nn::commands::bench::default_cases()
             };
             let mut results = Vec::new();
             for (name, base) in cases {
                 let mut cfg = if base.is_empty() { args.cfg.resolve()? } else { args.cfg.resolve_over(&base)? };
-                let data = gpu_nn::data::prepare(&mut cfg)?;
+                let data = gpu_nn::core::run_data::prepare(&mut cfg, false)?;
                 cfg.check_against_data(data.train.sample_len, data.train.num_classes, &data.train.source, data.train.len())?;
                 if !args.json {
                     eprintln!("benchmarking {name} ...");
                 }
-                results.push(gpu_nn::bench::run_case(&name, &cfg, &data, args.steps, args.repeats, cfg.backend.adapter.as_deref(), !args.cpu_only)?);
+                results.push(gpu_nn::commands::bench::run_case(&name, &cfg, &data, args.steps, args.repeats, cfg.backend.adapter.as_deref(), !args.cpu_only)?);
             }
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&results)?);
             } else {
-                gpu_nn::bench::print(&results);
+                gpu_nn::commands::bench::print(&results);
             }
             Ok(())
         })(),
         Command::Presets => {
-            for (name, text) in gpu_nn::config::PRESETS {
+            for (name, text) in gpu_nn::core::config::PRESETS {
                 let desc = serde_json::from_str::<serde_json::Value>(text)
                     .ok()
                     .and_then(|v| v["description"].as_str().map(str::to_string))

@@ -16,9 +16,9 @@
 mod common;
 use common::{command, gpu_nn, in_ci};
 
-use gpu_nn::backend::{Backend, Split};
-use gpu_nn::checkpoint::{Checkpoint, load_checkpoint, load_model};
-use gpu_nn::cli::ConfigArgs;
+use gpu_nn::core::backend::{Backend, Split};
+use gpu_nn::core::checkpoint::{Checkpoint, load_checkpoint, load_model};
+use gpu_nn::commands::args::ConfigArgs;
 use gpu_nn::cpu::ReferenceBackend;
 use gpu_nn::data::Dataset;
 use gpu_nn::data::idx::{IdxArray, IdxData, encode_idx};
@@ -439,9 +439,9 @@ fn early_stopping_keeps_the_best_model() {
 
     // best.safetensors is the model of the best epoch: its validation loss is that epoch's
     let cfg = ConfigArgs { data: Some(data.clone()), ..Default::default() }
-        .resolve_over(&[gpu_nn::config::Config::load_file(&d.join("config.json")).unwrap()])
+        .resolve_over(&[gpu_nn::core::config::Config::load_file(&d.join("config.json")).unwrap()])
         .unwrap();
-    let run_data = gpu_nn::data::load(&cfg).unwrap();
+    let run_data = gpu_nn::core::run_data::load(&cfg).unwrap();
     let (params, _) = load_model(&d.join("best.safetensors")).unwrap();
     let mut cpu = ReferenceBackend::new(&cfg.model, &cfg.optimizer);
     cpu.set_params(&params).unwrap();
@@ -499,22 +499,22 @@ impl Backend for CtrlCDuringStep<'_> {
     fn describe(&self) -> String {
         self.inner.describe()
     }
-    fn set_params(&mut self, p: &gpu_nn::model::Params) -> anyhow::Result<()> {
+    fn set_params(&mut self, p: &gpu_nn::core::model::Params) -> anyhow::Result<()> {
         self.inner.set_params(p)
     }
-    fn params(&mut self) -> anyhow::Result<gpu_nn::model::Params> {
+    fn params(&mut self) -> anyhow::Result<gpu_nn::core::model::Params> {
         self.inner.params()
     }
-    fn optimizer_state(&mut self) -> anyhow::Result<gpu_nn::optim::OptimState> {
+    fn optimizer_state(&mut self) -> anyhow::Result<gpu_nn::core::optim::OptimState> {
         self.inner.optimizer_state()
     }
-    fn set_optimizer_state(&mut self, s: &gpu_nn::optim::OptimState) -> anyhow::Result<()> {
+    fn set_optimizer_state(&mut self, s: &gpu_nn::core::optim::OptimState) -> anyhow::Result<()> {
         self.inner.set_optimizer_state(s)
     }
     fn attach(&mut self, split: Split, data: std::sync::Arc<Dataset>) -> anyhow::Result<()> {
         self.inner.attach(split, data)
     }
-    fn train_steps(&mut self, idx: &[u32], batch: usize, lrs: &[f64]) -> anyhow::Result<gpu_nn::backend::StepStats> {
+    fn train_steps(&mut self, idx: &[u32], batch: usize, lrs: &[f64]) -> anyhow::Result<gpu_nn::core::backend::StepStats> {
         if (self.steps + 1..=self.steps + lrs.len() as u64).contains(&self.press_during) {
             self.flag.store(true, std::sync::atomic::Ordering::SeqCst);
         }
@@ -524,10 +524,10 @@ impl Backend for CtrlCDuringStep<'_> {
     fn steps_per_call(&self) -> usize {
         if self.whole_chunks { usize::MAX } else { self.inner.steps_per_call() }
     }
-    fn evaluate(&mut self, split: Split) -> anyhow::Result<gpu_nn::backend::EvalResult> {
+    fn evaluate(&mut self, split: Split) -> anyhow::Result<gpu_nn::core::backend::EvalResult> {
         self.inner.evaluate(split)
     }
-    fn trace_step(&mut self, idx: &[u32], lr: f64) -> anyhow::Result<gpu_nn::backend::StepTrace> {
+    fn trace_step(&mut self, idx: &[u32], lr: f64) -> anyhow::Result<gpu_nn::core::backend::StepTrace> {
         self.inner.trace_step(idx, lr)
     }
 }
@@ -537,7 +537,8 @@ impl Backend for CtrlCDuringStep<'_> {
 /// GPU does, finishes the chunk in flight, steps 1-64.
 #[test]
 fn ctrl_c_finishes_the_current_step_on_the_cpu() {
-    use gpu_nn::train::{Controls, Observer, Outcome, RunState, SaveReason, train_from};
+    use gpu_nn::core::run_state::RunState;
+    use gpu_nn::core::train::{Controls, Observer, Outcome, SaveReason, train_from};
     struct Saves(Vec<(u64, SaveReason)>);
     impl Observer for Saves {
         fn save(&mut self, s: &RunState, why: SaveReason, _: &mut dyn Backend) -> anyhow::Result<()> {
@@ -545,15 +546,15 @@ fn ctrl_c_finishes_the_current_step_on_the_cpu() {
             Ok(())
         }
     }
-    let model = gpu_nn::model::ModelSpec {
+    let model = gpu_nn::core::model::ModelSpec {
         layers: vec![3, 2],
-        activations: vec![gpu_nn::model::Activation::Sigmoid],
-        loss: gpu_nn::model::Loss::HalfSse,
-        reduction: gpu_nn::model::Reduction::Mean,
+        activations: vec![gpu_nn::core::model::Activation::Sigmoid],
+        loss: gpu_nn::core::model::Loss::HalfSse,
+        reduction: gpu_nn::core::model::Reduction::Mean,
         input_norm: Default::default(),
     };
-    let mut cfg = gpu_nn::config::Config { model, ..Default::default() };
-    cfg.training.batch_size = gpu_nn::config::BatchSize::N(1);
+    let mut cfg = gpu_nn::core::config::Config { model, ..Default::default() };
+    cfg.training.batch_size = gpu_nn::core::config::BatchSize::N(1);
     cfg.training.epochs = 1;
     let n = 200;
     let train = Dataset {
@@ -563,7 +564,7 @@ fn ctrl_c_finishes_the_current_step_on_the_cpu() {
         labels: (0..n).map(|i| (i % 2) as u8).collect(),
         num_classes: 2,
     };
-    let data = gpu_nn::data::RunData { train: std::sync::Arc::new(train), val: None, test: None };
+    let data = gpu_nn::core::run_data::RunData { train: std::sync::Arc::new(train), val: None, test: None };
     for (whole_chunks, stops_at) in [(false, 5), (true, 64)] {
         let flag = std::sync::atomic::AtomicBool::new(false);
         let mut b = CtrlCDuringStep { inner: ReferenceBackend::new(&cfg.model, &cfg.optimizer), flag: &flag, press_during: 5, steps: 0, whole_chunks };

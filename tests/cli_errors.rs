@@ -8,8 +8,8 @@ mod common;
 use common::hand::{EXACT, LOSS_CURVE, doc_order};
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use gpu_nn::checkpoint::load_model;
-use gpu_nn::config::Config;
+use gpu_nn::core::checkpoint::load_model;
+use gpu_nn::core::config::Config;
 use gpu_nn::data::idx::{IdxArray, IdxData, encode_idx};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -191,7 +191,7 @@ fn run_directory_reloads_and_repeats_exactly() {
     assert_eq!(bits(&params3), bits(&params), "same run, same weights");
 }
 
-fn bits(p: &gpu_nn::model::Params) -> Vec<u64> {
+fn bits(p: &gpu_nn::core::model::Params) -> Vec<u64> {
     p.flat().iter().map(|x| x.to_bits()).collect()
 }
 

@@ -2,13 +2,13 @@
 //! example, the doc-001 Adam step, 20 free-running steps of seed001, a streamed run against a
 //! resident one, and one real-MNIST epoch. In CI (CI set) a missing adapter or dataset fails.
 
-use gpu_nn::backend::{Backend, Split};
-use gpu_nn::config::{Config, preset_json};
+use gpu_nn::core::backend::{Backend, Split};
+use gpu_nn::core::config::{Config, preset_json};
 use gpu_nn::cpu::ReferenceBackend;
 use gpu_nn::data::{Dataset, Pixels};
 use gpu_nn::gpu::GpuBackend;
-use gpu_nn::model::{Activation, LayerParams, Loss, ModelSpec, Params, Reduction};
-use gpu_nn::optim::{OptimState, OptimizerKind, OptimizerSpec};
+use gpu_nn::core::model::{Activation, LayerParams, Loss, ModelSpec, Params, Reduction};
+use gpu_nn::core::optim::{OptimState, OptimizerKind, OptimizerSpec};
 use serde_json::json;
 mod common;
 use common::in_ci;
@@ -46,8 +46,8 @@ fn preset(name: &str, extra: serde_json::Value) -> Config {
 fn hand_example_on_the_gpu_matches_the_exact_weights() {
     let cfg = preset("seed000-hand", json!({}));
     let Some(mut gpu) = gpu_or_skip("hand_example_on_the_gpu", &cfg.model, &cfg.optimizer, 2, false) else { return };
-    let data = gpu_nn::data::load(&cfg).unwrap();
-    let r = gpu_nn::train::run(&cfg, &data, &mut gpu, &mut gpu_nn::train::Silent).unwrap();
+    let data = gpu_nn::core::run_data::load(&cfg).unwrap();
+    let r = gpu_nn::core::train::run(&cfg, &data, &mut gpu, &mut gpu_nn::core::train::Silent).unwrap();
     assert_eq!(r.steps, 3);
     let got = common::hand::doc_order(&gpu.params().unwrap());
     for (i, (g, w)) in got.iter().zip(common::hand::EXACT[2]).enumerate() {
@@ -87,12 +87,12 @@ fn adam_step_reproduces_doc001_figure_10b() {
 fn twenty_seed001_steps_agree_with_the_cpu_reference() {
     let Some(dir) = mnist_or_skip("twenty_seed001_steps") else { return };
     let cfg = preset("seed001", json!({"data": {"dir": dir}}));
-    let data = gpu_nn::data::load(&cfg).unwrap();
+    let data = gpu_nn::core::run_data::load(&cfg).unwrap();
     if gpu_or_skip("twenty_seed001_steps", &cfg.model, &cfg.optimizer, 64, false).is_none() {
         return;
     }
     // free-running: each backend continues from its own results
-    let r = gpu_nn::parity::run(&cfg, &data, 20, None, false).unwrap();
+    let r = gpu_nn::commands::parity::run(&cfg, &data, 20, None, false).unwrap();
     for t in &r.tensors {
         assert!(t.max_rel <= 1e-4, "{}: relative error {:e} at step {}", t.name, t.max_rel, t.step);
     }
@@ -101,7 +101,7 @@ fn twenty_seed001_steps_agree_with_the_cpu_reference() {
 
 /// A network and data set small enough to run quickly, with a batch order that crosses the
 /// stream chunks.
-fn small_run(stream: bool) -> Option<(Params, gpu_nn::optim::OptimState)> {
+fn small_run(stream: bool) -> Option<(Params, gpu_nn::core::optim::OptimState)> {
     let spec = ModelSpec {
         layers: vec![30, 17, 5],
         activations: vec![Activation::Tanh, Activation::Softmax],
@@ -120,10 +120,10 @@ fn small_run(stream: bool) -> Option<(Params, gpu_nn::optim::OptimState)> {
     let pixels: Vec<u8> = (0..n * 30).map(|_| next() as u8).collect();
     let labels: Vec<u8> = (0..n).map(|_| (next() % 5) as u8).collect();
     let ds = Dataset { source: "random".into(), pixels: Pixels::U8(pixels), sample_len: 30, labels, num_classes: 5 };
-    let params = gpu_nn::init::initialize(&spec, gpu_nn::init::Init::GlorotUniform, 7).unwrap();
+    let params = gpu_nn::core::init::initialize(&spec, gpu_nn::core::init::Init::GlorotUniform, 7).unwrap();
     gpu.set_params(&params).unwrap();
     gpu.attach(Split::Train, Arc::new(ds)).unwrap();
-    let order = gpu_nn::init::permutation(n, &mut gpu_nn::init::rng(3, gpu_nn::init::Stream::Shuffle(0)));
+    let order = gpu_nn::core::init::permutation(n, &mut gpu_nn::core::init::rng(3, gpu_nn::core::init::Stream::Shuffle(0)));
     let steps = n.div_ceil(7);
     let lrs = vec![0.05; steps];
     gpu.train_steps(&order, 7, &lrs).unwrap();
@@ -143,9 +143,9 @@ fn streamed_run_equals_resident_run() {
 fn one_gpu_epoch_of_seed000_mnist_reaches_90_percent() {
     let Some(dir) = mnist_or_skip("one_gpu_epoch_of_seed000_mnist") else { return };
     let cfg = preset("seed000-mnist", json!({"data": {"dir": dir}, "training": {"epochs": 1}}));
-    let data = gpu_nn::data::load(&cfg).unwrap();
+    let data = gpu_nn::core::run_data::load(&cfg).unwrap();
     let Some(mut gpu) = gpu_or_skip("one_gpu_epoch_of_seed000_mnist", &cfg.model, &cfg.optimizer, 20, false) else { return };
-    let r = gpu_nn::train::run(&cfg, &data, &mut gpu, &mut gpu_nn::train::Silent).unwrap();
+    let r = gpu_nn::core::train::run(&cfg, &data, &mut gpu, &mut gpu_nn::core::train::Silent).unwrap();
     let acc = r.metrics[0].test_acc.unwrap();
     assert!(acc >= 0.90, "test accuracy after one GPU epoch: {acc}");
     // and the CPU reference computes the same test accuracy from the GPU's weights

@@ -10,14 +10,15 @@
 //! the 8-lane subgroup kernels). With no adapter the tests print why and pass, unless `CI` is
 //! set, where they fail.
 
-use gpu_nn::backend::{Backend, Split, StepTrace};
+use gpu_nn::core::backend::{Backend, Split, StepTrace};
 use gpu_nn::cpu::ReferenceBackend;
 use gpu_nn::data::{Dataset, Pixels};
 use gpu_nn::gpu::context::{instance, is_software, list_adapters};
 use gpu_nn::gpu::trainer::Matmul;
 use gpu_nn::gpu::{Gpu, GpuBackend, KernelConfig};
-use gpu_nn::model::{Activation, InputNorm, LayerParams, Loss, ModelSpec, Params, Reduction};
-use gpu_nn::optim::{OptimizerKind, OptimizerSpec};
+use gpu_nn::data::InputNorm;
+use gpu_nn::core::model::{Activation, LayerParams, Loss, ModelSpec, Params, Reduction};
+use gpu_nn::core::optim::{OptimizerKind, OptimizerSpec};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeSet;

@@ -10,13 +10,13 @@ mod common;
 
 use common::hand::{EXACT, LOSS_CURVE, doc_order};
 use common::{assert_close, tensor};
-use gpu_nn::backend::{Backend, Split};
-use gpu_nn::cli::ConfigArgs;
-use gpu_nn::config::Config;
+use gpu_nn::core::backend::{Backend, Split};
+use gpu_nn::commands::args::ConfigArgs;
+use gpu_nn::core::config::Config;
 use gpu_nn::cpu::{FastBackend, ReferenceBackend};
-use gpu_nn::metrics::EpochMetrics;
-use gpu_nn::model::LayerParams;
-use gpu_nn::train::{Observer, Silent};
+use gpu_nn::core::metrics::EpochMetrics;
+use gpu_nn::core::model::LayerParams;
+use gpu_nn::core::train::{Observer, Silent};
 use std::sync::Arc;
 
 /// Initial weights w1..w12 of the document: all 0.1 except w2 = w8 = 0.2.
@@ -46,7 +46,7 @@ fn hand_config(precision: &str) -> Config {
 
 /// A backend holding the preset's initial weights with the two samples attached as Train.
 fn prepared<B: Backend>(mut b: B, cfg: &Config) -> (B, Arc<gpu_nn::data::Dataset>) {
-    let data = gpu_nn::data::load(cfg).expect("inline data loads");
+    let data = gpu_nn::core::run_data::load(cfg).expect("inline data loads");
     b.set_params(&cfg.initial_params().unwrap()).unwrap();
     b.attach(Split::Train, data.train.clone()).unwrap();
     (b, data.train)
@@ -59,7 +59,7 @@ fn preset_describes_the_document_setup() {
     assert_eq!(cfg.optimizer.lr, 0.1);
     assert_eq!(cfg.training.epochs, 3);
     assert!(!cfg.training.shuffle, "the document keeps the file order");
-    let data = gpu_nn::data::load(&cfg).unwrap();
+    let data = gpu_nn::core::run_data::load(&cfg).unwrap();
     let x: Vec<f64> = (0..2).flat_map(|i| (0..2).map(move |j| (i, j))).map(|(i, j)| data.train.pixel(i, j)).collect();
     assert_eq!(x, vec![0.1, 0.1, 0.1, 0.2], "X1 = (0.1, 0.1), X2 = (0.1, 0.2)");
     assert_eq!(data.train.labels, vec![0, 1], "Y1 = (1, 0), Y2 = (0, 1)");
@@ -67,7 +67,7 @@ fn preset_describes_the_document_setup() {
 }
 
 /// Forward pass at the initial weights, both samples in one batch (notes 000.3).
-fn check_forward(trace: &gpu_nn::backend::StepTrace, tol: f64) {
+fn check_forward(trace: &gpu_nn::core::backend::StepTrace, tol: f64) {
     // rows = samples, columns = units
     assert_close("net_h", tensor(trace, "layer1.z"), &[0.12, 0.13, 0.13, 0.14], tol);
     assert_close(
@@ -230,10 +230,10 @@ impl Observer for Recorder {
 #[test]
 fn training_loop_reproduces_every_epoch() {
     let cfg = hand_config("f64");
-    let data = gpu_nn::data::load(&cfg).unwrap();
+    let data = gpu_nn::core::run_data::load(&cfg).unwrap();
     let mut b = ReferenceBackend::new(&cfg.model, &cfg.optimizer);
     let mut rec = Recorder::default();
-    let res = gpu_nn::train::run(&cfg, &data, &mut b, &mut rec).unwrap();
+    let res = gpu_nn::core::train::run(&cfg, &data, &mut b, &mut rec).unwrap();
     assert_eq!(res.steps, 3, "one full-batch step per epoch");
     assert_eq!(rec.weights.len(), 3);
     for (e, (got, want)) in rec.weights.iter().zip(&EXACT).enumerate() {
@@ -247,7 +247,7 @@ fn training_loop_reproduces_every_epoch() {
     // and the f32 path through the same loop
     let cfg = hand_config("f32");
     let mut b = FastBackend::new(&cfg.model, &cfg.optimizer);
-    gpu_nn::train::run(&cfg, &data, &mut b, &mut Silent).unwrap();
+    gpu_nn::core::train::run(&cfg, &data, &mut b, &mut Silent).unwrap();
     assert_close("f32 train::run epoch 3", &doc_order(&b.params().unwrap()), &EXACT[2], F32_TOL);
 }
 
@@ -255,7 +255,7 @@ fn training_loop_reproduces_every_epoch() {
 #[test]
 fn from_layers_matches_cli_resolution() {
     let patch = serde_json::json!({ "backend": { "kind": "cpu", "precision": "f64" } });
-    let cfg = Config::from_layers(&[gpu_nn::config::preset_json("seed000-hand").unwrap(), patch]).unwrap();
+    let cfg = Config::from_layers(&[gpu_nn::core::config::preset_json("seed000-hand").unwrap(), patch]).unwrap();
     assert_eq!(cfg, hand_config("f64"));
     let p = cfg.initial_params().unwrap();
     assert_eq!(

@@ -4,12 +4,12 @@
 
 mod common;
 
-use gpu_nn::backend::{Backend, Split};
-use gpu_nn::cli::ConfigArgs;
+use gpu_nn::core::backend::{Backend, Split};
+use gpu_nn::commands::args::ConfigArgs;
 use gpu_nn::cpu::{FastBackend, ReferenceBackend};
 use gpu_nn::data::Dataset;
-use gpu_nn::model::{Activation, LayerParams, Loss, ModelSpec, Params, Reduction};
-use gpu_nn::optim::OptimizerSpec;
+use gpu_nn::core::model::{Activation, LayerParams, Loss, ModelSpec, Params, Reduction};
+use gpu_nn::core::optim::OptimizerSpec;
 use std::sync::Arc;
 
 /// Accuracy (%) of the classifier that always answers digit c, c = 0…9 (SEEDS.md).
@@ -85,11 +85,11 @@ fn one_epoch_of_seed000_mnist_reaches_90_percent() {
     .resolve()
     .unwrap();
     assert_eq!((cfg.model.layers.clone(), cfg.optimizer.lr), (vec![784, 30, 10], 3.0));
-    let data = gpu_nn::data::load(&cfg).unwrap();
+    let data = gpu_nn::core::run_data::load(&cfg).unwrap();
     assert_eq!((data.train.len(), data.test.as_ref().unwrap().len()), (60_000, 10_000));
     cfg.check_against_data(data.train.sample_len, data.train.num_classes, &data.train.source, data.train.len()).unwrap();
     let mut be = FastBackend::new(&cfg.model, &cfg.optimizer);
-    let res = gpu_nn::train::run(&cfg, &data, &mut be, &mut gpu_nn::train::Silent).unwrap();
+    let res = gpu_nn::core::train::run(&cfg, &data, &mut be, &mut gpu_nn::core::train::Silent).unwrap();
     assert_eq!(res.steps, 3000, "60,000 samples in batches of 20");
     let acc = res.test.expect("MNIST has a test set").accuracy();
     eprintln!("seed000-mnist, 1 epoch, cpu f32: test accuracy {:.2}%", 100.0 * acc);

@@ -6,11 +6,11 @@
 mod common;
 use common::gpu_nn;
 
-use gpu_nn::backend::{Backend, Split};
-use gpu_nn::checkpoint::load_model;
+use gpu_nn::core::backend::{Backend, Split};
+use gpu_nn::core::checkpoint::load_model;
 use gpu_nn::cpu::FastBackend;
 use gpu_nn::data::Dataset;
-use gpu_nn::predict::{SIDE, centre_of_mass, preprocess};
+use gpu_nn::commands::predict::{SIDE, centre_of_mass, preprocess};
 use image::{DynamicImage, GenericImageView, GrayImage, ImageFormat, Luma, Rgba, RgbaImage};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -106,16 +106,16 @@ fn assert_svg(path: &Path, needles: &[&str]) {
         assert!(text.contains(n), "{}: lacks {n:?}", path.display());
     }
     // the SVG renders (it is also what curves.png is rasterised from)
-    let png = gpu_nn::plots::svg_to_png(&text).unwrap();
+    let png = gpu_nn::report::plots::svg_to_png(&text).unwrap();
     assert_eq!(image::load_from_memory(&png).unwrap().dimensions(), (1200, 520));
 }
 
 #[test]
 fn a_run_directory_holds_curves_and_the_confusion_matrix() {
     let Some((data, dir)) = trained_run() else { return };
-    assert_picture(&dir.join("curves.png"), gpu_nn::plots::CURVES_SIZE);
+    assert_picture(&dir.join("curves.png"), gpu_nn::report::plots::CURVES_SIZE);
     assert_svg(&dir.join("curves.svg"), &["epoch", "loss", "accuracy (%)", "train (running mean)", "test", "seed000-mnist", "784-30-10"]);
-    assert_picture(&dir.join("confusion.png"), gpu_nn::plots::confusion_size(10));
+    assert_picture(&dir.join("confusion.png"), gpu_nn::report::plots::confusion_size(10));
 
     let m = read_confusion(&dir.join("confusion.csv"));
     assert_eq!(m.len(), 10);
@@ -148,7 +148,7 @@ fn eval_reports_what_training_reported() {
     assert!(text.contains("true\\pred"), "the confusion table is printed:\n{text}");
     // same matrix as the run's, written where --out says
     assert_eq!(std::fs::read(out.join("confusion.csv")).unwrap(), std::fs::read(dir.join("confusion.csv")).unwrap());
-    assert_picture(&out.join("confusion.png"), gpu_nn::plots::confusion_size(10));
+    assert_picture(&out.join("confusion.png"), gpu_nn::report::plots::confusion_size(10));
 
     // --json: exact numbers
     let j: serde_json::Value = serde_json::from_str(ok(&["eval", "--model", s(&model), "--data", s(data), "--out", s(&out), "--json"]).trim()).unwrap();
@@ -342,7 +342,7 @@ fn predict_reads_png_and_jpeg_and_classifies_rerendered_mnist_digits_like_the_or
             break;
         }
         let x: Vec<f32> = (0..784).map(|j| test.pixel(i, j) as f32).collect();
-        let (c, probs) = gpu_nn::predict::classify(&spec, &p32, &x);
+        let (c, probs) = gpu_nn::commands::predict::classify(&spec, &p32, &x);
         assert_eq!(c, want[i], "the predict forward pass agrees with the backend on image {i}");
         if probs[c as usize] <= 0.9 {
             continue;
@@ -405,7 +405,7 @@ fn a_binary_task_gets_a_two_by_two_confusion_matrix() {
     assert_eq!(m[0].iter().sum::<u64>(), 10_000 - zeros, "class 0 = all other digits");
     let test_acc: f64 = metrics(&dir).last().unwrap()["test_acc"].parse().unwrap();
     assert_eq!((m[0][0] + m[1][1]) as f64 / 10_000.0, test_acc);
-    assert_picture(&dir.join("confusion.png"), gpu_nn::plots::confusion_size(2));
+    assert_picture(&dir.join("confusion.png"), gpu_nn::report::plots::confusion_size(2));
     // eval finds the task in the run's config.json beside the model
     let j: serde_json::Value =
         serde_json::from_str(ok(&["eval", "--model", s(&dir.join("model.safetensors")), "--data", s(&data), "--json"]).trim()).unwrap();

@@ -6,8 +6,8 @@
 mod common;
 use common::gpu_nn;
 
-use gpu_nn::cli::ConfigArgs;
-use gpu_nn::sweep::{CSV_HEADER, CellOutcome, SweepOptions, sweep_command};
+use gpu_nn::commands::args::ConfigArgs;
+use gpu_nn::commands::sweep::{CSV_HEADER, CellOutcome, SweepOptions, sweep_command};
 use std::path::Path;
 
 
@@ -69,7 +69,7 @@ fn a_2x2_sweep_matches_train_cell_by_cell_and_writes_table_and_pictures() {
         targs.extend(small(&data, "200"));
         targs.extend(["--batch-size", &r[0], "--lr", &r[1], "--out", run.to_str().unwrap()].map(String::from));
         ok(&targs.iter().map(String::as_str).collect::<Vec<_>>());
-        let m = csv_rows(&run.join("metrics.csv"), gpu_nn::metrics::CSV_HEADER);
+        let m = csv_rows(&run.join("metrics.csv"), gpu_nn::core::metrics::CSV_HEADER);
         let last = m.last().unwrap();
         // metrics.csv: epoch,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc,...
         assert_eq!(last[6].parse::<f64>().unwrap(), r[2].parse::<f64>().unwrap(), "final test accuracy of cell {r:?}");
@@ -99,7 +99,7 @@ fn a_2x2_sweep_matches_train_cell_by_cell_and_writes_table_and_pictures() {
     for b in ["15", "40"] {
         let png = out.join(format!("curves-batch-{b}.png"));
         let img = image::open(&png).unwrap_or_else(|e| panic!("{}: {e}", png.display()));
-        assert_eq!((img.width(), img.height()), gpu_nn::plots::SWEEP_ROW_SIZE);
+        assert_eq!((img.width(), img.height()), gpu_nn::report::plots::SWEEP_ROW_SIZE);
         let svg = std::fs::read_to_string(out.join(format!("curves-batch-{b}.svg"))).unwrap();
         assert!(svg.contains("lr 0.9") && svg.contains("lr 4"), "legend names every learning rate");
     }
@@ -128,10 +128,10 @@ fn keep_runs_writes_a_run_directory_per_cell_and_quiet_prints_nothing() {
         for f in ["config.json", "metrics.csv", "model.safetensors", "curves.png"] {
             assert!(dir.join(f).is_file(), "{} lacks {f}", dir.display());
         }
-        let cfg = gpu_nn::config::Config::load_file(&dir.join("config.json")).unwrap();
-        let cfg = gpu_nn::config::Config::from_layers(&[cfg]).unwrap();
+        let cfg = gpu_nn::core::config::Config::load_file(&dir.join("config.json")).unwrap();
+        let cfg = gpu_nn::core::config::Config::from_layers(&[cfg]).unwrap();
         assert_eq!((cfg.training.batch_size.to_string(), cfg.optimizer.lr.to_string()), (r[0].clone(), r[1].clone()));
-        let m = csv_rows(&dir.join("metrics.csv"), gpu_nn::metrics::CSV_HEADER);
+        let m = csv_rows(&dir.join("metrics.csv"), gpu_nn::core::metrics::CSV_HEADER);
         assert_eq!(m.last().unwrap()[6].parse::<f64>().unwrap(), r[2].parse::<f64>().unwrap());
     }
     assert!(out.join("curves-batch-20.png").is_file());
@@ -187,7 +187,7 @@ fn a_1x2_gpu_sweep_runs_on_one_device_with_one_upload() {
     let CellOutcome::Trained(m) = &cell.outcome else { panic!("cell diverged: {:?}", cell.outcome) };
     // the same cell from scratch: a new device, a new backend
     let one = ConfigArgs { lr: Some(vec![4.0]), ..flags };
-    let r = gpu_nn::run::train_command(&one.resolve().unwrap(), None, false, true).unwrap();
+    let r = gpu_nn::commands::train::train_command(&one.resolve().unwrap(), None, false, true).unwrap();
     let fresh = r.metrics.last().unwrap();
     let reused = m.last().unwrap();
     assert_eq!((reused.train_loss, reused.test_acc, reused.test_loss), (fresh.train_loss, fresh.test_acc, fresh.test_loss));

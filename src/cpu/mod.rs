@@ -10,11 +10,11 @@
 //!   update    the optimiser rule on every tensor               (optim::apply)
 //! with s the batch reduction (1/B for mean, 1 for sum).
 
-use crate::backend::{Backend, EvalResult, Split, StepStats, StepTrace};
+use crate::core::backend::{Backend, EvalResult, Split, StepStats, StepTrace};
 use crate::data::{Dataset, Pixels};
-use crate::math::{self, Real};
-use crate::model::{ModelSpec, Params};
-use crate::optim::{self, OptimState, OptimizerSpec};
+use crate::core::math::{self, Real};
+use crate::core::model::{ModelSpec, Params};
+use crate::core::optim::{self, OptimState, OptimizerSpec};
 use anyhow::{Result, bail};
 use std::collections::HashMap;
 use std::sync::Arc;

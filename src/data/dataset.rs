@@ -1,9 +1,8 @@
 //! A labelled image set in memory: pixels (bytes or floats) and class labels.
 
 use super::idx::{IdxArray, IdxData, read_idx};
-use crate::model::InputNorm;
+use super::InputNorm;
 use anyhow::{Result, bail};
-use rand::Rng;
 use std::path::Path;
 
 /// Pixel storage. Bytes stay bytes (MNIST: 47 MB, not 188 MB of f32) and are scaled by 1/255
@@ -149,9 +148,10 @@ impl Dataset {
         }
     }
 
-    /// Splits off `n_val` randomly chosen samples as a validation set (deterministic under the
-    /// RNG); returns (train, val), each keeping the original relative order.
-    pub fn split_validation(&self, n_val: usize, rng: &mut impl Rng) -> Result<(Dataset, Dataset)> {
+    /// Splits off `n_val` samples as a validation set: the first `n_val` of `order`, a
+    /// permutation of the samples (drawn from the seed by the caller); returns (train, val),
+    /// each keeping the original relative order.
+    pub fn split_validation(&self, n_val: usize, order: &[u32]) -> Result<(Dataset, Dataset)> {
         if n_val == 0 || n_val >= self.len() {
             bail!(
                 "--val-split {n_val}: must be between 1 and {} (the training set of {} holds {} samples)",
@@ -160,7 +160,8 @@ impl Dataset {
                 self.len()
             );
         }
-        let perm = crate::init::permutation(self.len(), rng);
+        debug_assert_eq!(order.len(), self.len(), "split_validation: the order must be a permutation of the samples");
+        let perm = order;
         let mut val: Vec<u32> = perm[..n_val].to_vec();
         let mut train: Vec<u32> = perm[n_val..].to_vec();
         val.sort_unstable();

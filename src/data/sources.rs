@@ -1,7 +1,7 @@
 //! Where the data lives and how it gets there: the four IDX files of each supported dataset,
 //! the directory they are looked up in, and the download from public mirrors with checksums.
 
-use crate::fsutil::write_atomic;
+use crate::atomic_file::write_atomic;
 use anyhow::{Context, Result, bail};
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
@@ -125,9 +125,10 @@ fn find_all(dir: &Path) -> Option<DataFiles> {
     })
 }
 
-/// Finds the dataset's files, downloading the missing ones unless `GPU_NN_OFFLINE` is set.
+/// Finds the dataset's files, downloading the missing ones unless `GPU_NN_OFFLINE` is set
+/// (with a progress bar unless `quiet`).
 /// The directory may hold the files directly or in a subdirectory named after the dataset.
-pub fn locate(name: DatasetName, explicit: Option<&Path>) -> Result<DataFiles> {
+pub fn locate(name: DatasetName, explicit: Option<&Path>, quiet: bool) -> Result<DataFiles> {
     let dir = data_dir(name, explicit);
     if explicit.is_some() && dir.exists() && !dir.is_dir() {
         bail!("--data {}: is not a directory", dir.display());
@@ -152,7 +153,7 @@ pub fn locate(name: DatasetName, explicit: Option<&Path>) -> Result<DataFiles> {
             dir.display()
         );
     }
-    download(name, &dir).with_context(|| {
+    download(name, &dir, quiet).with_context(|| {
         format!(
             "{} data not found in {} (expected the four files {expected}, gzip or uncompressed) and the download failed; \
              fetch them by hand into that directory or point --data at a directory that has them",
@@ -172,7 +173,7 @@ fn mirrors(name: DatasetName) -> Vec<String> {
 }
 
 /// Downloads every missing file of the set into `dir`, verifying each archive's MD5.
-pub fn download(name: DatasetName, dir: &Path) -> Result<()> {
+pub fn download(name: DatasetName, dir: &Path, quiet: bool) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create the data directory {}", dir.display()))?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(15)))
@@ -188,7 +189,7 @@ pub fn download(name: DatasetName, dir: &Path) -> Result<()> {
         let mut done = false;
         for mirror in mirrors(name) {
             let url = format!("{mirror}{file}");
-            match fetch(&agent, &url, &file).and_then(|bytes| {
+            match fetch(&agent, &url, &file, quiet).and_then(|bytes| {
                 let got = hex(&Md5::digest(&bytes));
                 if got != md5 {
                     bail!("{url}: MD5 {got} does not match the published {md5}");
@@ -210,7 +211,7 @@ pub fn download(name: DatasetName, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn fetch(agent: &ureq::Agent, url: &str, label: &str) -> Result<Vec<u8>> {
+fn fetch(agent: &ureq::Agent, url: &str, label: &str, quiet: bool) -> Result<Vec<u8>> {
     let mut resp = agent.get(url).call().with_context(|| format!("{url}"))?;
     let total = resp.body().content_length();
     let bar = match total {
@@ -222,7 +223,7 @@ fn fetch(agent: &ureq::Agent, url: &str, label: &str) -> Result<Vec<u8>> {
             .unwrap()
             .progress_chars("=> "),
     );
-    if crate::report::quiet() {
+    if quiet {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     bar.set_message(format!("downloading {label}"));

@@ -15,10 +15,10 @@
 use super::context::{Gpu, is_software};
 use super::kernels::{GatherDims, Kernel, Kernels, LossDims, MatmulDims, OptimDims, StepUniform};
 use super::matmul_vec4::KernelConfig;
-use crate::backend::{Backend, EvalResult, Split, StepStats, StepTrace};
+use crate::core::backend::{Backend, EvalResult, Split, StepStats, StepTrace};
 use crate::data::{Dataset, Pixels};
-use crate::model::{LayerParams, ModelSpec, Params};
-use crate::optim::{OptimState, OptimizerSpec};
+use crate::core::model::{LayerParams, ModelSpec, Params};
+use crate::core::optim::{OptimState, OptimizerSpec};
 use anyhow::{Context, Result, bail};
 use std::collections::HashMap;
 use std::sync::Arc;

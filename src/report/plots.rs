@@ -8,10 +8,10 @@
 //! looks the same on a machine without fonts (CI, containers). Files are rendered in memory and
 //! written with `fsutil::write_atomic`.
 
-use crate::confusion::Confusion;
-use crate::config::Config;
-use crate::fsutil::write_atomic;
-use crate::metrics::EpochMetrics;
+use crate::report::confusion::Confusion;
+use crate::core::config::Config;
+use crate::atomic_file::write_atomic;
+use crate::core::metrics::EpochMetrics;
 use anyhow::{Context, Result, anyhow};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -21,7 +21,7 @@ use std::path::Path;
 use std::sync::{Arc, Once, OnceLock};
 
 /// DejaVu Sans 2.37 (Bitstream Vera licence, `assets/fonts/LICENSE-DejaVu.txt`).
-static FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 const FAMILY: &str = "sans-serif";
 
 /// Size of `curves.png` / `curves.svg` in pixels.

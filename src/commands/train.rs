@@ -3,18 +3,19 @@
 //! best.safetensors with early stopping) as it goes; `gpu-nn train --resume DIR` continues a
 //! run from its checkpoint.
 
-use crate::backend::{Backend, StepStats};
-use crate::checkpoint::{BEST_FILE, CHECKPOINT_FILE, CHECKPOINT_FORMAT, Checkpoint, CheckpointMeta, FileDtype, load_checkpoint, save_checkpoint, save_model};
-use crate::cli::ConfigArgs;
-use crate::config::{BackendKind, Config, Precision};
+use crate::core::backend::{Backend, StepStats};
+use crate::core::checkpoint::{BEST_FILE, CHECKPOINT_FILE, CHECKPOINT_FORMAT, Checkpoint, CheckpointMeta, FileDtype, load_checkpoint, save_checkpoint, save_model};
+use crate::commands::args::ConfigArgs;
+use crate::core::config::{BackendKind, Config, Precision};
 use crate::cpu::{FastBackend, ReferenceBackend};
-use crate::data::RunData;
-use crate::fsutil::write_atomic;
+use crate::core::run_data::RunData;
+use crate::atomic_file::write_atomic;
 use crate::gpu::GpuBackend;
-use crate::metrics::{EpochMetrics, to_csv};
-use crate::report::LogFormat;
-use crate::optim::Schedule;
-use crate::train::{Controls, Diverged, Observer, Outcome, RunResult, RunState, SaveReason, nonfinite_name, step_counts};
+use crate::core::metrics::{EpochMetrics, to_csv};
+use crate::report::console::LogFormat;
+use crate::core::optim::Schedule;
+use crate::core::run_state::RunState;
+use crate::core::train::{Controls, Diverged, Observer, Outcome, RunResult, SaveReason, nonfinite_name, step_counts};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -208,7 +209,7 @@ impl Observer for RunObserver {
         if !self.quiet {
             match self.log_format {
                 LogFormat::Text => println!("{}", m.summary(self.cfg.training.epochs)),
-                LogFormat::Json => println!("{}", crate::report::epoch_json(m)),
+                LogFormat::Json => println!("{}", crate::report::console::epoch_json(m)),
             }
         }
         self.rows.push(m.clone());
@@ -231,7 +232,7 @@ impl Observer for RunObserver {
             save_model(&dir.join("model.safetensors"), &ck.params, &self.cfg.model, file_dtype(&self.cfg))?;
             write_atomic(&dir.join("metrics.csv"), to_csv(&state.history).as_bytes())?;
             // pictures: curves.png / curves.svg, redrawn with every epoch
-            crate::plots::write_curves(&dir, &state.history, &crate::plots::run_title(&self.cfg), !self.cfg.training.eval_train)?;
+            crate::report::plots::write_curves(&dir, &state.history, &crate::report::plots::run_title(&self.cfg), !self.cfg.training.eval_train)?;
         }
         save_checkpoint(&dir.join(CHECKPOINT_FILE), &ck)?;
         self.last_checkpoint = Some(state.describe());
@@ -246,7 +247,7 @@ pub fn train_command(cfg: &Config, out: Option<PathBuf>, force: bool, quiet: boo
 
 /// `train_command` with stop requests (Ctrl-C, `--stop-after-steps`).
 pub fn train_with(cfg: &Config, out: Option<PathBuf>, force: bool, quiet: bool, ctl: Controls, log_format: LogFormat) -> Result<RunResult> {
-    crate::report::set_quiet(quiet);
+    crate::report::console::set_quiet(quiet);
     if let Some(dir) = &out {
         prepare_out_dir(dir, force)?;
         // a full disk is reported now rather than as a failed write after hours of training
@@ -263,12 +264,12 @@ pub fn train_with(cfg: &Config, out: Option<PathBuf>, force: bool, quiet: bool, 
         }
     }
     let mut cfg = cfg.clone();
-    let data = crate::data::prepare(&mut cfg)?;
+    let data = crate::core::run_data::prepare(&mut cfg, quiet)?;
     let cfg = &cfg;
     cfg.check_against_data(data.train.sample_len, data.train.num_classes, &data.train.source, data.train.len())?;
     let (mut backend, engine) = make_engine(cfg, cfg.training.batch_size.resolve(data.train.len()), quiet)?;
     if !quiet {
-        crate::report::info(log_format, quiet, &format!(
+        crate::report::console::info(log_format, quiet, &format!(
             "training {} on {} ({} train{}{} samples) with {}",
             cfg.model.layers.iter().map(|n| n.to_string()).collect::<Vec<_>>().join("-"),
             cfg.data.dataset.name(),
@@ -282,7 +283,7 @@ pub fn train_with(cfg: &Config, out: Option<PathBuf>, force: bool, quiet: bool, 
         write_atomic(&dir.join("config.json"), serde_json::to_string_pretty(cfg)?.as_bytes())?;
     }
     backend.set_params(&cfg.initial_params()?)?;
-    crate::train::attach_all(&data, backend.as_mut())?;
+    crate::core::train::attach_all(&data, backend.as_mut())?;
     execute(cfg, &data, backend.as_mut(), engine, out, quiet, RunState::default(), ctl, None, log_format)
 }
 
@@ -294,7 +295,7 @@ const RESUME_FLAGS: &str = "--epochs, --max-steps, --data, --adapter and --quiet
 /// `flags` may only extend the run (`--epochs`, `--max-steps`) or say where the data and the
 /// adapter are.
 pub fn resume_command(dir: &Path, flags: &ConfigArgs, quiet: bool, ctl: Controls, log_format: LogFormat) -> Result<RunResult> {
-    crate::report::set_quiet(quiet);
+    crate::report::console::set_quiet(quiet);
     let name = dir.display();
     let changing = flags.flags_changing_the_maths()?;
     if !changing.is_empty() {
@@ -320,7 +321,7 @@ pub fn resume_command(dir: &Path, flags: &ConfigArgs, quiet: bool, ctl: Controls
         .map_err(|e| anyhow::anyhow!("{}: the configuration in the checkpoint is invalid: {e:#}", ck_path.display()))?
         .maths_only();
     if trained != cfg.maths_only() {
-        let diff = crate::config::first_difference(&serde_json::to_value(&trained)?, &serde_json::to_value(cfg.maths_only())?)
+        let diff = crate::core::config::first_difference(&serde_json::to_value(&trained)?, &serde_json::to_value(cfg.maths_only())?)
             .unwrap_or_default();
         bail!(
             "--resume {name}: config.json differs from the configuration {CHECKPOINT_FILE} was trained with ({diff}, checkpoint vs config.json); restore it, or start a new run with --config {name}/config.json --out NEW_DIR"
@@ -343,16 +344,16 @@ pub fn resume_command(dir: &Path, flags: &ConfigArgs, quiet: bool, ctl: Controls
     if done {
         if !quiet {
             if state.stopped_early {
-                crate::report::info(log_format, quiet, &format!("nothing to resume: early stopping ended the run in {name} after epoch {}", state.epoch));
+                crate::report::console::info(log_format, quiet, &format!("nothing to resume: early stopping ended the run in {name} after epoch {}", state.epoch));
             } else {
-                crate::report::info(log_format, quiet, &format!("nothing to resume: the run in {name} is complete ({}); give a larger --epochs or --max-steps to extend it", state.describe()));
+                crate::report::console::info(log_format, quiet, &format!("nothing to resume: the run in {name} is complete ({}); give a larger --epochs or --max-steps to extend it", state.describe()));
             }
         }
         let outcome = if state.stopped_early { Outcome::StoppedEarly } else { Outcome::Finished };
         return Ok(RunResult { metrics: state.history.clone(), test: None, steps: state.step, outcome, state });
     }
 
-    let data = crate::data::prepare(&mut cfg)?;
+    let data = crate::core::run_data::prepare(&mut cfg, quiet)?;
     let n = data.train.len();
     cfg.check_against_data(data.train.sample_len, data.train.num_classes, &data.train.source, n)?;
     let (steps_per_epoch, _) = step_counts(&cfg, n);
@@ -375,9 +376,9 @@ pub fn resume_command(dir: &Path, flags: &ConfigArgs, quiet: bool, ctl: Controls
     }
     backend.set_params(&ck.params)?;
     backend.set_optimizer_state(&ck.optim)?;
-    crate::train::attach_all(&data, backend.as_mut())?;
+    crate::core::train::attach_all(&data, backend.as_mut())?;
     if !quiet {
-        crate::report::info(log_format, quiet, &format!("resuming {name} from {} ({} epochs in all) with {}", state.describe(), cfg.training.epochs, backend.describe()));
+        crate::report::console::info(log_format, quiet, &format!("resuming {name} from {} ({} epochs in all) with {}", state.describe(), cfg.training.epochs, backend.describe()));
     }
     // config.json says how long the run now is; metrics.csv holds exactly the checkpoint's rows
     write_atomic(&cfg_path, serde_json::to_string_pretty(&cfg)?.as_bytes())?;
@@ -408,7 +409,7 @@ pub(crate) fn execute(
     obs.total_steps = step_counts(cfg, data.train.len()).1;
     obs.last_checkpoint = last_checkpoint;
     obs.rows = state.history.clone();
-    let result = crate::train::train_from(cfg, data, backend, &mut obs, state, ctl).map_err(|e| obs.explain(e))?;
+    let result = crate::core::train::train_from(cfg, data, backend, &mut obs, state, ctl).map_err(|e| obs.explain(e))?;
     match result.outcome {
         Outcome::Interrupted => {
             // also with --quiet: it answers the user's Ctrl-C and says how to go on
@@ -426,17 +427,17 @@ pub(crate) fn execute(
             let patience = cfg.training.early_stop.unwrap_or(0);
             let (best, best_epoch) = result.state.best_val().unwrap_or((f64::NAN, 0));
             let kept = out.as_ref().map(|d| format!("; the best model is {}", d.join(BEST_FILE).display())).unwrap_or_default();
-            crate::report::info(log_format, quiet, &format!("early stopping: the validation loss has not improved for {patience} epoch(s); best {best:.5} after epoch {best_epoch}{kept}"));
+            crate::report::console::info(log_format, quiet, &format!("early stopping: the validation loss has not improved for {patience} epoch(s); best {best:.5} after epoch {best_epoch}{kept}"));
         }
         _ => {}
     }
     if let (Some(dir), false) = (&out, result.outcome == Outcome::Interrupted) {
         // pictures: the confusion matrix of the last test evaluation
         if let (Some(test), Some(eval)) = (&data.test, &result.test) {
-            let c = crate::confusion::Confusion::of_eval(cfg, test, eval)?;
-            crate::plots::write_confusion(dir, &c, &crate::plots::run_title(cfg))?;
+            let c = crate::report::confusion::Confusion::of_eval(cfg, test, eval)?;
+            crate::report::plots::write_confusion(dir, &c, &crate::report::plots::run_title(cfg))?;
         }
-        crate::report::info(log_format, quiet, &format!("wrote {}", dir.display()));
+        crate::report::console::info(log_format, quiet, &format!("wrote {}", dir.display()));
     }
     Ok(result)
 }

@@ -16,12 +16,12 @@
 //! The forward pass is the CPU f32 one (`math::Real::gemm` = matrixmultiply, `math.rs`'s
 //! activations), the same arithmetic as `FastBackend`.
 
-use crate::cli::ConfigArgs;
-use crate::config::Config;
+use crate::commands::args::ConfigArgs;
+use crate::core::config::Config;
 use crate::data::{Dataset, Pixels};
-use crate::fsutil::write_atomic;
-use crate::math::{self, Real};
-use crate::model::{Activation, ModelSpec, Params};
+use crate::atomic_file::write_atomic;
+use crate::core::math::{self, Real};
+use crate::core::model::{Activation, ModelSpec, Params};
 use anyhow::{Context, Result, bail};
 use image::imageops::FilterType;
 use image::{DynamicImage, ImageBuffer, Luma};
@@ -285,11 +285,11 @@ pub fn predict_command(o: &PredictOptions) -> Result<()> {
     if o.images.is_empty() && o.idx_index.is_empty() && o.csv.is_none() {
         bail!("predict: nothing to classify; give image files (PNG or JPEG), --idx-index N or --csv OUT");
     }
-    let (params, cfg): (Params, Config) = crate::eval::open_model(&o.model, &o.flags)?;
+    let (params, cfg): (Params, Config) = crate::commands::eval::open_model(&o.model, &o.flags)?;
     let spec = cfg.model.clone();
     let p32 = params.map(|x| x as f32);
     let k = if spec.output_size() == 1 { 2 } else { spec.output_size() };
-    let names = crate::confusion::class_names(cfg.data.dataset, cfg.data.task, k);
+    let names = crate::report::confusion::class_names(cfg.data.dataset, cfg.data.task, k);
 
     if !o.images.is_empty() && spec.input_size() != SIDE * SIDE {
         bail!(
@@ -323,7 +323,7 @@ pub fn predict_command(o: &PredictOptions) -> Result<()> {
     if o.idx_index.is_empty() && o.csv.is_none() {
         return Ok(());
     }
-    let ds = crate::eval::load_split(&cfg, o.train_split)?;
+    let ds = crate::commands::eval::load_split(&cfg, o.train_split, false)?;
     for &i in &o.idx_index {
         if i >= ds.len() {
             bail!("--idx-index {i}: {} holds {} images (0..={})", ds.source, ds.len(), ds.len() - 1);

@@ -3,9 +3,9 @@
 //! repeats it exactly and a flag always overrides a preset.
 
 use crate::data::{DatasetName, Task};
-use crate::init::Init;
-use crate::model::{Activation, Loss, ModelSpec, Params, Reduction};
-use crate::optim::OptimizerSpec;
+use crate::core::init::Init;
+use crate::core::model::{Activation, Loss, ModelSpec, Params, Reduction};
+use crate::core::optim::OptimizerSpec;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -196,15 +196,15 @@ impl Default for Config {
 
 /// The presets shipped in `assets/presets/`, compiled in so the binary works from anywhere.
 pub const PRESETS: &[(&str, &str)] = &[
-    ("seed000-hand", include_str!("../assets/presets/seed000-hand.json")),
-    ("seed000-mnist", include_str!("../assets/presets/seed000-mnist.json")),
-    ("seed001", include_str!("../assets/presets/seed001.json")),
-    ("seed002-neuron-0", include_str!("../assets/presets/seed002-neuron-0.json")),
-    ("seed002-neuron-5", include_str!("../assets/presets/seed002-neuron-5.json")),
-    ("seed002-hidden", include_str!("../assets/presets/seed002-hidden.json")),
-    ("seed002-softmax", include_str!("../assets/presets/seed002-softmax.json")),
-    ("seed003", include_str!("../assets/presets/seed003.json")),
-    ("seed004", include_str!("../assets/presets/seed004.json")),
+    ("seed000-hand", include_str!("../../assets/presets/seed000-hand.json")),
+    ("seed000-mnist", include_str!("../../assets/presets/seed000-mnist.json")),
+    ("seed001", include_str!("../../assets/presets/seed001.json")),
+    ("seed002-neuron-0", include_str!("../../assets/presets/seed002-neuron-0.json")),
+    ("seed002-neuron-5", include_str!("../../assets/presets/seed002-neuron-5.json")),
+    ("seed002-hidden", include_str!("../../assets/presets/seed002-hidden.json")),
+    ("seed002-softmax", include_str!("../../assets/presets/seed002-softmax.json")),
+    ("seed003", include_str!("../../assets/presets/seed003.json")),
+    ("seed004", include_str!("../../assets/presets/seed004.json")),
 ];
 
 pub fn preset_json(name: &str) -> Result<Value> {
@@ -336,7 +336,7 @@ impl Config {
                 if num_classes == 2 { " (or 1 with a sigmoid output)" } else { "" }
             );
         }
-        if m.loss == crate::model::Loss::BinaryCrossEntropy && out != 1 && num_classes != out {
+        if m.loss == crate::core::model::Loss::BinaryCrossEntropy && out != 1 && num_classes != out {
             bail!("--loss binary_cross_entropy needs one output per class or a single output");
         }
         if let BatchSize::N(b) = self.training.batch_size {
@@ -350,7 +350,7 @@ impl Config {
     /// The initial parameters: explicit values, a file, or drawn from the seed.
     pub fn initial_params(&self) -> Result<Params> {
         if let Some(path) = &self.init_from {
-            let (params, spec) = crate::checkpoint::load_model(path)?;
+            let (params, spec) = crate::core::checkpoint::load_model(path)?;
             if spec.layers != self.model.layers {
                 bail!(
                     "--init-from {}: the file's layers {:?} differ from --layers {:?}",
@@ -366,7 +366,7 @@ impl Config {
             let params = Params {
                 layers: vals
                     .iter()
-                    .map(|l| crate::model::LayerParams { weight: l.weight.concat(), bias: l.bias.clone() })
+                    .map(|l| crate::core::model::LayerParams { weight: l.weight.concat(), bias: l.bias.clone() })
                     .collect(),
             };
             params.check_shapes(&self.model, "initial_params")?;
@@ -378,6 +378,6 @@ impl Config {
             }
             return Ok(params);
         }
-        crate::init::initialize(&self.model, self.init, self.training.seed)
+        crate::core::init::initialize(&self.model, self.init, self.training.seed)
     }
 }

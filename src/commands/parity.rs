@@ -2,10 +2,10 @@
 //! adapter, from identical weights and the same batches, compared tensor by tensor after every
 //! step (activations, deltas, gradients, updated weights, optimiser state).
 
-use crate::backend::{Backend, Split, StepTrace};
-use crate::config::Config;
+use crate::core::backend::{Backend, Split, StepTrace};
+use crate::core::config::Config;
 use crate::cpu::ReferenceBackend;
-use crate::data::RunData;
+use crate::core::run_data::RunData;
 use crate::gpu::GpuBackend;
 use anyhow::{Result, bail};
 
@@ -88,7 +88,7 @@ pub fn run(cfg: &Config, data: &RunData, steps: usize, adapter: Option<&str>, re
     for s in 0..steps {
         let epoch = s / steps_per_epoch;
         if s % steps_per_epoch == 0 {
-            order = crate::train::epoch_order(cfg, n, epoch);
+            order = crate::core::train::epoch_order(cfg, n, epoch);
         }
         let lo = (s % steps_per_epoch) * batch;
         let idx = &order[lo..(lo + batch).min(n)];

@@ -20,18 +20,19 @@
 //! Each cell therefore computes exactly what `gpu-nn train` computes for the same flags with
 //! one `--lr` and one `--batch-size` (tests/sweep.rs compares them).
 
-use crate::backend::Backend;
-use crate::cli::ConfigArgs;
-use crate::config::{BackendKind, Config, Precision};
+use crate::core::backend::Backend;
+use crate::commands::args::ConfigArgs;
+use crate::core::config::{BackendKind, Config, Precision};
 use crate::cpu::{FastBackend, ReferenceBackend};
-use crate::data::RunData;
-use crate::fsutil::write_atomic;
+use crate::core::run_data::RunData;
+use crate::atomic_file::write_atomic;
 use crate::gpu::GpuBackend;
 use crate::gpu::context::Gpu;
-use crate::metrics::EpochMetrics;
-use crate::report::LogFormat;
-use crate::run::Engine;
-use crate::train::{Controls, RunResult, RunState, Silent};
+use crate::core::metrics::EpochMetrics;
+use crate::report::console::LogFormat;
+use crate::commands::train::Engine;
+use crate::core::run_state::RunState;
+use crate::core::train::{Controls, RunResult, Silent};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -170,7 +171,7 @@ pub fn row_picture_stem(batch: &str) -> String {
 
 /// The whole `sweep` command.
 pub fn sweep_command(o: &SweepOptions) -> Result<Sweep> {
-    crate::report::set_quiet(o.quiet);
+    crate::report::console::set_quiet(o.quiet);
     let f = &o.flags;
     // the grid, each cell's configuration resolved (and validated) before anything trains
     let mut single = f.clone();
@@ -218,7 +219,7 @@ pub fn sweep_command(o: &SweepOptions) -> Result<Sweep> {
     std::fs::create_dir_all(out).with_context(|| format!("--out {}: cannot create the directory", out.display()))?;
 
     // the data, once for every cell (only the batch size and learning rate differ)
-    let data = crate::data::prepare(&mut base)?;
+    let data = crate::core::run_data::prepare(&mut base, o.quiet)?;
     for cfg in &mut cfgs {
         cfg.model.input_norm = base.model.input_norm;
         cfg.check_against_data(data.train.sample_len, data.train.num_classes, &data.train.source, data.train.len())?;
@@ -249,7 +250,7 @@ pub fn sweep_command(o: &SweepOptions) -> Result<Sweep> {
                 let (mut b, engine) = cpu_backend(cfg);
                 backends_built += 1;
                 b.set_params(&cfg.initial_params()?)?;
-                crate::train::attach_all(&data, b.as_mut())?;
+                crate::core::train::attach_all(&data, b.as_mut())?;
                 train_cell(cfg, &data, b.as_mut(), engine, dir, o.force)
             }
             Runner::Gpu { gpu, current } => {
@@ -258,7 +259,7 @@ pub fn sweep_command(o: &SweepOptions) -> Result<Sweep> {
                 if current.as_ref().is_none_or(|(r, _)| *r != rows) {
                     *current = None; // free the previous backend's buffers first
                     let mut b = GpuBackend::with_gpu(gpu.clone(), &cfg.model, &cfg.optimizer, n_batch, cfg.backend.stream)?;
-                    crate::train::attach_all(&data, &mut b)?;
+                    crate::core::train::attach_all(&data, &mut b)?;
                     backends_built += 1;
                     *current = Some((rows, b));
                 }
@@ -295,7 +296,7 @@ pub fn sweep_command(o: &SweepOptions) -> Result<Sweep> {
             })
             .collect();
         let title = format!("{}, batch {batch}", describe(&base));
-        crate::plots::write_sweep_row(out, &row_picture_stem(batch), &lines, &title)?;
+        crate::report::plots::write_sweep_row(out, &row_picture_stem(batch), &lines, &title)?;
     }
     if !o.quiet {
         println!("wrote {}", out.display());
@@ -307,11 +308,11 @@ pub fn sweep_command(o: &SweepOptions) -> Result<Sweep> {
 /// `gpu-nn train --out dir` would (config.json, metrics.csv, model, checkpoint, pictures).
 fn train_cell(cfg: &Config, data: &RunData, backend: &mut dyn Backend, engine: Engine, dir: Option<PathBuf>, force: bool) -> Result<RunResult> {
     match dir {
-        None => crate::train::train_epochs(cfg, data, backend, &mut Silent, 0),
+        None => crate::core::train::train_epochs(cfg, data, backend, &mut Silent, 0),
         Some(dir) => {
-            crate::run::prepare_out_dir(&dir, force)?;
+            crate::commands::train::prepare_out_dir(&dir, force)?;
             write_atomic(&dir.join("config.json"), serde_json::to_string_pretty(cfg)?.as_bytes())?;
-            crate::run::execute(cfg, data, backend, engine, Some(dir), true, RunState::default(), Controls::default(), None, LogFormat::Text)
+            crate::commands::train::execute(cfg, data, backend, engine, Some(dir), true, RunState::default(), Controls::default(), None, LogFormat::Text)
         }
     }
 }

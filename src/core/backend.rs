@@ -2,8 +2,8 @@
 //! so the CPU reference, the CPU fast path and the GPU are interchangeable.
 
 use crate::data::Dataset;
-use crate::model::Params;
-use crate::optim::OptimState;
+use crate::core::model::Params;
+use crate::core::optim::OptimState;
 use anyhow::Result;
 use std::sync::Arc;
 

@@ -9,10 +9,10 @@
 //! that determine the training, and the loop's `RunState` (epoch, step within it, running
 //! sums, metrics).
 
-use crate::fsutil::write_atomic;
-use crate::model::{LayerParams, ModelSpec, Params, tensor_names};
-use crate::optim::{OptimState, OptimizerKind};
-use crate::train::RunState;
+use crate::atomic_file::write_atomic;
+use crate::core::model::{LayerParams, ModelSpec, Params, tensor_names};
+use crate::core::optim::{OptimState, OptimizerKind};
+use crate::core::run_state::RunState;
 use anyhow::{Context, Result, bail};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};

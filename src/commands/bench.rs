@@ -3,12 +3,12 @@
 //! dispatches and submissions per step, and the GPU/CPU ratio. Warm-up excluded, median of
 //! several repeats.
 
-use crate::backend::{Backend, Split};
-use crate::config::{Config, preset_json};
+use crate::core::backend::{Backend, Split};
+use crate::core::config::{Config, preset_json};
 use crate::cpu::FastBackend;
-use crate::data::RunData;
+use crate::core::run_data::RunData;
 use crate::gpu::GpuBackend;
-use crate::model::ModelSpec;
+use crate::core::model::ModelSpec;
 use anyhow::Result;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -89,7 +89,7 @@ pub fn run_case(name: &str, cfg: &Config, data: &RunData, steps: usize, repeats:
     let n = data.train.len();
     let batch = cfg.training.batch_size.resolve(n).min(n);
     let steps = steps.min(n / batch).max(1);
-    let order = crate::train::epoch_order(cfg, n, 0);
+    let order = crate::core::train::epoch_order(cfg, n, 0);
     let params = cfg.initial_params()?;
     let flops = train_flops_per_sample(&cfg.model);
     let samples = (steps * batch) as f64;
@@ -176,7 +176,7 @@ pub fn print(results: &[CaseResult]) {
 
 use crate::gpu::trainer::Matmul;
 use crate::gpu::{Gpu, KernelConfig};
-use crate::math::Real;
+use crate::core::math::Real;
 
 /// The shapes (M×K×N) training seed001 uses, then 512×784×512 and 1024³, per kernel.
 pub fn kernel_shapes() -> Vec<(Matmul, [usize; 3])> {
@@ -206,8 +206,8 @@ pub fn kernel_network(kind: Matmul, [m, k, n]: [usize; 3]) -> (ModelSpec, usize,
         Matmul::BackwardData => (vec![4, n, k], m, 2),
         Matmul::WeightGrad => (vec![n, m], k, 1),
     };
-    let activations = vec![crate::model::Activation::Relu; layers.len() - 1];
-    let spec = ModelSpec { layers, activations, loss: crate::model::Loss::HalfSse, reduction: crate::model::Reduction::Mean, input_norm: Default::default() };
+    let activations = vec![crate::core::model::Activation::Relu; layers.len() - 1];
+    let spec = ModelSpec { layers, activations, loss: crate::core::model::Loss::HalfSse, reduction: crate::core::model::Reduction::Mean, input_norm: Default::default() };
     (spec, batch, l)
 }
 
@@ -225,8 +225,8 @@ pub struct KernelRow {
 /// Seconds per dispatch of one GPU matmul, repeated for about `budget` seconds.
 pub fn time_gpu_kernel(gpu: Gpu, config: KernelConfig, kind: Matmul, shape: [usize; 3], budget: f64) -> Result<(f64, bool)> {
     let (spec, batch, l) = kernel_network(kind, shape);
-    let mut b = GpuBackend::with_config(gpu, &spec, &crate::optim::OptimizerSpec::default(), batch, false, config)?;
-    b.set_params(&crate::init::initialize(&spec, crate::init::Init::GlorotUniform, 1)?)?;
+    let mut b = GpuBackend::with_config(gpu, &spec, &crate::core::optim::OptimizerSpec::default(), batch, false, config)?;
+    b.set_params(&crate::core::init::initialize(&spec, crate::core::init::Init::GlorotUniform, 1)?)?;
     let once = b.time_matmul(kind, l, batch, 1)?;
     let reps = ((budget / once) as usize).clamp(2, 20_000);
     Ok((b.time_matmul(kind, l, batch, reps)?, b.uses_vec4(l - 1, kind)))
@@ -341,7 +341,7 @@ pub fn run_scaling(data: &RunData, steps: usize, repeats: usize, adapter: Option
 
 /// Two panels, ms per step against batch size and against width, CPU and GPU, log-log axes.
 pub fn scaling_svg(rows: &[ScalingRow], device: &str) -> Result<String> {
-    use crate::plots::{font, plot_err, register_font, render_svg};
+    use crate::report::plots::{font, plot_err, register_font, render_svg};
     use plotters::prelude::*;
     register_font();
     render_svg((1200, 520), |root| {
@@ -413,9 +413,9 @@ pub fn write_scaling(dir: &std::path::Path, rows: &[ScalingRow], device: &str) -
             r.sweep, r.batch, r.width, r.cpu_ms_per_step, o(r.gpu_ms_per_step), r.cpu_samples_per_sec, o(r.gpu_samples_per_sec)
         );
     }
-    crate::fsutil::write_atomic(&dir.join("scaling.csv"), csv.as_bytes())?;
+    crate::atomic_file::write_atomic(&dir.join("scaling.csv"), csv.as_bytes())?;
     let svg = scaling_svg(rows, device)?;
-    crate::fsutil::write_atomic(&dir.join("scaling.svg"), svg.as_bytes())?;
-    crate::fsutil::write_atomic(&dir.join("scaling.png"), &crate::plots::svg_to_png(&svg)?)?;
+    crate::atomic_file::write_atomic(&dir.join("scaling.svg"), svg.as_bytes())?;
+    crate::atomic_file::write_atomic(&dir.join("scaling.png"), &crate::report::plots::svg_to_png(&svg)?)?;
     Ok(())
 }

@@ -13,12 +13,13 @@
 //! perturbation moves a ReLU pre-activation across its kink (the derivative is undefined there)
 //! is skipped and another drawn. The relative error is |g_bp − g_fd| / max(|g_bp|, |g_fd|).
 
-use crate::backend::{Backend, Split};
-use crate::config::Config;
+use crate::core::backend::{Backend, Split};
+use crate::core::config::Config;
 use crate::cpu::ReferenceBackend;
-use crate::data::{Dataset, RunData};
-use crate::math;
-use crate::model::{Activation, Params};
+use crate::core::run_data::RunData;
+use crate::data::Dataset;
+use crate::core::math;
+use crate::core::model::{Activation, Params};
 use anyhow::{Result, bail};
 use rand::seq::SliceRandom;
 use rand::{SeedableRng, rngs::StdRng};
@@ -119,7 +120,7 @@ pub fn check(cfg: &Config, data: &RunData, o: &GradcheckOptions) -> Result<Gradc
     if batch == 0 {
         bail!("--batch 0: a batch needs at least 1 sample");
     }
-    let order = crate::train::epoch_order(cfg, n, 0);
+    let order = crate::core::train::epoch_order(cfg, n, 0);
     let ds = data.train.subset(&order[..batch], format!("{} (gradcheck batch)", data.train.source));
     let params = cfg.initial_params()?;
 

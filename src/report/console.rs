@@ -6,7 +6,7 @@
 //!   nothing else on stdout (notes go to stderr);
 //! - `--quiet`: nothing at all except errors, whatever the format.
 
-use crate::metrics::EpochMetrics;
+use crate::core::metrics::EpochMetrics;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]

@@ -1,6 +1,6 @@
 //! Command-line flags and how they become a configuration layer.
 
-use crate::config::Config;
+use crate::core::config::Config;
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
@@ -322,8 +322,8 @@ pub struct TrainArgs {
     pub stop_after_steps: Option<u64>,
     /// text: progress bar and a summary line per epoch; json: one JSON object per epoch on
     /// stdout (the metrics.csv fields) and nothing else there.
-    #[arg(long, value_enum, default_value_t = crate::report::LogFormat::Text)]
-    pub log_format: crate::report::LogFormat,
+    #[arg(long, value_enum, default_value_t = crate::report::console::LogFormat::Text)]
+    pub log_format: crate::report::console::LogFormat,
 }
 
 fn parse<T: std::str::FromStr<Err = anyhow::Error> + serde::Serialize>(s: &str) -> Result<Value> {
@@ -370,23 +370,23 @@ impl ConfigArgs {
             set(&["model", "layers"], json!(l));
         }
         if let Some(a) = &self.activation {
-            let acts: Vec<Value> = a.iter().map(|s| parse::<crate::model::Activation>(s)).collect::<Result<_>>()?;
+            let acts: Vec<Value> = a.iter().map(|s| parse::<crate::core::model::Activation>(s)).collect::<Result<_>>()?;
             set(&["model", "activations"], Value::Array(acts));
         }
         if let Some(l) = &self.loss {
-            set(&["model", "loss"], parse::<crate::model::Loss>(l)?);
+            set(&["model", "loss"], parse::<crate::core::model::Loss>(l)?);
         }
         if let Some(r) = &self.reduction {
-            set(&["model", "reduction"], parse::<crate::model::Reduction>(r)?);
+            set(&["model", "reduction"], parse::<crate::core::model::Reduction>(r)?);
         }
         if let Some(i) = &self.init {
-            set(&["init"], parse::<crate::init::Init>(i)?);
+            set(&["init"], parse::<crate::core::init::Init>(i)?);
         }
         if let Some(p) = &self.init_from {
             set(&["init_from"], json!(p));
         }
         if let Some(o) = &self.optimizer {
-            set(&["optimizer", "kind"], parse::<crate::optim::OptimizerKind>(o)?);
+            set(&["optimizer", "kind"], parse::<crate::core::optim::OptimizerKind>(o)?);
         }
         let lr = one("lr", &self.lr)?.copied();
         for (name, val) in [
@@ -405,10 +405,10 @@ impl ConfigArgs {
             }
         }
         if let Some(s) = &self.schedule {
-            set(&["optimizer", "schedule"], parse::<crate::optim::Schedule>(s)?);
+            set(&["optimizer", "schedule"], parse::<crate::core::optim::Schedule>(s)?);
         }
         if let Some(b) = one("batch-size", &self.batch_size)? {
-            set(&["training", "batch_size"], parse::<crate::config::BatchSize>(b)?);
+            set(&["training", "batch_size"], parse::<crate::core::config::BatchSize>(b)?);
         }
         if let Some(e) = self.epochs {
             set(&["training", "epochs"], json!(e));
@@ -501,7 +501,7 @@ impl ConfigArgs {
     pub fn resolve(&self) -> Result<Config> {
         let mut layers = Vec::new();
         if let Some(p) = &self.preset {
-            layers.push(crate::config::preset_json(p)?);
+            layers.push(crate::core::config::preset_json(p)?);
         }
         if let Some(c) = &self.config {
             layers.push(Config::load_file(c)?);

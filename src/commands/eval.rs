@@ -2,13 +2,13 @@
 //! written as `confusion.csv` / `confusion.png`. Also the shared "open a model with the
 //! configuration it was trained under" step that `predict` uses.
 
-use crate::backend::{EvalResult, Split};
-use crate::checkpoint::load_model;
-use crate::cli::ConfigArgs;
-use crate::config::Config;
-use crate::confusion::Confusion;
+use crate::core::backend::{EvalResult, Split};
+use crate::core::checkpoint::load_model;
+use crate::commands::args::ConfigArgs;
+use crate::core::config::Config;
+use crate::report::confusion::Confusion;
 use crate::data::{Dataset, DatasetName};
-use crate::model::Params;
+use crate::core::model::Params;
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -41,11 +41,11 @@ pub fn open_model(model: &Path, flags: &ConfigArgs) -> Result<(Params, Config)> 
 }
 
 /// The test set of the configuration's dataset (only the two test files are read).
-pub fn load_split(cfg: &Config, train: bool) -> Result<Arc<Dataset>> {
+pub fn load_split(cfg: &Config, train: bool, quiet: bool) -> Result<Arc<Dataset>> {
     if cfg.data.dataset == DatasetName::Inline {
         bail!("this model's run trained on inline samples, which have no test set; pass --dataset mnist (or fashion-mnist, kmnist) and --data DIR");
     }
-    let files = crate::data::sources::locate(cfg.data.dataset, cfg.data.dir.as_deref())?;
+    let files = crate::data::sources::locate(cfg.data.dataset, cfg.data.dir.as_deref(), quiet)?;
     let ds = if train {
         Dataset::load(&files.train_images, &files.train_labels, 10)?
     } else {
@@ -74,11 +74,11 @@ pub struct EvalOptions {
 
 /// The whole `eval` command.
 pub fn eval_command(o: &EvalOptions) -> Result<(EvalResult, Confusion)> {
-    crate::report::set_quiet(o.quiet);
+    crate::report::console::set_quiet(o.quiet);
     let (params, cfg) = open_model(&o.model, &o.flags)?;
-    let test = load_split(&cfg, false)?;
+    let test = load_split(&cfg, false, o.quiet)?;
     let batch = cfg.training.batch_size.resolve(test.len()).clamp(1, test.len());
-    let mut backend = crate::run::make_backend(&cfg, batch, o.quiet || o.json)?;
+    let mut backend = crate::commands::train::make_backend(&cfg, batch, o.quiet || o.json)?;
     backend.set_params(&params)?;
     backend.attach(Split::Test, test.clone())?;
     let r = backend.evaluate(Split::Test)?;
@@ -88,8 +88,8 @@ pub fn eval_command(o: &EvalOptions) -> Result<(EvalResult, Confusion)> {
         None => o.model.parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".")),
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("--out {}: cannot create the directory", dir.display()))?;
-    let title = format!("{} | {}", o.model.display(), crate::plots::run_title(&cfg));
-    crate::plots::write_confusion(&dir, &c, &title)?;
+    let title = format!("{} | {}", o.model.display(), crate::report::plots::run_title(&cfg));
+    crate::report::plots::write_confusion(&dir, &c, &title)?;
     if o.json {
         let rows: Vec<Vec<u64>> = (0..c.classes).map(|i| (0..c.classes).map(|j| c.get(i, j)).collect()).collect();
         let v = json!({

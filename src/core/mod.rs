@@ -1,0 +1,18 @@
+//! The core every command shares: the model and its equations, optimisers, initialisation, the
+//! configuration, the `Backend` contract, and the training loop with its run state and
+//! checkpoints. It knows no backend and prints nothing.
+//!
+//! Read in this order: `model` → `math` → `optim` → `init` → `config` → `run_data` →
+//! `backend` → `metrics` → `run_state` → `train` → `checkpoint`.
+
+pub mod backend;
+pub mod checkpoint;
+pub mod config;
+pub mod init;
+pub mod math;
+pub mod metrics;
+pub mod model;
+pub mod optim;
+pub mod run_data;
+pub mod run_state;
+pub mod train;

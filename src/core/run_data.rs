@@ -1,0 +1,91 @@
+//! The data sets of one run, as its configuration names them: train, validation, test.
+
+use crate::core::config::{Config, InlineData};
+use crate::core::init::{Stream, permutation, rng};
+use crate::data::{Dataset, DatasetName, Pixels, sources};
+use anyhow::{Result, bail};
+use std::sync::Arc;
+
+/// The sets of one run.
+pub struct RunData {
+    pub train: Arc<Dataset>,
+    pub val: Option<Arc<Dataset>>,
+    pub test: Option<Arc<Dataset>>,
+}
+
+/// `load`, and with `data.standardize` sets `cfg.model.input_norm` to the training split's
+/// pixel statistics: what every command that trains or measures a configuration calls.
+pub fn prepare(cfg: &mut Config, quiet: bool) -> Result<RunData> {
+    let data = load_with(cfg, quiet)?;
+    if cfg.data.standardize {
+        cfg.model.input_norm = data.train.pixel_stats()?;
+    }
+    Ok(data)
+}
+
+/// Loads the data a configuration names (downloading it if needed, without a progress bar).
+pub fn load(cfg: &Config) -> Result<RunData> {
+    load_with(cfg, true)
+}
+
+/// Loads (downloading if needed, with a progress bar unless `quiet`) the train, validation
+/// and test sets a configuration names.
+pub fn load_with(cfg: &Config, quiet: bool) -> Result<RunData> {
+    let d = &cfg.data;
+    let (train, test) = match d.dataset {
+        DatasetName::Inline => {
+            let Some(inline) = &d.inline else {
+                bail!("dataset 'inline' needs the samples in data.inline (inputs and labels)");
+            };
+            (inline_dataset(inline)?, None)
+        }
+        name => {
+            let files = sources::locate(name, d.dir.as_deref(), quiet)?;
+            let train = Dataset::load(&files.train_images, &files.train_labels, 10)?;
+            let test = Dataset::load(&files.test_images, &files.test_labels, 10)?;
+            if test.sample_len != train.sample_len {
+                bail!(
+                    "{}: images have {} values, but the training images {} have {}",
+                    test.source, test.sample_len, train.source, train.sample_len
+                );
+            }
+            (train, Some(test))
+        }
+    };
+    let train = train.with_task(d.task)?;
+    let test = test.map(|t| t.with_task(d.task)).transpose()?;
+    let (train, val) = if d.val_split > 0 {
+        let order = permutation(train.len(), &mut rng(cfg.training.seed, Stream::Split));
+        let (t, v) = train.split_validation(d.val_split, &order)?;
+        (t, Some(v))
+    } else {
+        (train, None)
+    };
+    Ok(RunData { train: Arc::new(train), val: val.map(Arc::new), test: test.map(Arc::new) })
+}
+
+fn inline_dataset(inline: &InlineData) -> Result<Dataset> {
+    let n = inline.inputs.len();
+    if n == 0 || inline.labels.len() != n {
+        bail!(
+            "data.inline: {} input row(s) and {} label(s); expected the same non-zero count",
+            n,
+            inline.labels.len()
+        );
+    }
+    let len = inline.inputs[0].len();
+    if let Some((i, r)) = inline.inputs.iter().enumerate().find(|(_, r)| r.len() != len || r.is_empty()) {
+        bail!("data.inline: input row {i} has {} values; expected {len} like row 0", r.len());
+    }
+    let classes = inline.num_classes;
+    if let Some((i, l)) = inline.labels.iter().enumerate().find(|(_, l)| **l as usize >= classes) {
+        bail!("data.inline: label {l} of sample {i} is outside the {classes} classes");
+    }
+    Ok(Dataset {
+        source: "inline samples".into(),
+        pixels: Pixels::F64(inline.inputs.concat()),
+        sample_len: len,
+        labels: inline.labels.clone(),
+        num_classes: classes,
+    })
+}
