@@ -1,10 +1,14 @@
-//! The interface every backend implements. The training loop (`train.rs`) only talks to this,
-//! so the CPU reference, the CPU fast path and the GPU are interchangeable.
+//! The interface every backend implements, and the parts of its contract written once for all
+//! of them: the checks of what a caller hands in (`check_attach`, `check_optimizer_state`) and
+//! the names of the tensors a step trace holds (`StepTrace::push_layer`, `push_tensors`), which
+//! `gpu-nn parity` and the kernel tests match between backends. The training loop
+//! (`core::train`) only talks to this, so the CPU reference, the CPU fast path and the GPU are
+//! interchangeable.
 
+use crate::core::model::{ModelSpec, Params, tensor_names};
+use crate::core::optim::{OptimState, OptimizerKind};
 use crate::data::Dataset;
-use crate::core::model::Params;
-use crate::core::optim::OptimState;
-use anyhow::Result;
+use anyhow::{Result, bail};
 use std::sync::Arc;
 
 /// Which attached dataset an evaluation refers to.
@@ -54,25 +58,79 @@ impl EvalResult {
     }
 }
 
-/// Everything one training step computed, for CPU-vs-GPU parity checks: named tensors in f64.
+/// Everything one training step computed, for CPU-vs-GPU parity checks: named tensors in f64,
+/// in the order the `push_*` methods give (every backend builds its trace through them).
 #[derive(Clone, Debug, Default)]
 pub struct StepTrace {
     pub tensors: Vec<(String, Vec<f64>)>,
+}
+
+impl StepTrace {
+    /// Z_l, A_l and δ_l of layer `l` (1-based; layer 0 is the input) over the batch:
+    /// `layer{l}.z`, `layer{l}.a`, `layer{l}.delta`.
+    pub fn push_layer(&mut self, l: usize, z: Vec<f64>, a: Vec<f64>, delta: Vec<f64>) {
+        self.tensors.push((format!("layer{l}.z"), z));
+        self.tensors.push((format!("layer{l}.a"), a));
+        self.tensors.push((format!("layer{l}.delta"), delta));
+    }
+
+    /// Weight layer `i` after the update: its gradients (`layers.{i}.weight.grad`, `.bias.grad`),
+    /// its parameters (`layers.{i}.weight`, `.bias`, the model file's names) and each optimiser
+    /// slot k (`layers.{i}.weight.state{k}`, `.bias.state{k}`); `state` as in `OptimState`.
+    pub fn push_tensors(&mut self, i: usize, grad: [Vec<f64>; 2], param: [Vec<f64>; 2], state: &[Vec<Vec<f64>>; 2]) {
+        let (w, b) = tensor_names(i);
+        let [gw, gb] = grad;
+        let [pw, pb] = param;
+        self.tensors.push((format!("{w}.grad"), gw));
+        self.tensors.push((format!("{b}.grad"), gb));
+        self.tensors.push((w.clone(), pw));
+        self.tensors.push((b.clone(), pb));
+        for (k, (sw, sb)) in state[0].iter().zip(&state[1]).enumerate() {
+            self.tensors.push((format!("{w}.state{k}"), sw.clone()));
+            self.tensors.push((format!("{b}.state{k}"), sb.clone()));
+        }
+    }
+}
+
+/// `Backend::attach`'s precondition: the samples have as many values as the model has inputs.
+pub fn check_attach(spec: &ModelSpec, data: &Dataset) -> Result<()> {
+    if data.sample_len != spec.input_size() {
+        bail!("{}: samples have {} values, the model takes {}", data.source, data.sample_len, spec.input_size());
+    }
+    Ok(())
+}
+
+/// `Backend::set_optimizer_state`'s precondition: one entry per layer, each with the
+/// optimiser's number of slots, each slot shaped like its tensor.
+pub fn check_optimizer_state(spec: &ModelSpec, kind: OptimizerKind, st: &OptimState) -> Result<()> {
+    let slots = kind.state_slots();
+    if st.slots.len() != spec.num_layers() {
+        bail!("optimizer state has {} layers, the model {}", st.slots.len(), spec.num_layers());
+    }
+    for (i, [w, b]) in st.slots.iter().enumerate() {
+        let (n_in, n_out) = spec.layer_dims(i);
+        if w.len() != slots || b.len() != slots || w.iter().any(|s| s.len() != n_in * n_out) || b.iter().any(|s| s.len() != n_out) {
+            bail!("optimizer state of layer {i} does not match the model and optimiser");
+        }
+    }
+    Ok(())
 }
 
 pub trait Backend {
     /// One line saying what runs the maths (e.g. "cpu f64 reference", "gpu: llvmpipe (Vulkan)").
     fn describe(&self) -> String;
 
-    /// Replaces the parameters and resets the optimiser state.
+    /// Replaces the parameters and resets the optimiser state (shapes checked with
+    /// `Params::check_shapes`).
     fn set_params(&mut self, params: &Params) -> Result<()>;
     fn params(&mut self) -> Result<Params>;
 
     fn optimizer_state(&mut self) -> Result<OptimState>;
+    /// Checked with `check_optimizer_state`.
     fn set_optimizer_state(&mut self, state: &OptimState) -> Result<()>;
 
     /// Makes a dataset available for `train_steps` (Train) or `evaluate`. Called once per split
-    /// and run; the GPU uploads it here, not per step.
+    /// and run; the GPU uploads it here, not per step. Checked with `check_attach`.
     fn attach(&mut self, split: Split, data: Arc<Dataset>) -> Result<()>;
 
     /// Runs `lrs.len()` consecutive optimiser steps on the Train split. `indices` lists the
@@ -92,6 +150,7 @@ pub trait Backend {
     fn evaluate(&mut self, split: Split) -> Result<EvalResult>;
 
     /// One training step like `train_steps`, returning every intermediate tensor
-    /// (activations, deltas, gradients, updated weights, optimiser state) for parity checks.
+    /// (activations, deltas, gradients, updated weights, optimiser state) for parity checks,
+    /// built with `StepTrace::push_layer` and `push_tensors`.
     fn trace_step(&mut self, indices: &[u32], lr: f64) -> Result<StepTrace>;
 }

@@ -10,7 +10,7 @@
 //!   update    the optimiser rule on every tensor               (optim::apply)
 //! with s the batch reduction (1/B for mean, 1 for sum).
 
-use crate::core::backend::{Backend, EvalResult, Split, StepStats, StepTrace};
+use crate::core::backend::{Backend, EvalResult, Split, StepStats, StepTrace, check_attach, check_optimizer_state};
 use crate::data::{Dataset, Pixels};
 use crate::core::math::{self, Real};
 use crate::core::model::{ModelSpec, Params};
@@ -241,15 +241,7 @@ impl<T: Real> Backend for CpuBackend<T> {
     }
 
     fn set_optimizer_state(&mut self, st: &OptimState) -> Result<()> {
-        let slots = self.opt.kind.state_slots();
-        if st.slots.len() != self.params.layers.len() {
-            bail!("optimizer state has {} layers, the model {}", st.slots.len(), self.params.layers.len());
-        }
-        for (i, ([w, b], p)) in st.slots.iter().zip(&self.params.layers).enumerate() {
-            if w.len() != slots || b.len() != slots || w.iter().any(|s| s.len() != p.weight.len()) || b.iter().any(|s| s.len() != p.bias.len()) {
-                bail!("optimizer state of layer {i} does not match the model and optimiser");
-            }
-        }
+        check_optimizer_state(&self.spec, self.opt.kind, st)?;
         self.state = st
             .slots
             .iter()
@@ -265,9 +257,7 @@ impl<T: Real> Backend for CpuBackend<T> {
     }
 
     fn attach(&mut self, split: Split, data: Arc<Dataset>) -> Result<()> {
-        if data.sample_len != self.spec.input_size() {
-            bail!("{}: samples have {} values, the model takes {}", data.source, data.sample_len, self.spec.input_size());
-        }
+        check_attach(&self.spec, &data)?;
         self.data.insert(split, data);
         Ok(())
     }
@@ -308,19 +298,11 @@ impl<T: Real> Backend for CpuBackend<T> {
         self.step_on(&ds, indices, lr);
         let mut t = StepTrace::default();
         for l in 1..self.spec.layers.len() {
-            t.tensors.push((format!("layer{l}.z"), to_f64(&self.z[l])));
-            t.tensors.push((format!("layer{l}.a"), to_f64(&self.a[l])));
-            t.tensors.push((format!("layer{l}.delta"), to_f64(&self.delta[l])));
+            t.push_layer(l, to_f64(&self.z[l]), to_f64(&self.a[l]), to_f64(&self.delta[l]));
         }
         for (i, ((p, g), st)) in self.params.layers.iter().zip(&self.grads.layers).zip(&self.state).enumerate() {
-            t.tensors.push((format!("layers.{i}.weight.grad"), to_f64(&g.weight)));
-            t.tensors.push((format!("layers.{i}.bias.grad"), to_f64(&g.bias)));
-            t.tensors.push((format!("layers.{i}.weight"), to_f64(&p.weight)));
-            t.tensors.push((format!("layers.{i}.bias"), to_f64(&p.bias)));
-            for (k, (sw, sb)) in st[0].iter().zip(&st[1]).enumerate() {
-                t.tensors.push((format!("layers.{i}.weight.state{k}"), to_f64(sw)));
-                t.tensors.push((format!("layers.{i}.bias.state{k}"), to_f64(sb)));
-            }
+            let state = [st[0].iter().map(|s| to_f64(s)).collect(), st[1].iter().map(|s| to_f64(s)).collect()];
+            t.push_tensors(i, [to_f64(&g.weight), to_f64(&g.bias)], [to_f64(&p.weight), to_f64(&p.bias)], &state);
         }
         Ok(t)
     }

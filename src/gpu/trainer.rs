@@ -15,7 +15,7 @@
 use super::context::{Gpu, is_software};
 use super::kernels::{GatherDims, Kernel, Kernels, LossDims, MatmulDims, OptimDims, StepUniform};
 use super::matmul_vec4::KernelConfig;
-use crate::core::backend::{Backend, EvalResult, Split, StepStats, StepTrace};
+use crate::core::backend::{Backend, EvalResult, Split, StepStats, StepTrace, check_attach, check_optimizer_state};
 use crate::data::{Dataset, Pixels};
 use crate::core::model::{LayerParams, ModelSpec, Params};
 use crate::core::optim::{OptimState, OptimizerSpec};
@@ -874,17 +874,11 @@ impl Backend for GpuBackend {
     }
 
     fn set_optimizer_state(&mut self, st: &OptimState) -> Result<()> {
+        check_optimizer_state(&self.spec, self.opt.kind, st)?;
         let slots = self.opt.kind.state_slots();
-        if st.slots.len() != self.spec.num_layers() {
-            bail!("optimizer state has {} layers, the model {}", st.slots.len(), self.spec.num_layers());
-        }
         let mut flat = vec![0.0; self.param_len * slots];
         for (i, [w, b]) in st.slots.iter().enumerate() {
             let (wo, bo) = self.param_off[i];
-            let (n_in, n_out) = self.spec.layer_dims(i);
-            if w.len() != slots || b.len() != slots || w.iter().any(|s| s.len() != n_in * n_out) || b.iter().any(|s| s.len() != n_out) {
-                bail!("optimizer state of layer {i} does not match the model and optimiser");
-            }
             let n = self.param_len;
             for s in 0..slots {
                 flat[s * n + wo..s * n + wo + w[s].len()].copy_from_slice(&w[s]);
@@ -897,9 +891,7 @@ impl Backend for GpuBackend {
     }
 
     fn attach(&mut self, split: Split, data: Arc<Dataset>) -> Result<()> {
-        if data.sample_len != self.spec.input_size() {
-            bail!("{}: samples have {} values, the model takes {}", data.source, data.sample_len, self.spec.input_size());
-        }
+        check_attach(&self.spec, &data)?;
         let bytes = 4 * Self::words(&data) * data.len();
         let lim = &self.gpu.limits;
         let max_bind = (lim.max_storage_buffer_binding_size as u64).min(lim.max_buffer_size) as usize;
@@ -994,9 +986,8 @@ impl Backend for GpuBackend {
         let mut t = StepTrace::default();
         for l in 1..self.spec.layers.len() {
             let (off, n) = (self.layer_off[l], self.spec.layers[l]);
-            t.tensors.push((format!("layer{l}.z"), self.read_f32(&self.pre, off, rows * n)?.into_iter().map(f64::from).collect()));
-            t.tensors.push((format!("layer{l}.a"), self.read_f32(&self.acts, off, rows * n)?.into_iter().map(f64::from).collect()));
-            t.tensors.push((format!("layer{l}.delta"), self.read_f32(&self.dlt, off, rows * n)?.into_iter().map(f64::from).collect()));
+            let read = |buf| -> Result<Vec<f64>> { Ok(self.read_f32(buf, off, rows * n)?.into_iter().map(f64::from).collect()) };
+            t.push_layer(l, read(&self.pre)?, read(&self.acts)?, read(&self.dlt)?);
         }
         let grads = self.read_f32(&self.grads, 0, self.param_len)?;
         let params = self.params()?;
@@ -1004,14 +995,9 @@ impl Backend for GpuBackend {
         for i in 0..self.spec.num_layers() {
             let (n_in, n_out) = self.spec.layer_dims(i);
             let (w, b) = self.param_off[i];
-            t.tensors.push((format!("layers.{i}.weight.grad"), grads[w..w + n_in * n_out].iter().map(|&x| x as f64).collect()));
-            t.tensors.push((format!("layers.{i}.bias.grad"), grads[b..b + n_out].iter().map(|&x| x as f64).collect()));
-            t.tensors.push((format!("layers.{i}.weight"), params.layers[i].weight.clone()));
-            t.tensors.push((format!("layers.{i}.bias"), params.layers[i].bias.clone()));
-            for (k, (sw, sb)) in state.slots[i][0].iter().zip(&state.slots[i][1]).enumerate() {
-                t.tensors.push((format!("layers.{i}.weight.state{k}"), sw.clone()));
-                t.tensors.push((format!("layers.{i}.bias.state{k}"), sb.clone()));
-            }
+            let grad = [grads[w..w + n_in * n_out].iter().map(|&x| x as f64).collect(), grads[b..b + n_out].iter().map(|&x| x as f64).collect()];
+            let param = [params.layers[i].weight.clone(), params.layers[i].bias.clone()];
+            t.push_tensors(i, grad, param, &state.slots[i]);
         }
         Ok(t)
     }
