@@ -48,7 +48,7 @@ fn config(name: &str, gpu: &Gpu) -> Option<KernelConfig> {
 }
 
 fn bench_kernel(cfg: KernelConfig, kind: Matmul, shape: [usize; 3]) -> anyhow::Result<String> {
-    let (spec, batch, l) = gpu_nn::commands::bench::kernel_network(kind, shape);
+    let (spec, batch, l) = gpu_nn::commands::bench::kernels::kernel_network(kind, shape);
     let opt = OptimizerSpec::default();
     let mut b = GpuBackend::with_config(Gpu::new(None, true)?, &spec, &opt, batch, false, cfg)?;
     b.set_params(&initialize(&spec, Init::GlorotUniform, 1)?)?;
@@ -122,7 +122,7 @@ fn main() -> anyhow::Result<()> {
     println!("adapter: {} ({:?}), subgroups {}..{}", gpu.info.name, gpu.info.backend, gpu.info.subgroup_min_size, gpu.info.subgroup_max_size);
     let configs: Vec<(String, KernelConfig)> = names.iter().filter_map(|n| config(n, &gpu).map(|c| (n.clone(), c))).collect();
     drop(gpu);
-    let shapes = gpu_nn::commands::bench::kernel_shapes();
+    let shapes = gpu_nn::commands::bench::kernels::kernel_shapes();
     println!("{:<14} {:<16} {:<16} {:>13}  {:>15}  {:>7}", "kernel", "M×K×N", "config", "per dispatch", "wall", "per CPU-s");
     for (kind, shape) in &shapes {
         for (name, cfg) in &configs {

@@ -76,7 +76,7 @@ fn bench_kernels(c: &mut Criterion) {
     let mut g = c.benchmark_group("matmul kernels (10 dispatches)");
     g.sample_size(10).measurement_time(Duration::from_secs(3));
     for (kind, shape) in [(Matmul::Forward, [64, 784, 128]), (Matmul::WeightGrad, [128, 64, 784]), (Matmul::BackwardData, [64, 64, 128])] {
-        let (spec, batch, l) = gpu_nn::commands::bench::kernel_network(kind, shape);
+        let (spec, batch, l) = gpu_nn::commands::bench::kernels::kernel_network(kind, shape);
         let mut b = GpuBackend::with_config(Gpu::new(None, true).unwrap(), &spec, &Default::default(), batch, false, config).unwrap();
         b.set_params(&gpu_nn::core::init::initialize(&spec, gpu_nn::core::init::Init::GlorotUniform, 1).unwrap()).unwrap();
         g.bench_function(format!("{kind:?} {}x{}x{}", shape[0], shape[1], shape[2]), |bn| {

@@ -18,7 +18,7 @@ use common::{command, gpu_nn, in_ci};
 
 use gpu_nn::core::backend::{Backend, Split};
 use gpu_nn::core::checkpoint::{Checkpoint, load_checkpoint, load_model};
-use gpu_nn::commands::args::ConfigArgs;
+use gpu_nn::commands::config_args::ConfigArgs;
 use gpu_nn::cpu::ReferenceBackend;
 use gpu_nn::data::Dataset;
 use gpu_nn::data::idx::{IdxArray, IdxData, encode_idx};

@@ -92,7 +92,7 @@ fn twenty_seed001_steps_agree_with_the_cpu_reference() {
         return;
     }
     // free-running: each backend continues from its own results
-    let r = gpu_nn::commands::parity::run(&cfg, &data, 20, None, false).unwrap();
+    let r = gpu_nn::commands::parity::compare_backends(&cfg, &data, 20, None, false).unwrap();
     for t in &r.tensors {
         assert!(t.max_rel <= 1e-4, "{}: relative error {:e} at step {}", t.name, t.max_rel, t.step);
     }

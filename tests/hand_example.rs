@@ -11,7 +11,7 @@ mod common;
 use common::hand::{EXACT, LOSS_CURVE, doc_order};
 use common::{assert_close, tensor};
 use gpu_nn::core::backend::{Backend, Split};
-use gpu_nn::commands::args::ConfigArgs;
+use gpu_nn::commands::config_args::ConfigArgs;
 use gpu_nn::core::config::Config;
 use gpu_nn::cpu::{FastBackend, ReferenceBackend};
 use gpu_nn::core::metrics::EpochMetrics;

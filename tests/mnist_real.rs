@@ -5,7 +5,7 @@
 mod common;
 
 use gpu_nn::core::backend::{Backend, Split};
-use gpu_nn::commands::args::ConfigArgs;
+use gpu_nn::commands::config_args::ConfigArgs;
 use gpu_nn::cpu::{FastBackend, ReferenceBackend};
 use gpu_nn::data::Dataset;
 use gpu_nn::core::model::{Activation, LayerParams, Loss, ModelSpec, Params, Reduction};

@@ -6,7 +6,7 @@
 mod common;
 use common::gpu_nn;
 
-use gpu_nn::commands::args::ConfigArgs;
+use gpu_nn::commands::config_args::ConfigArgs;
 use gpu_nn::commands::sweep::{CSV_HEADER, CellOutcome, SweepOptions, sweep_command};
 use std::path::Path;
 

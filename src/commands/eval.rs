@@ -2,13 +2,16 @@
 //! written as `confusion.csv` / `confusion.png`. Also the shared "open a model with the
 //! configuration it was trained under" step that `predict` uses.
 
+use crate::commands::args::EvalArgs;
+use crate::commands::config_args::ConfigArgs;
+use crate::commands::setup::make_backend;
 use crate::core::backend::{EvalResult, Split};
 use crate::core::checkpoint::load_model;
-use crate::commands::args::ConfigArgs;
 use crate::core::config::Config;
-use crate::report::confusion::Confusion;
-use crate::data::{Dataset, DatasetName};
 use crate::core::model::Params;
+use crate::data::{Dataset, DatasetName};
+use crate::report::confusion::Confusion;
+use crate::report::console::Console;
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -72,13 +75,23 @@ pub struct EvalOptions {
     pub quiet: bool,
 }
 
+pub fn run(args: EvalArgs) -> Result<()> {
+    eval_command(&EvalOptions {
+        flags: args.data.config_args(args.backend.clone(), args.adapter.clone()),
+        model: args.model,
+        out: args.out,
+        json: args.json,
+        quiet: args.quiet,
+    })
+    .map(|_| ())
+}
+
 /// The whole `eval` command.
 pub fn eval_command(o: &EvalOptions) -> Result<(EvalResult, Confusion)> {
-    crate::report::console::set_quiet(o.quiet);
     let (params, cfg) = open_model(&o.model, &o.flags)?;
     let test = load_split(&cfg, false, o.quiet)?;
     let batch = cfg.training.batch_size.resolve(test.len()).clamp(1, test.len());
-    let mut backend = crate::commands::train::make_backend(&cfg, batch, o.quiet || o.json)?;
+    let mut backend = make_backend(&cfg, batch, &Console::new(Default::default(), o.quiet || o.json))?;
     backend.set_params(&params)?;
     backend.attach(Split::Test, test.clone())?;
     let r = backend.evaluate(Split::Test)?;

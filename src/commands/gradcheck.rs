@@ -13,17 +13,34 @@
 //! perturbation moves a ReLU pre-activation across its kink (the derivative is undefined there)
 //! is skipped and another drawn. The relative error is |g_bp − g_fd| / max(|g_bp|, |g_fd|).
 
+use crate::commands::args::GradcheckArgs;
+use crate::commands::setup::prepare;
 use crate::core::backend::{Backend, Split};
 use crate::core::config::Config;
-use crate::cpu::ReferenceBackend;
-use crate::core::run_data::RunData;
-use crate::data::Dataset;
 use crate::core::math;
 use crate::core::model::{Activation, Params};
+use crate::core::run_data::RunData;
+use crate::cpu::ReferenceBackend;
+use crate::data::Dataset;
+use crate::report::console::Console;
 use anyhow::{Result, bail};
 use rand::seq::SliceRandom;
 use rand::{SeedableRng, rngs::StdRng};
 use std::sync::Arc;
+
+/// The command: checks the configuration's gradients; fails above the tolerance.
+pub fn run(args: GradcheckArgs) -> Result<()> {
+    let mut cfg = args.cfg.resolve()?;
+    let data = prepare(&mut cfg, &Console::text())?;
+    let o = GradcheckOptions { samples: args.samples, batch: args.batch, tolerance: args.tolerance, step: args.step };
+    let r = check(&cfg, &data, &o)?;
+    print(&cfg, &r, &o);
+    if !(r.worst() <= args.tolerance) {
+        bail!("gradcheck failed: worst relative error {:.3e} exceeds the tolerance {:.1e}", r.worst(), args.tolerance);
+    }
+    println!("gradcheck passed: worst relative error {:.3e} <= tolerance {:.1e}", r.worst(), args.tolerance);
+    Ok(())
+}
 
 /// Entries with |g| below this fraction of the tensor's largest |g| are not sampled.
 pub const SIGNIFICANT: f64 = 1e-3;

@@ -1,10 +1,40 @@
-//! The subcommands: one module each, and the setup they share.
+//! The subcommands, one module each with a `run(args)`, and what they share: the command line
+//! (`args`, `config_args`), the preparation of a run (`setup`) and the run directory
+//! (`run_dir`). `main.rs` parses and calls `run` here.
 
+pub mod adapters;
 pub mod args;
 pub mod bench;
+pub mod config_args;
 pub mod eval;
 pub mod gradcheck;
 pub mod parity;
 pub mod predict;
+pub mod presets;
+pub mod run_dir;
+pub mod setup;
 pub mod sweep;
 pub mod train;
+
+use crate::core::train::Outcome;
+use args::Command;
+use std::process::ExitCode;
+
+/// Runs one subcommand; its exit status on success (a train run stopped by Ctrl-C exits 130).
+pub fn run(command: Command) -> anyhow::Result<ExitCode> {
+    let done = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
+    match command {
+        Command::Train(a) => Ok(match train::run(a)? {
+            Outcome::Interrupted => ExitCode::from(train::EXIT_INTERRUPTED),
+            _ => ExitCode::SUCCESS,
+        }),
+        Command::Presets => done(presets::run()),
+        Command::Adapters => done(adapters::run()),
+        Command::Parity(a) => done(parity::run(a)),
+        Command::Bench(a) => done(bench::run(a)),
+        Command::Eval(a) => done(eval::run(a)),
+        Command::Predict(a) => done(predict::run(a)),
+        Command::Sweep(a) => done(sweep::run(a)),
+        Command::Gradcheck(a) => done(gradcheck::run(a)),
+    }
+}

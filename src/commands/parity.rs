@@ -2,12 +2,27 @@
 //! adapter, from identical weights and the same batches, compared tensor by tensor after every
 //! step (activations, deltas, gradients, updated weights, optimiser state).
 
+use crate::commands::args::ParityArgs;
+use crate::commands::setup::prepare;
 use crate::core::backend::{Backend, Split, StepTrace};
 use crate::core::config::Config;
-use crate::cpu::ReferenceBackend;
 use crate::core::run_data::RunData;
+use crate::cpu::ReferenceBackend;
 use crate::gpu::GpuBackend;
+use crate::report::console::Console;
 use anyhow::{Result, bail};
+
+/// The command: compares the backends on the configuration; fails above the tolerance.
+pub fn run(args: ParityArgs) -> Result<()> {
+    let mut cfg = args.cfg.resolve()?;
+    let data = prepare(&mut cfg, &Console::text())?;
+    let r = compare_backends(&cfg, &data, args.steps, cfg.backend.adapter.as_deref(), !args.free_run)?;
+    print(&r, args.tolerance);
+    if !(r.worst() <= args.tolerance) {
+        bail!("parity failed: worst relative error {:.3e} exceeds the tolerance {:.1e}", r.worst(), args.tolerance);
+    }
+    Ok(())
+}
 
 /// Worst disagreement seen for one tensor over all steps.
 #[derive(Clone, Debug, Default)]
@@ -68,7 +83,7 @@ pub fn compare(cpu: &StepTrace, gpu: &StepTrace, step: usize, acc: &mut Vec<Tens
 /// each step's error is the kernels' own; without it the two trajectories run free and the
 /// report shows how rounding differences grow (Adam amplifies gradients at rounding-noise level
 /// into full-size steps of either sign, so free runs of it diverge after a few dozen steps).
-pub fn run(cfg: &Config, data: &RunData, steps: usize, adapter: Option<&str>, resync: bool) -> Result<ParityReport> {
+pub fn compare_backends(cfg: &Config, data: &RunData, steps: usize, adapter: Option<&str>, resync: bool) -> Result<ParityReport> {
     let n = data.train.len();
     let batch = cfg.training.batch_size.resolve(n).min(n);
     let mut cpu = ReferenceBackend::new(&cfg.model, &cfg.optimizer);

@@ -16,7 +16,8 @@
 //! The forward pass is the CPU f32 one (`math::Real::gemm` = matrixmultiply, `math.rs`'s
 //! activations), the same arithmetic as `FastBackend`.
 
-use crate::commands::args::ConfigArgs;
+use crate::commands::args::PredictArgs;
+use crate::commands::config_args::ConfigArgs;
 use crate::core::config::Config;
 use crate::data::{Dataset, Pixels};
 use crate::atomic_file::write_atomic;
@@ -278,6 +279,18 @@ pub struct PredictOptions {
     pub train_split: bool,
     pub flags: ConfigArgs,
     pub show: bool,
+}
+
+pub fn run(args: PredictArgs) -> Result<()> {
+    predict_command(&PredictOptions {
+        flags: args.data.config_args(None, None),
+        model: args.model,
+        images: args.images,
+        idx_index: args.idx_index,
+        csv: args.csv,
+        train_split: args.train_set,
+        show: args.show,
+    })
 }
 
 /// The whole `predict` command.

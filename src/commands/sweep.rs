@@ -20,19 +20,19 @@
 //! Each cell therefore computes exactly what `gpu-nn train` computes for the same flags with
 //! one `--lr` and one `--batch-size` (tests/sweep.rs compares them).
 
-use crate::core::backend::Backend;
-use crate::commands::args::ConfigArgs;
-use crate::core::config::{BackendKind, Config, Precision};
-use crate::cpu::{FastBackend, ReferenceBackend};
-use crate::core::run_data::RunData;
 use crate::atomic_file::write_atomic;
-use crate::gpu::GpuBackend;
-use crate::gpu::context::Gpu;
+use crate::commands::args::SweepArgs;
+use crate::commands::config_args::ConfigArgs;
+use crate::commands::run_dir::{diverged, execute, prepare_out_dir};
+use crate::commands::setup::{Engine, cpu_backend, gpu_or_cpu, prepare};
+use crate::core::backend::Backend;
+use crate::core::config::Config;
 use crate::core::metrics::EpochMetrics;
-use crate::report::console::LogFormat;
-use crate::commands::train::Engine;
+use crate::core::run_data::{self, RunData};
 use crate::core::run_state::RunState;
 use crate::core::train::{Controls, RunResult, Silent};
+use crate::gpu::{Gpu, GpuBackend};
+use crate::report::console::Console;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -128,29 +128,12 @@ enum Runner {
     Gpu { gpu: Gpu, current: Option<(usize, GpuBackend)> },
 }
 
-fn cpu_backend(cfg: &Config) -> (Box<dyn Backend>, Engine) {
-    match cfg.backend.precision {
-        Precision::F64 => (Box::new(ReferenceBackend::new(&cfg.model, &cfg.optimizer)), Engine::CpuF64),
-        Precision::F32 => (Box::new(FastBackend::new(&cfg.model, &cfg.optimizer)), Engine::CpuF32),
-    }
-}
-
-/// The engine `run::make_engine` would pick, with the device opened once for the sweep.
-fn runner(cfg: &Config, quiet: bool) -> Result<Runner> {
-    let open = || Gpu::new(cfg.backend.adapter.as_deref(), quiet);
-    Ok(match cfg.backend.kind {
-        BackendKind::Cpu => Runner::Cpu,
-        BackendKind::Gpu => Runner::Gpu { gpu: open()?, current: None },
-        BackendKind::Auto if cfg.backend.precision == Precision::F64 => Runner::Cpu,
-        BackendKind::Auto => match open() {
-            Ok(gpu) => Runner::Gpu { gpu, current: None },
-            Err(e) => {
-                if !quiet {
-                    eprintln!("note: no usable GPU ({}); training on the CPU", format!("{e:#}").replace('\n', " "));
-                }
-                Runner::Cpu
-            }
-        },
+/// The engine `setup::make_engine` would pick, with the device opened once for the sweep.
+fn runner(cfg: &Config, console: &Console) -> Result<Runner> {
+    let open = || Gpu::new(cfg.backend.adapter.as_deref(), console.quiet);
+    Ok(match gpu_or_cpu(cfg, console, open)? {
+        Some(gpu) => Runner::Gpu { gpu, current: None },
+        None => Runner::Cpu,
     })
 }
 
@@ -169,9 +152,13 @@ pub fn row_picture_stem(batch: &str) -> String {
     format!("curves-batch-{batch}")
 }
 
+pub fn run(args: SweepArgs) -> Result<()> {
+    sweep_command(&SweepOptions { flags: args.cfg, out: args.out, keep_runs: args.keep_runs, force: args.force, quiet: args.quiet }).map(|_| ())
+}
+
 /// The whole `sweep` command.
 pub fn sweep_command(o: &SweepOptions) -> Result<Sweep> {
-    crate::report::console::set_quiet(o.quiet);
+    let console = if o.quiet { Console::quiet() } else { Console::text() };
     let f = &o.flags;
     // the grid, each cell's configuration resolved (and validated) before anything trains
     let mut single = f.clone();
@@ -219,25 +206,23 @@ pub fn sweep_command(o: &SweepOptions) -> Result<Sweep> {
     std::fs::create_dir_all(out).with_context(|| format!("--out {}: cannot create the directory", out.display()))?;
 
     // the data, once for every cell (only the batch size and learning rate differ)
-    let data = crate::core::run_data::prepare(&mut base, o.quiet)?;
+    let data = prepare(&mut base, &console)?;
     for cfg in &mut cfgs {
         cfg.model.input_norm = base.model.input_norm;
-        cfg.check_against_data(data.train.sample_len, data.train.num_classes, &data.train.source, data.train.len())?;
+        run_data::check(cfg, &data)?;
     }
-    let mut runner = runner(&base, o.quiet)?;
+    let mut runner = runner(&base, &console)?;
     let devices_opened = matches!(runner, Runner::Gpu { .. }) as usize;
     let engine = match &runner {
         Runner::Cpu => cpu_backend(&base).0.describe(),
         Runner::Gpu { gpu, .. } => gpu.describe(),
     };
-    if !o.quiet {
-        println!(
-            "sweep: {} batch size(s) × {} learning rate(s), {} epoch(s) each, on {engine}",
-            batches.len(),
-            lrs.len(),
-            base.training.epochs
-        );
-    }
+    console.info(&format!(
+        "sweep: {} batch size(s) × {} learning rate(s), {} epoch(s) each, on {engine}",
+        batches.len(),
+        lrs.len(),
+        base.training.epochs
+    ));
 
     let mut cells = Vec::new();
     let mut backends_built = 0;
@@ -272,15 +257,12 @@ pub fn sweep_command(o: &SweepOptions) -> Result<Sweep> {
         let seconds = start.elapsed().as_secs_f64();
         let outcome = match result {
             Ok(r) => CellOutcome::Trained(r.metrics),
-            // `Diverged`, possibly rewrapped by the run directory's observer with where its
-            // checkpoint is; its message always starts like this
-            Err(e) if format!("{e}").starts_with("training diverged") => CellOutcome::Diverged(format!("{e}")),
+            // `Diverged`, or the run directory's `RunStopped` around one
+            Err(e) if diverged(&e).is_some() => CellOutcome::Diverged(format!("{e}")),
             Err(e) => return Err(e.context(format!("sweep cell batch {batch}, lr {}", lr_label(lr)))),
         };
         let cell = Cell { batch, lr, outcome, seconds };
-        if !o.quiet {
-            println!("[{}/{}] {}", i + 1, cfgs.len(), progress_line(&cell));
-        }
+        console.info(&format!("[{}/{}] {}", i + 1, cfgs.len(), progress_line(&cell)));
         cells.push(cell);
     }
     let sweep = Sweep { batches, lrs, cells, engine, devices_opened, backends_built };
@@ -298,9 +280,7 @@ pub fn sweep_command(o: &SweepOptions) -> Result<Sweep> {
         let title = format!("{}, batch {batch}", describe(&base));
         crate::report::plots::write_sweep_row(out, &row_picture_stem(batch), &lines, &title)?;
     }
-    if !o.quiet {
-        println!("wrote {}", out.display());
-    }
+    console.info(&format!("wrote {}", out.display()));
     Ok(sweep)
 }
 
@@ -310,9 +290,9 @@ fn train_cell(cfg: &Config, data: &RunData, backend: &mut dyn Backend, engine: E
     match dir {
         None => crate::core::train::train_epochs(cfg, data, backend, &mut Silent, 0),
         Some(dir) => {
-            crate::commands::train::prepare_out_dir(&dir, force)?;
+            prepare_out_dir(&dir, force)?;
             write_atomic(&dir.join("config.json"), serde_json::to_string_pretty(cfg)?.as_bytes())?;
-            crate::commands::train::execute(cfg, data, backend, engine, Some(dir), true, RunState::default(), Controls::default(), None, LogFormat::Text)
+            execute(cfg, data, backend, engine, Some(dir), &Console::quiet(), RunState::default(), Controls::default(), None)
         }
     }
 }

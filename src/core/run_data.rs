@@ -13,14 +13,22 @@ pub struct RunData {
     pub test: Option<Arc<Dataset>>,
 }
 
-/// `load`, and with `data.standardize` sets `cfg.model.input_norm` to the training split's
-/// pixel statistics: what every command that trains or measures a configuration calls.
+/// `load_with`; with `data.standardize` sets `cfg.model.input_norm` to the training split's
+/// pixel statistics; then checks the configuration against the data (`check`). What every
+/// command that trains or measures a configuration calls (through `commands::setup`).
 pub fn prepare(cfg: &mut Config, quiet: bool) -> Result<RunData> {
     let data = load_with(cfg, quiet)?;
     if cfg.data.standardize {
         cfg.model.input_norm = data.train.pixel_stats()?;
     }
+    check(cfg, &data)?;
     Ok(data)
+}
+
+/// The model's input and output widths and the batch size against the training set.
+pub fn check(cfg: &Config, data: &RunData) -> Result<()> {
+    let t = &data.train;
+    cfg.check_against_data(t.sample_len, t.num_classes, &t.source, t.len())
 }
 
 /// Loads the data a configuration names (downloading it if needed, without a progress bar).

@@ -1,4 +1,6 @@
-//! How a run talks to the terminal: `--log-format text|json` and `--quiet`.
+//! How a command talks to the terminal: `--log-format text|json` and `--quiet`, held in one
+//! `Console` that a command builds from its flags and hands down (lower layers that cannot see
+//! it, the data loader and the GPU context, take its `quiet`).
 //!
 //! - text (default): a progress bar per epoch on stderr (samples/s, running loss, ETA) and one
 //!   summary line per epoch on stdout;
@@ -7,7 +9,6 @@
 //! - `--quiet`: nothing at all except errors, whatever the format.
 
 use crate::core::metrics::EpochMetrics;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -18,15 +19,57 @@ pub enum LogFormat {
     Json,
 }
 
-static QUIET: AtomicBool = AtomicBool::new(false);
-
-/// Process-wide `--quiet`, for the few places that print without a `quiet` argument
-/// (the download progress bar).
-pub fn set_quiet(q: bool) {
-    QUIET.store(q, Ordering::Relaxed);
+/// Where a command's messages go: its `--log-format` and `--quiet`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Console {
+    pub format: LogFormat,
+    pub quiet: bool,
 }
-pub fn quiet() -> bool {
-    QUIET.load(Ordering::Relaxed)
+
+impl Console {
+    pub fn new(format: LogFormat, quiet: bool) -> Console {
+        Console { format, quiet }
+    }
+
+    /// Text output, nothing suppressed.
+    pub fn text() -> Console {
+        Console::default()
+    }
+
+    /// Text output that prints nothing but errors.
+    pub fn quiet() -> Console {
+        Console { format: LogFormat::Text, quiet: true }
+    }
+
+    /// An informational line: stdout for text, stderr for json (whose stdout carries only the
+    /// epoch objects), nowhere when quiet.
+    pub fn info(&self, line: &str) {
+        if self.quiet {
+            return;
+        }
+        match self.format {
+            LogFormat::Text => println!("{line}"),
+            LogFormat::Json => eprintln!("{line}"),
+        }
+    }
+
+    /// A note about how the command runs (a fallback, a slow adapter): stderr, unless quiet.
+    pub fn note(&self, line: &str) {
+        if !self.quiet {
+            eprintln!("{line}");
+        }
+    }
+
+    /// The line of a finished epoch: its summary (text) or its JSON object; nothing when quiet.
+    pub fn epoch(&self, m: &EpochMetrics, epochs: usize) {
+        if self.quiet {
+            return;
+        }
+        match self.format {
+            LogFormat::Text => println!("{}", m.summary(epochs)),
+            LogFormat::Json => println!("{}", epoch_json(m)),
+        }
+    }
 }
 
 /// The JSON line of one epoch: the metrics.csv columns as keys, `null` for what was not
@@ -49,16 +92,4 @@ pub fn epoch_json(m: &EpochMetrics) -> String {
         m.step,
         num(m.lr)
     )
-}
-
-/// Where an informational line goes: stdout for text, stderr for json (whose stdout carries
-/// only the epoch objects), nowhere when quiet.
-pub fn info(format: LogFormat, quiet: bool, line: &str) {
-    if quiet {
-        return;
-    }
-    match format {
-        LogFormat::Text => println!("{line}"),
-        LogFormat::Json => eprintln!("{line}"),
-    }
 }

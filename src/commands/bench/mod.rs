@@ -1,0 +1,211 @@
+//! `gpu-nn bench`: training throughput of the CPU fast path and the GPU side by side in one
+//! process, on real data: samples/s, time per step and where it goes, achieved GFLOP/s,
+//! dispatches and submissions per step, and the GPU/CPU ratio. Warm-up excluded, median of
+//! several repeats. `--kernels` times each matmul kernel (`kernels`), `--scaling` the cost
+//! against batch size and width (`scaling`).
+
+pub mod kernels;
+pub mod scaling;
+
+use crate::commands::args::BenchArgs;
+use crate::commands::setup::prepare;
+use crate::core::backend::{Backend, Split};
+use crate::core::config::{Config, preset_json};
+use crate::core::model::ModelSpec;
+use crate::core::run_data::RunData;
+use crate::cpu::FastBackend;
+use crate::gpu::GpuBackend;
+use crate::report::console::Console;
+use anyhow::Result;
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::time::Instant;
+
+/// The command: `--scaling`, `--kernels`, or the throughput of the default set (or of the
+/// configuration the flags select).
+pub fn run(args: BenchArgs) -> Result<()> {
+    if args.scaling {
+        return scaling::run(&args);
+    }
+    if args.kernels {
+        return kernels::run(&args);
+    }
+    let cases: Vec<(String, Vec<Value>)> = if args.cfg.selects_model() {
+        vec![(args.cfg.preset.clone().unwrap_or_else(|| "configuration".into()), Vec::new())]
+    } else {
+        default_cases()
+    };
+    let mut results = Vec::new();
+    for (name, base) in cases {
+        let mut cfg = if base.is_empty() { args.cfg.resolve()? } else { args.cfg.resolve_over(&base)? };
+        let data = prepare(&mut cfg, &Console::text())?;
+        if !args.json {
+            eprintln!("benchmarking {name} ...");
+        }
+        results.push(run_case(&name, &cfg, &data, args.steps, args.repeats, cfg.backend.adapter.as_deref(), !args.cpu_only)?);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    } else {
+        print(&results);
+    }
+    Ok(())
+}
+
+/// FLOPs of one training sample: forward 2·Σ in·out, weight gradient the same, and the
+/// backward product for every layer but the first.
+pub fn train_flops_per_sample(spec: &ModelSpec) -> f64 {
+    let macs: Vec<f64> = (0..spec.num_layers()).map(|i| (spec.layers[i] * spec.layers[i + 1]) as f64).collect();
+    2.0 * (2.0 * macs.iter().sum::<f64>() + macs[1..].iter().sum::<f64>())
+}
+
+/// The default set: doc 001, doc 000 and a wide network.
+pub fn default_cases() -> Vec<(String, Vec<Value>)> {
+    vec![
+        ("seed001".into(), vec![preset_json("seed001").unwrap()]),
+        ("seed000-mnist".into(), vec![preset_json("seed000-mnist").unwrap()]),
+        (
+            "wide 784-1024-1024-10".into(),
+            vec![json!({
+                "model": {"layers": [784, 1024, 1024, 10], "activations": ["relu", "relu", "softmax"], "loss": "cross_entropy", "reduction": "mean"},
+                "optimizer": {"kind": "adam", "lr": 0.001},
+                "training": {"batch_size": 256}
+            })],
+        ),
+    ]
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct BackendRow {
+    pub backend: String,
+    pub samples_per_sec: f64,
+    pub ms_per_step: f64,
+    pub gflops: f64,
+    /// Host-clock split of a step (GPU only): uploads, recording, device compute, readback.
+    pub upload_ms: Option<f64>,
+    pub encode_ms: Option<f64>,
+    pub compute_ms: Option<f64>,
+    pub readback_ms: Option<f64>,
+    pub dispatches_per_step: Option<f64>,
+    pub submissions_per_step: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CaseResult {
+    pub case: String,
+    pub layers: Vec<usize>,
+    pub batch: usize,
+    pub steps: usize,
+    pub repeats: usize,
+    pub rows: Vec<BackendRow>,
+    /// GPU samples/s over CPU samples/s.
+    pub gpu_over_cpu: Option<f64>,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// Times `steps` training steps `repeats` times after one warm-up run; returns the median.
+fn time_backend(b: &mut dyn Backend, order: &[u32], batch: usize, steps: usize, repeats: usize, lr: f64) -> Result<f64> {
+    let n = order.len();
+    let per = (steps * batch).min(n);
+    let lrs = vec![lr; steps];
+    b.train_steps(&order[..per], batch, &lrs)?;
+    let mut times = Vec::new();
+    for r in 0..repeats {
+        let lo = (r * per) % (n - per + 1);
+        let t = Instant::now();
+        b.train_steps(&order[lo..lo + per], batch, &lrs)?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    Ok(median(times))
+}
+
+pub fn run_case(name: &str, cfg: &Config, data: &RunData, steps: usize, repeats: usize, adapter: Option<&str>, with_gpu: bool) -> Result<CaseResult> {
+    let n = data.train.len();
+    let batch = cfg.training.batch_size.resolve(n).min(n);
+    let steps = steps.min(n / batch).max(1);
+    let order = crate::core::train::epoch_order(cfg, n, 0);
+    let params = cfg.initial_params()?;
+    let flops = train_flops_per_sample(&cfg.model);
+    let samples = (steps * batch) as f64;
+    let mut rows = Vec::new();
+
+    let mut cpu = FastBackend::new(&cfg.model, &cfg.optimizer);
+    cpu.set_params(&params)?;
+    cpu.attach(Split::Train, data.train.clone())?;
+    let t = time_backend(&mut cpu, &order, batch, steps, repeats, cfg.optimizer.lr)?;
+    rows.push(BackendRow {
+        backend: cpu.describe(),
+        samples_per_sec: samples / t,
+        ms_per_step: 1e3 * t / steps as f64,
+        gflops: flops * samples / t / 1e9,
+        ..Default::default()
+    });
+
+    if with_gpu {
+        let mut gpu = GpuBackend::new(&cfg.model, &cfg.optimizer, batch, adapter, cfg.backend.stream, true)?;
+        gpu.set_params(&params)?;
+        gpu.attach(Split::Train, data.train.clone())?;
+        // warm-up outside the counters: the first dispatch JIT-compiles the shaders
+        let per = (steps * batch).min(n);
+        gpu.train_steps(&order[..per], batch, &vec![cfg.optimizer.lr; steps])?;
+        let (d0, s0, t0) = (gpu.dispatches, gpu.submissions, gpu.timing);
+        let t = time_backend(&mut gpu, &order, batch, steps, repeats, cfg.optimizer.lr)?;
+        // counters cover the timed repeats plus time_backend's own warm-up run
+        let runs = (repeats + 1) as f64 * steps as f64;
+        let ms = |d: std::time::Duration, d0: std::time::Duration| Some(1e3 * (d - d0).as_secs_f64() / runs);
+        rows.push(BackendRow {
+            backend: gpu.describe(),
+            samples_per_sec: samples / t,
+            ms_per_step: 1e3 * t / steps as f64,
+            gflops: flops * samples / t / 1e9,
+            upload_ms: ms(gpu.timing.upload, t0.upload),
+            encode_ms: ms(gpu.timing.encode, t0.encode),
+            compute_ms: ms(gpu.timing.compute, t0.compute),
+            readback_ms: ms(gpu.timing.readback, t0.readback),
+            dispatches_per_step: Some((gpu.dispatches - d0) as f64 / runs),
+            submissions_per_step: Some((gpu.submissions - s0) as f64 / runs),
+        });
+    }
+    let gpu_over_cpu = (rows.len() == 2).then(|| rows[1].samples_per_sec / rows[0].samples_per_sec);
+    Ok(CaseResult { case: name.into(), layers: cfg.model.layers.clone(), batch, steps, repeats, rows, gpu_over_cpu })
+}
+
+pub fn print(results: &[CaseResult]) {
+    let opt = |v: Option<f64>, p: usize| v.map(|x| format!("{x:.p$}")).unwrap_or_else(|| "-".into());
+    for r in results {
+        println!(
+            "\n{} ({}; batch {}; {} steps x {} repeats, median)",
+            r.case,
+            r.layers.iter().map(|n| n.to_string()).collect::<Vec<_>>().join("-"),
+            r.batch,
+            r.steps,
+            r.repeats
+        );
+        println!(
+            "{:<44} {:>11} {:>9} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10} {:>8}",
+            "backend", "samples/s", "ms/step", "GFLOP/s", "upload", "encode", "compute", "readback", "disp/step", "sub/step"
+        );
+        for b in &r.rows {
+            println!(
+                "{:<44} {:>11.0} {:>9.3} {:>8.2} {:>9} {:>9} {:>9} {:>9} {:>10} {:>8}",
+                b.backend.chars().take(44).collect::<String>(),
+                b.samples_per_sec,
+                b.ms_per_step,
+                b.gflops,
+                opt(b.upload_ms, 3),
+                opt(b.encode_ms, 3),
+                opt(b.compute_ms, 3),
+                opt(b.readback_ms, 3),
+                opt(b.dispatches_per_step, 1),
+                opt(b.submissions_per_step, 3)
+            );
+        }
+        if let Some(x) = r.gpu_over_cpu {
+            println!("GPU/CPU samples/s ratio: {x:.2}");
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! The flags that select or override a configuration value, and how they become a
+//! configuration layer over the defaults and a preset or config file.
+
+use crate::core::config::Config;
+use anyhow::{Result, bail};
+use clap::Args;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+
+/// Everything that selects or overrides a configuration value.
+#[derive(Args, Debug, Default, Clone)]
+pub struct ConfigArgs {
+    /// Start from a shipped preset (see `gpu-nn presets`); flags override its values.
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Repeat a run from its config.json; flags override its values.
+    #[arg(long, conflicts_with = "preset")]
+    pub config: Option<PathBuf>,
+
+    /// Dataset: mnist, fashion-mnist or kmnist.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Directory with the IDX files (default: $GPU_NN_DATA, else the per-user cache; downloaded if missing).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// classify, or binary:D for digit D against all others.
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Hold out N training samples as a validation set (deterministic under the seed).
+    #[arg(long)]
+    pub val_split: Option<usize>,
+    /// Centre the inputs: subtract the training pixels' mean and divide by their standard
+    /// deviation (stored with the model, so eval and predict do the same).
+    #[arg(long)]
+    pub standardize: bool,
+
+    /// Layer sizes, input first, e.g. 784,128,64,10.
+    #[arg(long, value_delimiter = ',')]
+    pub layers: Option<Vec<usize>>,
+    /// One activation per weight layer: identity, sigmoid, tanh, relu, leaky_relu, softmax.
+    #[arg(long, value_delimiter = ',')]
+    pub activation: Option<Vec<String>>,
+    /// half_sse, sse, cross_entropy or binary_cross_entropy.
+    #[arg(long)]
+    pub loss: Option<String>,
+    /// Batch reduction of gradients: mean or sum.
+    #[arg(long)]
+    pub reduction: Option<String>,
+    /// glorot_uniform, he_uniform, lecun_normal, normal:SIGMA, uniform:BOUND or explicit.
+    #[arg(long)]
+    pub init: Option<String>,
+    /// Start from the weights of a model.safetensors.
+    #[arg(long)]
+    pub init_from: Option<PathBuf>,
+
+    /// sgd, momentum, nesterov or adam.
+    #[arg(long)]
+    pub optimizer: Option<String>,
+    /// Learning rate; `gpu-nn sweep` takes a comma-separated list (other commands one value).
+    #[arg(long, allow_negative_numbers = true, value_delimiter = ',')]
+    pub lr: Option<Vec<f64>>,
+    /// constant, step:EVERY:GAMMA, exponential:GAMMA or cosine[:MIN_LR].
+    #[arg(long)]
+    pub schedule: Option<String>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub momentum: Option<f64>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub beta1: Option<f64>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub beta2: Option<f64>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub epsilon: Option<f64>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub weight_decay: Option<f64>,
+
+    /// Samples per step, or 'full' for full-batch gradient descent; `gpu-nn sweep` takes a
+    /// comma-separated list (other commands one value).
+    #[arg(long, value_delimiter = ',')]
+    pub batch_size: Option<Vec<String>>,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Stop after this many optimiser steps.
+    #[arg(long)]
+    pub max_steps: Option<u64>,
+    /// Stop when the validation loss (needs --val-split) has not improved for PATIENCE
+    /// epochs; the best model is kept as best.safetensors.
+    #[arg(long, value_name = "PATIENCE")]
+    pub early_stop: Option<usize>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Keep the file order instead of reshuffling every epoch.
+    #[arg(long)]
+    pub no_shuffle: bool,
+    /// Measure train loss/accuracy with a full pass after each epoch (default: running average).
+    #[arg(long)]
+    pub eval_train: bool,
+
+    /// cpu, gpu or auto (the GPU when an adapter exists).
+    #[arg(long)]
+    pub backend: Option<String>,
+    /// CPU precision: f32 (fast) or f64 (reference).
+    #[arg(long)]
+    pub precision: Option<String>,
+    /// GPU adapter: index or name substring (see `gpu-nn adapters`).
+    #[arg(long)]
+    pub adapter: Option<String>,
+    /// GPU: stream the training set in chunks instead of keeping it on the device.
+    #[arg(long)]
+    pub stream: bool,
+}
+
+fn parse<T: std::str::FromStr<Err = anyhow::Error> + serde::Serialize>(s: &str) -> Result<Value> {
+    Ok(serde_json::to_value(s.parse::<T>()?)?)
+}
+
+/// The single value of a flag that `gpu-nn sweep` alone accepts as a list.
+fn one<'a, T>(flag: &str, values: &'a Option<Vec<T>>) -> Result<Option<&'a T>> {
+    match values.as_deref() {
+        None | Some([]) => Ok(None),
+        Some([v]) => Ok(Some(v)),
+        Some(vs) => bail!("--{flag} takes one value here, got {} (lists of values are for gpu-nn sweep)", vs.len()),
+    }
+}
+
+impl ConfigArgs {
+    /// The flags as a JSON layer over the preset or config file. `--lr` and `--batch-size`
+    /// must hold one value here; `gpu-nn sweep` splits its lists into one `ConfigArgs` per cell.
+    pub fn overrides(&self) -> Result<Value> {
+        let mut v = json!({});
+        let mut set = |path: &[&str], val: Value| {
+            let mut cur = &mut v;
+            for p in &path[..path.len() - 1] {
+                cur = cur.as_object_mut().unwrap().entry(p.to_string()).or_insert(json!({}));
+            }
+            cur[path[path.len() - 1]] = val;
+        };
+        if let Some(d) = &self.dataset {
+            set(&["data", "dataset"], parse::<crate::data::DatasetName>(d)?);
+        }
+        if let Some(d) = &self.data {
+            set(&["data", "dir"], json!(d));
+        }
+        if let Some(t) = &self.task {
+            set(&["data", "task"], parse::<crate::data::Task>(t)?);
+        }
+        if let Some(n) = self.val_split {
+            set(&["data", "val_split"], json!(n));
+        }
+        if self.standardize {
+            set(&["data", "standardize"], json!(true));
+        }
+        if let Some(l) = &self.layers {
+            set(&["model", "layers"], json!(l));
+        }
+        if let Some(a) = &self.activation {
+            let acts: Vec<Value> = a.iter().map(|s| parse::<crate::core::model::Activation>(s)).collect::<Result<_>>()?;
+            set(&["model", "activations"], Value::Array(acts));
+        }
+        if let Some(l) = &self.loss {
+            set(&["model", "loss"], parse::<crate::core::model::Loss>(l)?);
+        }
+        if let Some(r) = &self.reduction {
+            set(&["model", "reduction"], parse::<crate::core::model::Reduction>(r)?);
+        }
+        if let Some(i) = &self.init {
+            set(&["init"], parse::<crate::core::init::Init>(i)?);
+        }
+        if let Some(p) = &self.init_from {
+            set(&["init_from"], json!(p));
+        }
+        if let Some(o) = &self.optimizer {
+            set(&["optimizer", "kind"], parse::<crate::core::optim::OptimizerKind>(o)?);
+        }
+        let lr = one("lr", &self.lr)?.copied();
+        for (name, val) in [
+            ("lr", lr),
+            ("momentum", self.momentum),
+            ("beta1", self.beta1),
+            ("beta2", self.beta2),
+            ("epsilon", self.epsilon),
+            ("weight_decay", self.weight_decay),
+        ] {
+            if let Some(x) = val {
+                if !x.is_finite() {
+                    bail!("--{} must be a finite number, got {x}", name.replace('_', "-"));
+                }
+                set(&["optimizer", name], json!(x));
+            }
+        }
+        if let Some(s) = &self.schedule {
+            set(&["optimizer", "schedule"], parse::<crate::core::optim::Schedule>(s)?);
+        }
+        if let Some(b) = one("batch-size", &self.batch_size)? {
+            set(&["training", "batch_size"], parse::<crate::core::config::BatchSize>(b)?);
+        }
+        if let Some(e) = self.epochs {
+            set(&["training", "epochs"], json!(e));
+        }
+        if let Some(m) = self.max_steps {
+            set(&["training", "max_steps"], json!(m));
+        }
+        if let Some(p) = self.early_stop {
+            set(&["training", "early_stop"], json!(p));
+        }
+        if let Some(s) = self.seed {
+            set(&["training", "seed"], json!(s));
+        }
+        if self.no_shuffle {
+            set(&["training", "shuffle"], json!(false));
+        }
+        if self.eval_train {
+            set(&["training", "eval_train"], json!(true));
+        }
+        if let Some(b) = &self.backend {
+            match b.as_str() {
+                "cpu" | "gpu" | "auto" => set(&["backend", "kind"], json!(b)),
+                _ => bail!("unknown --backend '{b}'; expected cpu, gpu or auto"),
+            }
+        }
+        if let Some(p) = &self.precision {
+            match p.as_str() {
+                "f32" | "f64" => set(&["backend", "precision"], json!(p)),
+                _ => bail!("unknown --precision '{p}'; expected f32 or f64"),
+            }
+        }
+        if let Some(a) = &self.adapter {
+            set(&["backend", "adapter"], json!(a));
+        }
+        if self.stream {
+            set(&["backend", "stream"], json!(true));
+        }
+        Ok(v)
+    }
+
+    /// The flags given that would change the training of a resumed run: everything but
+    /// `--epochs`, `--max-steps`, `--data` and `--adapter`. Read from `overrides()`, so a new
+    /// configuration flag is refused with `--resume` until it is added to the allowed list.
+    pub fn flags_changing_the_maths(&self) -> Result<Vec<String>> {
+        const ALLOWED: [&str; 4] = ["training.epochs", "training.max_steps", "data.dir", "backend.adapter"];
+        let mut flags = Vec::new();
+        if self.preset.is_some() {
+            flags.push("--preset".to_string());
+        }
+        if self.config.is_some() {
+            flags.push("--config".to_string());
+        }
+        fn leaves(v: &Value, path: String, out: &mut Vec<String>) {
+            match v.as_object() {
+                Some(o) => o.iter().for_each(|(k, v)| leaves(v, if path.is_empty() { k.clone() } else { format!("{path}.{k}") }, out)),
+                None => out.push(path),
+            }
+        }
+        let mut paths = Vec::new();
+        leaves(&self.overrides()?, String::new(), &mut paths);
+        for p in paths.into_iter().filter(|p| !ALLOWED.contains(&p.as_str())) {
+            let flag = match p.as_str() {
+                "model.activations" => "--activation".to_string(),
+                "optimizer.kind" => "--optimizer".to_string(),
+                "backend.kind" => "--backend".to_string(),
+                "training.shuffle" => "--no-shuffle".to_string(),
+                other => format!("--{}", other.rsplit('.').next().unwrap_or(other).replace('_', "-")),
+            };
+            flags.push(flag);
+        }
+        Ok(flags)
+    }
+
+    /// Whether any flag other than data location and adapter selects a configuration.
+    pub fn selects_model(&self) -> bool {
+        self.preset.is_some() || self.config.is_some() || self.layers.is_some() || self.batch_size.is_some()
+            || self.optimizer.is_some() || self.activation.is_some() || self.loss.is_some()
+    }
+
+    /// Defaults ← `base` layers ← flags; validated.
+    pub fn resolve_over(&self, base: &[Value]) -> Result<Config> {
+        let mut layers = base.to_vec();
+        layers.push(self.overrides()?);
+        let cfg = Config::from_layers(&layers)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Defaults ← preset or config file ← flags; validated.
+    pub fn resolve(&self) -> Result<Config> {
+        let mut layers = Vec::new();
+        if let Some(p) = &self.preset {
+            layers.push(crate::core::config::preset_json(p)?);
+        }
+        if let Some(c) = &self.config {
+            layers.push(Config::load_file(c)?);
+        }
+        layers.push(self.overrides()?);
+        let cfg = Config::from_layers(&layers)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}

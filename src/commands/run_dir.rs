@@ -1,0 +1,257 @@
+//! A run directory (`--out DIR`): checked before training starts (`prepare_out_dir`), written
+//! as training goes by `RunObserver` (config.json, metrics.csv, model.safetensors,
+//! checkpoint.safetensors, best.safetensors with early stopping, pictures), and the run
+//! executed into it (`execute`), as `gpu-nn train` and `gpu-nn sweep --keep-runs` both do.
+
+use crate::commands::setup::Engine;
+use crate::core::backend::{Backend, StepStats};
+use crate::core::checkpoint::{BEST_FILE, CHECKPOINT_FILE, CHECKPOINT_FORMAT, Checkpoint, CheckpointMeta, FileDtype, save_checkpoint, save_model};
+use crate::core::config::{BackendKind, Config, Precision};
+use crate::core::metrics::{EpochMetrics, to_csv};
+use crate::core::run_data::RunData;
+use crate::core::run_state::RunState;
+use crate::core::train::{Controls, Diverged, Observer, Outcome, RunResult, SaveReason, nonfinite_name, step_counts};
+use crate::atomic_file::write_atomic;
+use crate::report::console::Console;
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+
+/// An error that stopped a run writing into a directory (a divergence, a lost device, a failed
+/// write), with where the last good checkpoint is, so nobody thinks the run is lost. The cause
+/// stays typed: `diverged` finds a divergence under it.
+#[derive(Debug)]
+pub struct RunStopped {
+    pub cause: anyhow::Error,
+    pub dir: PathBuf,
+    /// Where the newest checkpoint stands (`RunState::describe`); `None` before the first.
+    pub last_checkpoint: Option<String>,
+}
+
+impl RunStopped {
+    /// The divergence that stopped the run, if that is what did.
+    pub fn diverged(&self) -> Option<&Diverged> {
+        self.cause.downcast_ref::<Diverged>()
+    }
+}
+
+impl std::fmt::Display for RunStopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // the cause's own account on one line, then where the run can be picked up
+        match self.cause.downcast_ref::<Diverged>() {
+            Some(d) => write!(f, "{d}")?,
+            None => write!(f, "{:#}", self.cause)?,
+        }
+        match &self.last_checkpoint {
+            Some(at) => write!(f, "; the last good checkpoint ({at}) is in {}", self.dir.display()),
+            None => write!(f, "; no checkpoint had been written yet"),
+        }
+    }
+}
+
+// No `source()`: the message already holds the cause, and `{:#}` would print it twice.
+impl std::error::Error for RunStopped {}
+
+/// The divergence in `e`, whether it stopped a run in a directory or one without.
+pub fn diverged(e: &anyhow::Error) -> Option<&Diverged> {
+    e.downcast_ref::<Diverged>().or_else(|| e.downcast_ref::<RunStopped>().and_then(RunStopped::diverged))
+}
+
+/// Precision the model file is written in: what the backend computed in.
+pub fn file_dtype(cfg: &Config) -> FileDtype {
+    match cfg.backend.precision {
+        Precision::F64 if cfg.backend.kind != BackendKind::Gpu => FileDtype::F64,
+        _ => FileDtype::F32,
+    }
+}
+
+/// Bytes a run directory of `cfg` needs at most: model and best model in f64, the checkpoint
+/// (weights and up to two optimiser slots in f64, while its temporary copy is written), plus
+/// metrics and pictures.
+pub fn run_dir_bytes(cfg: &Config) -> u64 {
+    let p = cfg.model.num_params() as u64;
+    p * 8 * (2 + 2 * 3) + (4 << 20)
+}
+
+/// Prepares `--out DIR`: refuses to overwrite an earlier run without `force`, checks it is
+/// writable before any training starts.
+pub fn prepare_out_dir(dir: &Path, force: bool) -> Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        bail!("--out {}: exists and is not a directory", dir.display());
+    }
+    if !force && dir.join("config.json").exists() {
+        bail!("--out {}: already holds a run (config.json); pass --force to overwrite it", dir.display());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("--out {}: cannot create the directory", dir.display()))?;
+    let probe = dir.join(".gpu-nn-write-test");
+    std::fs::write(&probe, b"ok").with_context(|| format!("--out {}: the directory is not writable", dir.display()))?;
+    let _ = std::fs::remove_file(probe);
+    if force {
+        // an overwritten run starts without the previous run's checkpoint and best model
+        for f in [CHECKPOINT_FILE, BEST_FILE] {
+            let _ = std::fs::remove_file(dir.join(f));
+        }
+    }
+    Ok(())
+}
+
+/// Progress bar per epoch, summary line per epoch, files rewritten after every epoch.
+pub struct RunObserver {
+    pub cfg: Config,
+    pub out: Option<PathBuf>,
+    pub console: Console,
+    pub rows: Vec<EpochMetrics>,
+    /// Recorded in checkpoints.
+    pub engine: Engine,
+    /// Optimiser steps of the whole run (for the learning rate in messages).
+    pub total_steps: u64,
+    /// Where the newest checkpoint on disk stands (`RunState::describe`), if there is one.
+    pub last_checkpoint: Option<String>,
+    bar: Option<ProgressBar>,
+}
+
+impl RunObserver {
+    pub fn new(cfg: &Config, out: Option<PathBuf>, engine: Engine, console: Console) -> Self {
+        RunObserver { cfg: cfg.clone(), out, console, rows: Vec::new(), engine, total_steps: u64::MAX, last_checkpoint: None, bar: None }
+    }
+
+    /// Parameters and optimiser state, refusing non-finite values: a checkpoint must be a
+    /// state worth resuming from.
+    fn snapshot(&self, state: &RunState, backend: &mut dyn Backend) -> Result<Checkpoint> {
+        let params = backend.params()?;
+        let optim = backend.optimizer_state()?;
+        let bad_param = params.layers.iter().flat_map(|l| l.weight.iter().chain(&l.bias)).find(|x| !x.is_finite());
+        let bad_state = optim.slots.iter().flat_map(|l| l.iter().flatten().flatten()).find(|x| !x.is_finite());
+        if let Some((what, x)) = bad_param.map(|x| ("the weights hold", x)).or(bad_state.map(|x| ("the optimiser state holds", x))) {
+            let (epoch, lr) = match state.history.last() {
+                Some(m) if state.step_in_epoch == 0 && m.epoch == state.epoch => (m.epoch, m.lr),
+                _ => {
+                    let lr = self.cfg.optimizer.schedule.lr(self.cfg.optimizer.lr, state.epoch, state.step.saturating_sub(1), self.total_steps);
+                    (state.epoch + 1, lr)
+                }
+            };
+            return Err(Diverged { what: format!("{what} {}", nonfinite_name(*x)), epoch, first_step: state.step, last_step: state.step, lr }.into());
+        }
+        let meta = CheckpointMeta {
+            format: CHECKPOINT_FORMAT,
+            architecture: self.cfg.model.clone(),
+            optimizer: self.cfg.optimizer.kind,
+            optim_step: optim.step,
+            engine: self.engine.name().to_string(),
+            config: serde_json::to_value(self.cfg.maths_only())?,
+            state: state.clone(),
+        };
+        Ok(Checkpoint { meta, params, optim })
+    }
+
+    /// Any error that stops a run with a directory, as a `RunStopped` saying where the last
+    /// good checkpoint is.
+    fn explain(&self, e: anyhow::Error) -> anyhow::Error {
+        match &self.out {
+            Some(dir) => RunStopped { cause: e, dir: dir.clone(), last_checkpoint: self.last_checkpoint.clone() }.into(),
+            None => e,
+        }
+    }
+}
+
+impl Observer for RunObserver {
+    fn progress(&mut self, epoch: usize, done: usize, total: usize, st: &StepStats) {
+        if self.console.quiet {
+            return;
+        }
+        let bar = self.bar.get_or_insert_with(|| {
+            let b = ProgressBar::new(total as u64);
+            b.set_style(
+                ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} ETA {eta} {msg}")
+                    .unwrap()
+                    .progress_chars("=> "),
+            );
+            b.set_prefix(format!("{}/{}", epoch + 1, self.cfg.training.epochs));
+            b
+        });
+        bar.set_position(done as u64);
+        bar.set_message(format!("loss {:.4}", st.loss_sum / st.samples.max(1) as f64));
+    }
+
+    fn epoch_end(&mut self, m: &EpochMetrics, _backend: &mut dyn Backend) -> Result<()> {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+        self.console.epoch(m, self.cfg.training.epochs);
+        self.rows.push(m.clone());
+        Ok(())
+    }
+
+    /// Writes best.safetensors (when the validation loss improved), model.safetensors and
+    /// metrics.csv (at epoch ends), then the checkpoint: last, so that whenever it exists the
+    /// other files are at least as new; a resume rewrites metrics.csv from it.
+    fn save(&mut self, state: &RunState, why: SaveReason, backend: &mut dyn Backend) -> Result<()> {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+        let Some(dir) = self.out.clone() else { return Ok(()) };
+        let ck = self.snapshot(state, backend)?;
+        if let SaveReason::EpochEnd { new_best } = why {
+            if new_best {
+                save_model(&dir.join(BEST_FILE), &ck.params, &self.cfg.model, file_dtype(&self.cfg))?;
+            }
+            save_model(&dir.join("model.safetensors"), &ck.params, &self.cfg.model, file_dtype(&self.cfg))?;
+            write_atomic(&dir.join("metrics.csv"), to_csv(&state.history).as_bytes())?;
+            // pictures: curves.png / curves.svg, redrawn with every epoch
+            crate::report::plots::write_curves(&dir, &state.history, &crate::report::plots::run_title(&self.cfg), !self.cfg.training.eval_train)?;
+        }
+        save_checkpoint(&dir.join(CHECKPOINT_FILE), &ck)?;
+        self.last_checkpoint = Some(state.describe());
+        Ok(())
+    }
+}
+
+/// Trains from `state` with a `RunObserver`, then says how the run ended.
+#[allow(clippy::too_many_arguments)]
+pub fn execute(
+    cfg: &Config,
+    data: &RunData,
+    backend: &mut dyn Backend,
+    engine: Engine,
+    out: Option<PathBuf>,
+    console: &Console,
+    state: RunState,
+    ctl: Controls,
+    last_checkpoint: Option<String>,
+) -> Result<RunResult> {
+    let mut obs = RunObserver::new(cfg, out.clone(), engine, *console);
+    obs.total_steps = step_counts(cfg, data.train.len()).1;
+    obs.last_checkpoint = last_checkpoint;
+    obs.rows = state.history.clone();
+    let result = crate::core::train::train_from(cfg, data, backend, &mut obs, state, ctl).map_err(|e| obs.explain(e))?;
+    match result.outcome {
+        Outcome::Interrupted => {
+            // also with --quiet: it answers the user's Ctrl-C and says how to go on
+            let at = result.state.describe();
+            match &out {
+                Some(dir) => eprintln!(
+                    "interrupted at {at}; checkpoint written to {}; resume with: gpu-nn train --resume {}",
+                    dir.join(CHECKPOINT_FILE).display(),
+                    dir.display()
+                ),
+                None => eprintln!("interrupted at {at}; nothing was saved (no --out)"),
+            }
+        }
+        Outcome::StoppedEarly => {
+            let patience = cfg.training.early_stop.unwrap_or(0);
+            let (best, best_epoch) = result.state.best_val().unwrap_or((f64::NAN, 0));
+            let kept = out.as_ref().map(|d| format!("; the best model is {}", d.join(BEST_FILE).display())).unwrap_or_default();
+            console.info(&format!("early stopping: the validation loss has not improved for {patience} epoch(s); best {best:.5} after epoch {best_epoch}{kept}"));
+        }
+        _ => {}
+    }
+    if let (Some(dir), false) = (&out, result.outcome == Outcome::Interrupted) {
+        // pictures: the confusion matrix of the last test evaluation
+        if let (Some(test), Some(eval)) = (&data.test, &result.test) {
+            let c = crate::report::confusion::Confusion::of_eval(cfg, test, eval)?;
+            crate::report::plots::write_confusion(dir, &c, &crate::report::plots::run_title(cfg))?;
+        }
+        console.info(&format!("wrote {}", dir.display()));
+    }
+    Ok(result)
+}

@@ -1,0 +1,85 @@
+//! What every command does before its own work, written once: load the data a configuration
+//! names and check the two against each other (`prepare`), choose between the GPU and the CPU
+//! (`gpu_or_cpu`, one note text for the fallback), and build the backend (`make_engine`).
+
+use crate::core::backend::Backend;
+use crate::core::config::{BackendKind, Config, Precision};
+use crate::core::run_data::{self, RunData};
+use crate::cpu::{FastBackend, ReferenceBackend};
+use crate::gpu::GpuBackend;
+use crate::report::console::Console;
+use anyhow::Result;
+
+/// Testing aid read by the binary, never by the library: lose the GPU device once the run has
+/// taken this many steps, to exercise the path a real device loss (driver reset) takes.
+pub const LOSE_DEVICE_VAR: &str = "GPU_NN_TEST_LOSE_DEVICE_AT_STEP";
+
+/// What computes a run. A checkpoint records it: resuming on another engine would change the
+/// results (f64 vs f32 rounding, GPU summation order), so a resume refuses that.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    CpuF64,
+    CpuF32,
+    Gpu,
+}
+
+impl Engine {
+    /// The name checkpoints record.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::CpuF64 => "cpu-f64",
+            Engine::CpuF32 => "cpu-f32",
+            Engine::Gpu => "gpu",
+        }
+    }
+}
+
+/// Loads the data `cfg` names (with the training split's pixel statistics when it
+/// standardises) and checks the configuration against it.
+pub fn prepare(cfg: &mut Config, console: &Console) -> Result<RunData> {
+    run_data::prepare(cfg, console.quiet)
+}
+
+/// Whether `cfg` runs on the GPU: `Some` of what `open` built when it does, `None` for the CPU.
+/// `auto` takes the GPU when `open` succeeds (and f32 was asked for), else says why not and
+/// takes the CPU.
+pub fn gpu_or_cpu<T>(cfg: &Config, console: &Console, open: impl FnOnce() -> Result<T>) -> Result<Option<T>> {
+    match cfg.backend.kind {
+        BackendKind::Cpu => Ok(None),
+        BackendKind::Gpu => open().map(Some),
+        BackendKind::Auto if cfg.backend.precision == Precision::F64 => Ok(None),
+        BackendKind::Auto => match open() {
+            Ok(g) => Ok(Some(g)),
+            Err(e) => {
+                console.note(&format!("note: no usable GPU ({}); training on the CPU", format!("{e:#}").replace('\n', " ")));
+                Ok(None)
+            }
+        },
+    }
+}
+
+/// The CPU backend of `cfg`'s precision.
+pub fn cpu_backend(cfg: &Config) -> (Box<dyn Backend>, Engine) {
+    match cfg.backend.precision {
+        Precision::F64 => (Box::new(ReferenceBackend::new(&cfg.model, &cfg.optimizer)), Engine::CpuF64),
+        Precision::F32 => (Box::new(FastBackend::new(&cfg.model, &cfg.optimizer)), Engine::CpuF32),
+    }
+}
+
+/// Builds the backend a configuration asks for; `batch` is the resolved batch size.
+pub fn make_engine(cfg: &Config, batch: usize, console: &Console) -> Result<(Box<dyn Backend>, Engine)> {
+    let open = || {
+        let b = GpuBackend::new(&cfg.model, &cfg.optimizer, batch, cfg.backend.adapter.as_deref(), cfg.backend.stream, console.quiet)?;
+        // MERGE-GPU: b.lose_device_at_step(std::env::var(LOSE_DEVICE_VAR).ok().and_then(|v| v.parse::<u64>().ok()));
+        Ok(b)
+    };
+    Ok(match gpu_or_cpu(cfg, console, open)? {
+        Some(b) => (Box::new(b), Engine::Gpu),
+        None => cpu_backend(cfg),
+    })
+}
+
+/// `make_engine` without the engine's name.
+pub fn make_backend(cfg: &Config, batch: usize, console: &Console) -> Result<Box<dyn Backend>> {
+    Ok(make_engine(cfg, batch, console)?.0)
+}
