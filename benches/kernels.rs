@@ -13,66 +13,35 @@
 //! dominates the small shapes. GFLOP/s counts 2·M·K·N. On a shared machine the "per CPU-s"
 //! column (flops / CPU seconds of this process, all threads) is steadier than wall time.
 //!
-//! The training run reads MNIST from $GPU_NN_BENCH_MNIST, else $GPU_NN_DATA, else
-//! /work/shared/datasets/mnist, and is skipped if the files are not there.
+//! The training run reads MNIST from $GPU_NN_DATA, else the project's shared data beside the
+//! checkout (`../shared/datasets/mnist`, as the tests do), and is skipped if the files are not
+//! there.
+//!
+//! Shapes, variants and timing are the kernel workbench's (`gpu_nn::workbench::matmul`), which
+//! `gpu-nn bench --kernels` and the kernel tests use too.
 
 use gpu_nn::core::backend::{Backend, Split};
-use gpu_nn::data::Dataset;
-use gpu_nn::gpu::context::is_software;
-use gpu_nn::gpu::trainer::Matmul;
-use gpu_nn::gpu::{Gpu, GpuBackend, KernelConfig};
 use gpu_nn::core::init::{Init, initialize};
 use gpu_nn::core::model::{Activation, Loss, ModelSpec, Reduction};
 use gpu_nn::core::optim::{OptimizerKind, OptimizerSpec};
+use gpu_nn::data::Dataset;
+use gpu_nn::gpu::{Gpu, GpuBackend, KernelConfig, Matmul};
+use gpu_nn::workbench::matmul::{cpu_seconds, gflops, shapes, time_gpu, variant};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// CPU seconds of this process (all threads), where /proc tells.
-fn cpu_seconds() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let f: Vec<&str> = s.rsplit_once(')')?.1.split_whitespace().collect();
-    Some((f[11].parse::<f64>().ok()? + f[12].parse::<f64>().ok()?) / 100.0)
-}
-
-fn config(name: &str, gpu: &Gpu) -> Option<KernelConfig> {
-    let c = match name {
-        "scalar" => KernelConfig::scalar(),
-        "plain" => KernelConfig::plain(),
-        "plain-software" => KernelConfig::plain_software(),
-        "subgroup" => KernelConfig::subgroup(),
-        "auto" => KernelConfig::for_adapter(&gpu.info, gpu.features, is_software(&gpu.info)),
-        _ => panic!("unknown config '{name}' (scalar, plain, plain-software, subgroup, auto)"),
-    };
-    c.supported(&gpu.info, gpu.features).then_some(c)
-}
-
 fn bench_kernel(cfg: KernelConfig, kind: Matmul, shape: [usize; 3]) -> anyhow::Result<String> {
-    let (spec, batch, l) = gpu_nn::commands::bench::kernels::kernel_network(kind, shape);
-    let opt = OptimizerSpec::default();
-    let mut b = GpuBackend::with_config(Gpu::new(None, true)?, &spec, &opt, batch, false, cfg)?;
-    b.set_params(&initialize(&spec, Init::GlorotUniform, 1)?)?;
-    // one dispatch (after the warm-up) sizes the repetitions to about a second
-    let once = b.time_matmul(kind, l, batch, 1)?;
-    let reps = ((1.0 / once) as usize).clamp(2, 20_000);
-    let c0 = cpu_seconds();
-    let per = b.time_matmul(kind, l, batch, reps)?;
-    let cpu = cpu_seconds().zip(c0).map(|(a, b)| (a - b) / reps as f64);
-    let flops = 2.0 * (shape[0] * shape[1] * shape[2]) as f64;
-    let vec4 = if b.uses_vec4(l - 1, kind) { "vec4" } else { "scalar" };
+    // about a second of repetitions after the warm-up
+    let t = time_gpu(Gpu::new(None, true)?, cfg, kind, shape, 1.0)?;
+    let vec4 = if t.vec4 { "vec4" } else { "scalar" };
     Ok(format!(
-        "{:>10.1} µs  {:>7.2} GFLOP/s  {:>7}  ({vec4}, {reps} reps)",
-        per * 1e6,
-        flops / per / 1e9,
-        cpu.map(|c| format!("{:.2}", flops / c / 1e9)).unwrap_or("-".into()),
+        "{:>10.1} µs  {:>7.2} GFLOP/s  {:>7}  ({vec4}, {} reps)",
+        t.seconds * 1e6,
+        gflops(shape, t.seconds),
+        t.cpu_seconds.map(|c| format!("{:.2}", gflops(shape, c))).unwrap_or("-".into()),
+        t.reps,
     ))
-}
-
-fn mnist_dir() -> PathBuf {
-    std::env::var_os("GPU_NN_BENCH_MNIST")
-        .or_else(|| std::env::var_os("GPU_NN_DATA"))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/shared/datasets/mnist"))
 }
 
 /// One epoch of seed001 (784-128-64-10 relu/relu/softmax, cross-entropy, Adam 1e-3, batch 64)
@@ -120,9 +89,15 @@ fn main() -> anyhow::Result<()> {
         }
     };
     println!("adapter: {} ({:?}), subgroups {}..{}", gpu.info.name, gpu.info.backend, gpu.info.subgroup_min_size, gpu.info.subgroup_max_size);
-    let configs: Vec<(String, KernelConfig)> = names.iter().filter_map(|n| config(n, &gpu).map(|c| (n.clone(), c))).collect();
+    let mut configs: Vec<(String, KernelConfig)> = Vec::new();
+    for n in &names {
+        match variant(n, &gpu) {
+            Ok(c) => configs.push((n.clone(), c)),
+            Err(e) => println!("{n}: skipped, {e:#}"),
+        }
+    }
     drop(gpu);
-    let shapes = gpu_nn::commands::bench::kernels::kernel_shapes();
+    let shapes = shapes();
     println!("{:<14} {:<16} {:<16} {:>13}  {:>15}  {:>7}", "kernel", "M×K×N", "config", "per dispatch", "wall", "per CPU-s");
     for (kind, shape) in &shapes {
         for (name, cfg) in &configs {
@@ -131,10 +106,12 @@ fn main() -> anyhow::Result<()> {
         }
     }
     if train {
-        let dir = mnist_dir();
+        let dir = std::env::var_os("GPU_NN_DATA")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/datasets/mnist")));
         let (img, lab) = (dir.join("train-images-idx3-ubyte.gz"), dir.join("train-labels-idx1-ubyte.gz"));
         if !img.exists() || !lab.exists() {
-            println!("seed001 training: skipped, no MNIST in {} (set GPU_NN_BENCH_MNIST)", dir.display());
+            println!("seed001 training: skipped, no MNIST in {} (set GPU_NN_DATA)", dir.display());
             return Ok(());
         }
         let data = Arc::new(Dataset::load(&img, &lab, 10)?);

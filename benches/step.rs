@@ -9,8 +9,8 @@ use gpu_nn::core::backend::{Backend, Split};
 use gpu_nn::core::config::{Config, preset_json};
 use gpu_nn::cpu::FastBackend;
 use gpu_nn::data::{Dataset, Pixels};
-use gpu_nn::gpu::trainer::Matmul;
-use gpu_nn::gpu::{Gpu, GpuBackend, KernelConfig};
+use gpu_nn::gpu::{Gpu, GpuBackend, Matmul};
+use gpu_nn::workbench::matmul::{adapters_choice, network};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,11 +72,11 @@ fn bench_step(c: &mut Criterion) {
 
 fn bench_kernels(c: &mut Criterion) {
     let Ok(probe) = Gpu::new(None, true) else { return };
-    let config = KernelConfig::for_adapter(&probe.info, probe.features, gpu_nn::gpu::context::is_software(&probe.info));
+    let config = adapters_choice(&probe);
     let mut g = c.benchmark_group("matmul kernels (10 dispatches)");
     g.sample_size(10).measurement_time(Duration::from_secs(3));
     for (kind, shape) in [(Matmul::Forward, [64, 784, 128]), (Matmul::WeightGrad, [128, 64, 784]), (Matmul::BackwardData, [64, 64, 128])] {
-        let (spec, batch, l) = gpu_nn::commands::bench::kernels::kernel_network(kind, shape);
+        let (spec, batch, l) = network(kind, shape);
         let mut b = GpuBackend::with_config(Gpu::new(None, true).unwrap(), &spec, &Default::default(), batch, false, config).unwrap();
         b.set_params(&gpu_nn::core::init::initialize(&spec, gpu_nn::core::init::Init::GlorotUniform, 1).unwrap()).unwrap();
         g.bench_function(format!("{kind:?} {}x{}x{}", shape[0], shape[1], shape[2]), |bn| {

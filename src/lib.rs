@@ -37,3 +37,4 @@ pub mod cpu;
 pub mod data;
 pub mod gpu;
 pub mod report;
+pub mod workbench;

@@ -11,20 +11,20 @@
 //! set, where they fail.
 
 use gpu_nn::core::backend::{Backend, Split, StepTrace};
-use gpu_nn::cpu::ReferenceBackend;
-use gpu_nn::data::{Dataset, Pixels};
-use gpu_nn::gpu::context::{instance, is_software, list_adapters};
-use gpu_nn::gpu::trainer::Matmul;
-use gpu_nn::gpu::{Gpu, GpuBackend, KernelConfig};
-use gpu_nn::data::InputNorm;
-use gpu_nn::core::model::{Activation, LayerParams, Loss, ModelSpec, Params, Reduction};
+use gpu_nn::core::model::{Activation, Loss, ModelSpec, Params, Reduction};
 use gpu_nn::core::optim::{OptimizerKind, OptimizerSpec};
+use gpu_nn::cpu::ReferenceBackend;
+use gpu_nn::data::InputNorm;
+use gpu_nn::gpu::context::{instance, list_adapters};
+use gpu_nn::gpu::{Gpu, GpuBackend, KernelConfig, Matmul};
+use gpu_nn::workbench::compare::{TOLERANCE, compare as diffs, tolerance_for};
+use gpu_nn::workbench::matmul::{layer_shapes, variants};
+use gpu_nn::workbench::step::{gpu_step, random_dataset as dataset, random_params as params, reference_step};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-const TOLERANCE: f64 = 1e-5;
 
 /// Whether an adapter exists; without one, panics under CI and otherwise says why it skips.
 fn have_adapter() -> bool {
@@ -38,19 +38,9 @@ fn have_adapter() -> bool {
     false
 }
 
-/// The kernel configurations to compare on this adapter.
+/// The kernel configurations to compare on this adapter (the workbench's variants).
 fn configs() -> Vec<(&'static str, KernelConfig)> {
-    let gpu = Gpu::new(None, true).expect("opening the GPU");
-    let mut v = vec![("scalar", KernelConfig::scalar()), ("plain", KernelConfig::plain()), ("plain-software", KernelConfig::plain_software())];
-    let auto = KernelConfig::for_adapter(&gpu.info, gpu.features, is_software(&gpu.info));
-    if !v.iter().any(|(_, c)| *c == auto) {
-        v.push(("adapter's choice", auto));
-    }
-    let sub = KernelConfig::subgroup();
-    if sub.supported(&gpu.info, gpu.features) && !v.iter().any(|(_, c)| *c == sub) {
-        v.push(("subgroup", sub));
-    }
-    v
+    variants(&Gpu::new(None, true).expect("opening the GPU"))
 }
 
 struct Case {
@@ -88,66 +78,20 @@ impl Case {
     }
 }
 
-/// `n` random samples shaped for `spec`: bytes (or floats in [0, 1)) and labels its loss accepts.
-fn dataset(spec: &ModelSpec, n: usize, float_pixels: bool, rng: &mut ChaCha8Rng) -> Dataset {
-    let len = spec.input_size();
-    let classes = if spec.output_size() == 1 { 2 } else { spec.output_size().min(10) };
-    let pixels = if float_pixels {
-        Pixels::F64((0..n * len).map(|_| rng.random::<f64>()).collect())
-    } else {
-        Pixels::U8((0..n * len).map(|_| rng.random::<u8>()).collect())
-    };
-    let labels = (0..n).map(|_| rng.random_range(0..classes) as u8).collect();
-    Dataset { source: "random samples".into(), pixels, sample_len: len, labels, num_classes: classes }
-}
-
-/// Uniform random parameters scaled so the activations stay in a useful range.
-fn params(spec: &ModelSpec, rng: &mut ChaCha8Rng) -> Params {
-    Params {
-        layers: (0..spec.num_layers())
-            .map(|i| {
-                let (n_in, n_out) = spec.layer_dims(i);
-                let a = 2.0 / (n_in as f64).sqrt();
-                LayerParams {
-                    weight: (0..n_in * n_out).map(|_| rng.random_range(-a..a)).collect(),
-                    bias: (0..n_out).map(|_| rng.random_range(-0.5..0.5)).collect(),
-                }
-            })
-            .collect(),
-    }
-}
-
 /// Max relative difference of every tensor; panics on NaN, on missing tensors and beyond `tol`.
 fn compare(what: &str, cpu: &StepTrace, gpu: &StepTrace, tol: f64) {
-    let names = |t: &StepTrace| t.tensors.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
-    assert_eq!(names(cpu), names(gpu), "{what}: the traces name different tensors");
-    for ((name, c), (_, g)) in cpu.tensors.iter().zip(&gpu.tensors) {
-        assert_eq!(c.len(), g.len(), "{what}: {name} has {} values on the CPU, {} on the GPU", c.len(), g.len());
-        if let Some(i) = g.iter().position(|x| !x.is_finite()) {
-            panic!("{what}: {name}[{i}] is {} on the GPU (an element no kernel wrote?)", g[i]);
+    for d in diffs(cpu, gpu).unwrap_or_else(|e| panic!("{what}: {e:#}")) {
+        let name = &d.name;
+        if let Some(i) = d.nonfinite {
+            panic!("{what}: {name}[{i}] is {} on the GPU (an element no kernel wrote?)", tensor(gpu, name)[i]);
         }
-        let scale = c.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-30);
-        let (i, diff) = c.iter().zip(g).map(|(a, b)| (a - b).abs()).enumerate().fold((0, 0.0), |m, (i, d)| if d > m.1 { (i, d) } else { m });
-        let rel = diff / scale;
-        // Adam's second moment v (state1) is (1 − β2)·g²: twice the relative error of g
-        let tol = if name.ends_with(".state1") { 2.0 * tol } else { tol };
-        assert!(rel <= tol, "{what}: {name}[{i}] gpu {} cpu {} — max relative difference {rel:.2e} > {tol:.0e}", g[i], c[i]);
+        let tol = tolerance_for(name, tol);
+        assert!(d.max_rel <= tol, "{what}: {name}[{}] gpu {} cpu {} — max relative difference {:.2e} > {tol:.0e}", d.worst, d.gpu, d.cpu, d.max_rel);
     }
 }
 
-/// The matmul shapes (M×K×N) a network gives each kernel on `rows` samples, with whether the
-/// backend runs them as vec4.
-fn shapes(spec: &ModelSpec, rows: usize, gpu: &GpuBackend) -> Vec<(Matmul, [usize; 3], bool)> {
-    let mut v = Vec::new();
-    for i in 0..spec.num_layers() {
-        let (n_in, n_out) = spec.layer_dims(i);
-        v.push((Matmul::Forward, [rows, n_in, n_out], gpu.uses_vec4(i, Matmul::Forward)));
-        if i > 0 {
-            v.push((Matmul::BackwardData, [rows, n_out, n_in], gpu.uses_vec4(i, Matmul::BackwardData)));
-        }
-        v.push((Matmul::WeightGrad, [n_out, rows, n_in], gpu.uses_vec4(i, Matmul::WeightGrad)));
-    }
-    v
+fn tensor<'a>(t: &'a StepTrace, name: &str) -> &'a [f64] {
+    &t.tensors.iter().find(|(n, _)| n == name).unwrap().1
 }
 
 /// Runs every case with every kernel configuration; returns the (kernel, shape, vec4) seen.
@@ -167,20 +111,13 @@ fn run_cases(cases: &[Case]) -> BTreeSet<(String, [usize; 3], bool)> {
         }
         idx.truncate(case.batch);
 
-        let mut cpu = ReferenceBackend::new(&spec, &opt);
-        cpu.set_params(&p).unwrap();
-        cpu.attach(Split::Train, data.clone()).unwrap();
-        let want = cpu.trace_step(&idx, opt.lr).unwrap();
+        let want = reference_step(&spec, &opt, &data, &p, &idx).unwrap();
 
         for (cname, config) in &configs {
             let what = format!("case '{}' ({:?}, batch {}) with {cname} kernels", case.name, case.layers, case.batch);
-            let mut gpu = GpuBackend::with_config(Gpu::new(None, true).unwrap(), &spec, &opt, case.batch, false, *config).unwrap();
-            gpu.set_params(&p).unwrap();
-            gpu.attach(Split::Train, data.clone()).unwrap();
-            gpu.poison().unwrap();
-            let got = gpu.trace_step(&idx, opt.lr).unwrap_or_else(|e| panic!("{what}: {e:#}"));
+            let (got, gpu) = gpu_step(Gpu::new(None, true).unwrap(), *config, &spec, &opt, &data, &p, &idx).unwrap_or_else(|e| panic!("{what}: {e:#}"));
             compare(&what, &want, &got, TOLERANCE);
-            for (kind, shape, vec4) in shapes(&spec, case.batch, &gpu) {
+            for (kind, shape, vec4) in layer_shapes(&spec, case.batch, &gpu) {
                 assert!(!vec4 || config.vec4, "{what}: {kind:?} uses vec4 under the scalar config");
                 seen.insert((format!("{kind:?}"), shape, vec4));
             }

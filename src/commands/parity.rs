@@ -48,31 +48,19 @@ impl ParityReport {
     }
 }
 
-/// Compares two traces of the same step; NaN anywhere counts as an infinite error.
+/// Folds one step's comparison (the kernel workbench's check) into the worst seen per tensor;
+/// NaN anywhere counts as an infinite error.
 pub fn compare(cpu: &StepTrace, gpu: &StepTrace, step: usize, acc: &mut Vec<TensorError>) -> Result<()> {
-    for (name, c) in &cpu.tensors {
-        let Some((_, g)) = gpu.tensors.iter().find(|(n, _)| n == name) else {
-            bail!("the GPU trace has no tensor '{name}'");
-        };
-        if g.len() != c.len() {
-            bail!("tensor '{name}': GPU has {} values, CPU {}", g.len(), c.len());
-        }
-        let scale = c.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-30);
-        let mut max_abs = 0.0f64;
-        for (a, b) in g.iter().zip(c) {
-            let d = (a - b).abs();
-            max_abs = if d.is_nan() { f64::INFINITY } else { max_abs.max(d) };
-        }
-        let rel = max_abs / scale;
-        match acc.iter_mut().find(|t| &t.name == name) {
+    for d in crate::workbench::compare::compare(cpu, gpu)? {
+        match acc.iter_mut().find(|t| t.name == d.name) {
             Some(t) => {
-                t.max_abs = t.max_abs.max(max_abs);
-                if rel > t.max_rel {
-                    t.max_rel = rel;
+                t.max_abs = t.max_abs.max(d.max_abs);
+                if d.max_rel > t.max_rel {
+                    t.max_rel = d.max_rel;
                     t.step = step;
                 }
             }
-            None => acc.push(TensorError { name: name.clone(), max_abs, max_rel: rel, step }),
+            None => acc.push(TensorError { name: d.name, max_abs: d.max_abs, max_rel: d.max_rel, step }),
         }
     }
     Ok(())

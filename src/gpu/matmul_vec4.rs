@@ -92,7 +92,7 @@ impl KernelConfig {
     /// The choice for an adapter: software rasterisers (lavapipe) get the subgroup kernels when
     /// their subgroups are exactly 8 lanes, else plain kernels with large blocks; hardware GPUs
     /// get plain 4×4 blocks. `GPU_NN_KERNELS=scalar|plain|plain-software|subgroup` overrides
-    /// (for benchmarks), falling back to plain where subgroups are unavailable.
+    /// (for benchmarks), falling back to that choice where subgroups are unavailable.
     pub fn for_adapter(info: &wgpu::AdapterInfo, features: wgpu::Features, software: bool) -> Self {
         let sub8 = features.contains(wgpu::Features::SUBGROUP) && info.subgroup_min_size == 8 && info.subgroup_max_size == 8;
         let auto = if software && sub8 {
@@ -102,12 +102,23 @@ impl KernelConfig {
         } else {
             Self::plain()
         };
-        match std::env::var("GPU_NN_KERNELS").as_deref() {
-            Ok("scalar") => Self::scalar(),
-            Ok("plain") => Self::plain(),
-            Ok("plain-software") => Self::plain_software(),
-            Ok("subgroup") if sub8 => Self::subgroup(),
+        match std::env::var("GPU_NN_KERNELS").ok().and_then(|n| Self::named(&n)) {
+            Some(c) if sub8 || !c.subgroup8 => c,
             _ => auto,
+        }
+    }
+
+    /// The names `named` takes (`GPU_NN_KERNELS`, the kernel workbench's variants).
+    pub const NAMES: [&'static str; 4] = ["scalar", "plain", "plain-software", "subgroup"];
+
+    /// A configuration by name, one of `NAMES`.
+    pub fn named(name: &str) -> Option<Self> {
+        match name {
+            "scalar" => Some(Self::scalar()),
+            "plain" => Some(Self::plain()),
+            "plain-software" => Some(Self::plain_software()),
+            "subgroup" => Some(Self::subgroup()),
+            _ => None,
         }
     }
 

@@ -11,4 +11,4 @@ pub mod trainer;
 
 pub use context::{Gpu, list_adapters, select_adapter};
 pub use matmul_vec4::KernelConfig;
-pub use trainer::GpuBackend;
+pub use trainer::{GpuBackend, Matmul};

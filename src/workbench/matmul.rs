@@ -1,0 +1,157 @@
+//! The three matrix products of a layer, the kernels that come in variants: forward
+//! Z[M×N] = A[M×K]·Wᵀ + b (M = batch), backward_data δ[M×N] = δ'[M×K]·W ⊙ f'(Z), weight_grad
+//! ∂W[M×N] = δᵀ·A over K batch rows. Their CPU reference is the f64 backend (`step`); here are
+//! the shapes they are measured at, a network that gives a product a shape, the variants an
+//! adapter runs, and their timing beside the CPU GEMM's.
+
+use crate::core::backend::Backend;
+use crate::core::init::{Init, initialize};
+use crate::core::math::Real;
+use crate::core::model::{Activation, Loss, ModelSpec, Reduction};
+use crate::core::optim::OptimizerSpec;
+use crate::gpu::context::is_software;
+use crate::gpu::{Gpu, GpuBackend, KernelConfig, Matmul};
+use anyhow::{Result, bail};
+use std::time::Instant;
+
+/// The shapes (M×K×N) training seed001 uses, then 512×784×512 and 1024³, per product.
+pub fn shapes() -> Vec<(Matmul, [usize; 3])> {
+    let mut v = vec![
+        (Matmul::Forward, [64, 784, 128]),
+        (Matmul::Forward, [64, 128, 64]),
+        (Matmul::Forward, [64, 64, 10]),
+        (Matmul::BackwardData, [64, 10, 64]),
+        (Matmul::BackwardData, [64, 64, 128]),
+        (Matmul::WeightGrad, [128, 64, 784]),
+        (Matmul::WeightGrad, [64, 64, 128]),
+        (Matmul::WeightGrad, [10, 64, 64]),
+    ];
+    for kind in [Matmul::Forward, Matmul::BackwardData, Matmul::WeightGrad] {
+        v.push((kind, [512, 784, 512]));
+        v.push((kind, [1024, 1024, 1024]));
+    }
+    v
+}
+
+/// The network, batch and layer (1-based) whose `kind` product has the shape M×K×N.
+pub fn network(kind: Matmul, [m, k, n]: [usize; 3]) -> (ModelSpec, usize, usize) {
+    let (layers, batch, l) = match kind {
+        Matmul::Forward => (vec![k, n], m, 1),
+        Matmul::BackwardData => (vec![4, n, k], m, 2),
+        Matmul::WeightGrad => (vec![n, m], k, 1),
+    };
+    let activations = vec![Activation::Relu; layers.len() - 1];
+    let spec = ModelSpec { layers, activations, loss: Loss::HalfSse, reduction: Reduction::Mean, input_norm: Default::default() };
+    (spec, batch, l)
+}
+
+/// The products a network gives each kernel on `rows` samples, with whether `gpu` runs them
+/// as vec4.
+pub fn layer_shapes(spec: &ModelSpec, rows: usize, gpu: &GpuBackend) -> Vec<(Matmul, [usize; 3], bool)> {
+    let mut v = Vec::new();
+    for i in 0..spec.num_layers() {
+        let (n_in, n_out) = spec.layer_dims(i);
+        v.push((Matmul::Forward, [rows, n_in, n_out], gpu.uses_vec4(i, Matmul::Forward)));
+        if i > 0 {
+            v.push((Matmul::BackwardData, [rows, n_out, n_in], gpu.uses_vec4(i, Matmul::BackwardData)));
+        }
+        v.push((Matmul::WeightGrad, [n_out, rows, n_in], gpu.uses_vec4(i, Matmul::WeightGrad)));
+    }
+    v
+}
+
+/// The adapter's own choice (`KernelConfig::for_adapter`).
+pub fn adapters_choice(gpu: &Gpu) -> KernelConfig {
+    KernelConfig::for_adapter(&gpu.info, gpu.features, is_software(&gpu.info))
+}
+
+/// A variant by name: `auto` (the adapter's choice) or a `KernelConfig::named` one; refused
+/// when the adapter cannot run it.
+pub fn variant(name: &str, gpu: &Gpu) -> Result<KernelConfig> {
+    let c = match name {
+        "auto" => adapters_choice(gpu),
+        n => match KernelConfig::named(n) {
+            Some(c) => c,
+            None => bail!("unknown kernel configuration '{n}'; expected auto, {}", KernelConfig::NAMES.join(", ")),
+        },
+    };
+    if !c.supported(&gpu.info, gpu.features) {
+        bail!("kernel configuration '{name}' needs 8-lane subgroups, which adapter '{}' lacks", gpu.info.name);
+    }
+    Ok(c)
+}
+
+/// Every variant the adapter runs, once each: scalar, the two plain vec4 families, the
+/// adapter's choice and the subgroup kernels where they differ from those.
+pub fn variants(gpu: &Gpu) -> Vec<(&'static str, KernelConfig)> {
+    let mut v: Vec<(&'static str, KernelConfig)> = vec![("scalar", KernelConfig::scalar()), ("plain", KernelConfig::plain()), ("plain-software", KernelConfig::plain_software())];
+    let auto = adapters_choice(gpu);
+    if !v.iter().any(|(_, c)| *c == auto) {
+        v.push(("adapter's choice", auto));
+    }
+    let sub = KernelConfig::subgroup();
+    if sub.supported(&gpu.info, gpu.features) && !v.iter().any(|(_, c)| *c == sub) {
+        v.push(("subgroup", sub));
+    }
+    v
+}
+
+/// CPU seconds of this process (all threads), where /proc tells.
+pub fn cpu_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let f: Vec<&str> = s.rsplit_once(')')?.1.split_whitespace().collect();
+    Some((f[11].parse::<f64>().ok()? + f[12].parse::<f64>().ok()?) / 100.0)
+}
+
+/// The timing of one GPU product.
+#[derive(Clone, Copy, Debug)]
+pub struct GpuTiming {
+    /// Wall seconds per dispatch, over `reps` dispatches in one submission.
+    pub seconds: f64,
+    pub reps: usize,
+    /// CPU seconds of this process per dispatch (a software adapter's cost), where known.
+    pub cpu_seconds: Option<f64>,
+    /// Whether the layer ran the vec4 kernel (else the scalar one).
+    pub vec4: bool,
+}
+
+/// Times one product on `gpu` with `config`, repeated for about `budget` seconds after a
+/// warm-up that compiles the kernel. Each time includes the per-dispatch overhead, which
+/// dominates the small shapes.
+pub fn time_gpu(gpu: Gpu, config: KernelConfig, kind: Matmul, shape: [usize; 3], budget: f64) -> Result<GpuTiming> {
+    let (spec, batch, l) = network(kind, shape);
+    let mut b = GpuBackend::with_config(gpu, &spec, &OptimizerSpec::default(), batch, false, config)?;
+    b.set_params(&initialize(&spec, Init::GlorotUniform, 1)?)?;
+    let once = b.time_matmul(kind, l, batch, 1)?;
+    let reps = ((budget / once) as usize).clamp(2, 20_000);
+    let c0 = cpu_seconds();
+    let seconds = b.time_matmul(kind, l, batch, reps)?;
+    let cpu_seconds = cpu_seconds().zip(c0).map(|(a, b)| (a - b) / reps as f64);
+    Ok(GpuTiming { seconds, reps, cpu_seconds, vec4: b.uses_vec4(l - 1, kind) })
+}
+
+/// Seconds per call of the CPU GEMM (the f32 backend's) on the same product and layout.
+pub fn time_cpu(kind: Matmul, [m, k, n]: [usize; 3], budget: f64) -> f64 {
+    let a = vec![0.5f32; m * k];
+    let b = vec![0.25f32; k * n];
+    let mut c = vec![0f32; m * n];
+    // strides as the CPU backend uses them for each product
+    let call = |c: &mut [f32]| match kind {
+        Matmul::Forward => f32::gemm(m, k, n, 1.0, &a, k, 1, &b, 1, k, 0.0, c, n),
+        Matmul::BackwardData => f32::gemm(m, k, n, 1.0, &a, k, 1, &b, n, 1, 0.0, c, n),
+        Matmul::WeightGrad => f32::gemm(m, k, n, 1.0, &a, 1, m, &b, n, 1, 0.0, c, n),
+    };
+    call(&mut c);
+    let t = Instant::now();
+    let mut reps = 0;
+    while t.elapsed().as_secs_f64() < budget || reps < 2 {
+        call(&mut c);
+        reps += 1;
+    }
+    t.elapsed().as_secs_f64() / reps as f64
+}
+
+/// GFLOP/s of a product of `shape` done in `seconds` (2·M·K·N flops).
+pub fn gflops(shape: [usize; 3], seconds: f64) -> f64 {
+    2.0 * (shape[0] * shape[1] * shape[2]) as f64 / seconds / 1e9
+}
