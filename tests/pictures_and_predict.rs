@@ -115,7 +115,7 @@ fn a_run_directory_holds_curves_and_the_confusion_matrix() {
     let Some((data, dir)) = trained_run() else { return };
     assert_picture(&dir.join("curves.png"), gpu_nn::report::plots::CURVES_SIZE);
     assert_svg(&dir.join("curves.svg"), &["epoch", "loss", "accuracy (%)", "train (running mean)", "test", "seed000-mnist", "784-30-10"]);
-    assert_picture(&dir.join("confusion.png"), gpu_nn::report::plots::confusion_size(10));
+    assert_picture(&dir.join("confusion.png"), gpu_nn::report::confusion_picture::confusion_size(10));
 
     let m = read_confusion(&dir.join("confusion.csv"));
     assert_eq!(m.len(), 10);
@@ -148,7 +148,7 @@ fn eval_reports_what_training_reported() {
     assert!(text.contains("true\\pred"), "the confusion table is printed:\n{text}");
     // same matrix as the run's, written where --out says
     assert_eq!(std::fs::read(out.join("confusion.csv")).unwrap(), std::fs::read(dir.join("confusion.csv")).unwrap());
-    assert_picture(&out.join("confusion.png"), gpu_nn::report::plots::confusion_size(10));
+    assert_picture(&out.join("confusion.png"), gpu_nn::report::confusion_picture::confusion_size(10));
 
     // --json: exact numbers
     let j: serde_json::Value = serde_json::from_str(ok(&["eval", "--model", s(&model), "--data", s(data), "--out", s(&out), "--json"]).trim()).unwrap();
@@ -405,7 +405,7 @@ fn a_binary_task_gets_a_two_by_two_confusion_matrix() {
     assert_eq!(m[0].iter().sum::<u64>(), 10_000 - zeros, "class 0 = all other digits");
     let test_acc: f64 = metrics(&dir).last().unwrap()["test_acc"].parse().unwrap();
     assert_eq!((m[0][0] + m[1][1]) as f64 / 10_000.0, test_acc);
-    assert_picture(&dir.join("confusion.png"), gpu_nn::report::plots::confusion_size(2));
+    assert_picture(&dir.join("confusion.png"), gpu_nn::report::confusion_picture::confusion_size(2));
     // eval finds the task in the run's config.json beside the model
     let j: serde_json::Value =
         serde_json::from_str(ok(&["eval", "--model", s(&dir.join("model.safetensors")), "--data", s(&data), "--json"]).trim()).unwrap();

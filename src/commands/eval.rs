@@ -102,7 +102,7 @@ pub fn eval_command(o: &EvalOptions) -> Result<(EvalResult, Confusion)> {
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("--out {}: cannot create the directory", dir.display()))?;
     let title = format!("{} | {}", o.model.display(), crate::report::plots::run_title(&cfg));
-    crate::report::plots::write_confusion(&dir, &c, &title)?;
+    crate::report::confusion_picture::write_confusion(&dir, &c, &title)?;
     if o.json {
         let rows: Vec<Vec<u64>> = (0..c.classes).map(|i| (0..c.classes).map(|j| c.get(i, j)).collect()).collect();
         let v = json!({

@@ -249,7 +249,7 @@ pub fn execute(
         // pictures: the confusion matrix of the last test evaluation
         if let (Some(test), Some(eval)) = (&data.test, &result.test) {
             let c = crate::report::confusion::Confusion::of_eval(cfg, test, eval)?;
-            crate::report::plots::write_confusion(dir, &c, &crate::report::plots::run_title(cfg))?;
+            crate::report::confusion_picture::write_confusion(dir, &c, &crate::report::plots::run_title(cfg))?;
         }
         console.info(&format!("wrote {}", dir.display()));
     }
