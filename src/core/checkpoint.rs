@@ -111,7 +111,8 @@ pub struct CheckpointMeta {
     pub optimizer: OptimizerKind,
     /// Optimiser updates taken (Adam's t before the next step).
     pub optim_step: u64,
-    /// What computed the run (`run::Engine::name`): resuming on another would change results.
+    /// What computed the run (`commands::setup::Engine::name`): resuming on another would
+    /// change results.
     pub engine: String,
     /// The run's configuration as `Config::maths_only` (what a resume must not change).
     pub config: serde_json::Value,

@@ -93,7 +93,8 @@ pub struct RunResult {
 }
 
 /// The loss (or a parameter) stopped being finite. Its message names the epoch (1-based, as
-/// printed) and the steps; `train_command` adds where the last good checkpoint is.
+/// printed) and the steps; a run with a directory wraps it in `commands::run_dir::RunStopped`,
+/// which adds where the last good checkpoint is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Diverged {
     /// e.g. "loss is NaN", "the weights hold inf".
