@@ -10,7 +10,7 @@ use gpu_nn::core::backend::{Backend, Split};
 use gpu_nn::core::checkpoint::load_model;
 use gpu_nn::cpu::FastBackend;
 use gpu_nn::data::Dataset;
-use gpu_nn::commands::predict::{SIDE, centre_of_mass, preprocess};
+use gpu_nn::data::picture::{SIDE, centre_of_mass, preprocess};
 use image::{DynamicImage, GenericImageView, GrayImage, ImageFormat, Luma, Rgba, RgbaImage};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
