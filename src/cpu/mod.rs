@@ -3,6 +3,9 @@
 //!   and each step of backpropagation as one equation, to be read against the maths;
 //! - `CpuBackend<f32>` is the fast path: the same equations with `matrixmultiply`'s GEMM.
 //!
+//! Inputs are converted once per attached split (`inputs`); the workspaces grow to the largest
+//! pass and are reused, so full-batch steps and evaluation chunks run at memory speed.
+//!
 //! One step on a batch X [B, in] (row layout, W [out, in]):
 //!   forward   Z_l = A_{l−1}·W_lᵀ + b_l,   A_l = f_l(Z_l),   A_0 = X
 //!   output    δ_L = ∂L/∂Z_L                                   (math::output_delta)
@@ -11,13 +14,16 @@
 //! with s the batch reduction (1/B for mean, 1 for sum).
 
 use crate::core::backend::{Backend, EvalResult, Split, StepStats, StepTrace, check_attach, check_optimizer_state};
-use crate::data::{Dataset, Pixels};
 use crate::core::math::{self, Real};
 use crate::core::model::{ModelSpec, Params};
 use crate::core::optim::{self, OptimState, OptimizerSpec};
+use crate::data::Dataset;
 use anyhow::{Result, bail};
+use inputs::Inputs;
 use std::collections::HashMap;
 use std::sync::Arc;
+
+pub mod inputs;
 
 pub type ReferenceBackend = CpuBackend<f64>;
 pub type FastBackend = CpuBackend<f32>;
@@ -34,8 +40,15 @@ pub struct CpuBackend<T: Real> {
     state: Vec<[Vec<Vec<T>>; 2]>,
     /// Optimiser steps taken.
     step: u64,
-    data: HashMap<Split, Arc<Dataset>>,
-    /// Per layer l = 0..=L: activations A_l [B, n_l]; Z_l and δ_l for l ≥ 1 (index 0 unused).
+    /// Every attached split, converted to inputs once.
+    inputs: HashMap<Split, Inputs<T>>,
+    /// Rows the workspaces hold: the largest pass so far (they grow, never shrink, so a run
+    /// that alternates a full batch and evaluation chunks allocates once).
+    cap: usize,
+    /// A shuffled batch's inputs, gathered [rows × n_0].
+    x_buf: Vec<T>,
+    /// Per layer l = 1..=L: A_l, Z_l and δ_l [cap × n_l], the first `rows × n_l` values in use
+    /// (index 0 unused: A_0 is the input matrix, read in place or from `x_buf`).
     a: Vec<Vec<T>>,
     z: Vec<Vec<T>>,
     delta: Vec<Vec<T>>,
@@ -51,7 +64,9 @@ impl<T: Real> CpuBackend<T> {
             grads: zeros,
             state: Vec::new(),
             step: 0,
-            data: HashMap::new(),
+            inputs: HashMap::new(),
+            cap: 0,
+            x_buf: Vec::new(),
             a: Vec::new(),
             z: Vec::new(),
             delta: Vec::new(),
@@ -71,54 +86,31 @@ impl<T: Real> CpuBackend<T> {
         self.step = 0;
     }
 
+    /// Grows the workspaces to hold `rows` rows.
     fn ensure_workspace(&mut self, rows: usize) {
-        let n = &self.spec.layers;
-        if self.a.len() == n.len() && self.a[0].len() == rows * n[0] {
+        if rows <= self.cap {
             return;
         }
-        self.a = n.iter().map(|&w| vec![T::zero(); rows * w]).collect();
+        self.cap = rows;
+        let n = &self.spec.layers;
+        self.a = n.iter().enumerate().map(|(l, &w)| vec![T::zero(); if l == 0 { 0 } else { rows * w }]).collect();
         self.z = self.a.clone();
         self.delta = self.a.clone();
     }
 
-    /// A_0 ← the samples `idx` of `ds`: bytes scaled by 1/255, then `(p − mean) / std` of the
-    /// model's input normalisation (exact for the identity).
-    fn gather(&mut self, ds: &Dataset, idx: &[u32]) {
-        self.ensure_workspace(idx.len());
-        let len = ds.sample_len;
-        let (mean, std) = (T::of(self.spec.input_norm.mean), T::of(self.spec.input_norm.std));
-        let x = &mut self.a[0];
-        for (r, &i) in idx.iter().enumerate() {
-            let row = &mut x[r * len..(r + 1) * len];
-            let i = i as usize;
-            match &ds.pixels {
-                Pixels::U8(v) => {
-                    let scale = T::one() / T::of(255.0);
-                    for (x, &p) in row.iter_mut().zip(&v[i * len..(i + 1) * len]) {
-                        *x = (T::of(p as f64) * scale - mean) / std;
-                    }
-                }
-                Pixels::F64(v) => {
-                    for (x, &p) in row.iter_mut().zip(&v[i * len..(i + 1) * len]) {
-                        *x = (T::of(p) - mean) / std;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Z_l = A_{l−1}·W_lᵀ + b_l;  A_l = f_l(Z_l), for every layer, on `rows` samples.
-    fn forward(&mut self, rows: usize) {
+    /// Z_l = A_{l−1}·W_lᵀ + b_l;  A_l = f_l(Z_l), for every layer, on `rows` samples `x`.
+    fn forward(&mut self, rows: usize, x: &[T]) {
         for l in 1..self.spec.layers.len() {
             let (n_in, n_out) = self.spec.layer_dims(l - 1);
             let p = &self.params.layers[l - 1];
             let (prev, rest) = self.a.split_at_mut(l);
-            let z = &mut self.z[l];
+            let input = if l == 1 { x } else { &prev[l - 1][..rows * n_in] };
+            let z = &mut self.z[l][..rows * n_out];
             for r in 0..rows {
                 z[r * n_out..(r + 1) * n_out].copy_from_slice(&p.bias);
             }
             // Z += A_{l−1} [rows×in] · Wᵀ [in×out]   (Wᵀ read through strides: rs = 1, cs = in)
-            T::gemm(rows, n_in, n_out, T::one(), &prev[l - 1], n_in, 1, &p.weight, 1, n_in, T::one(), z, n_out);
+            T::gemm(rows, n_in, n_out, T::one(), input, n_in, 1, &p.weight, 1, n_in, T::one(), z, n_out);
             let act = self.spec.activations[l - 1];
             for r in 0..rows {
                 let s = r * n_out..(r + 1) * n_out;
@@ -145,8 +137,9 @@ impl<T: Real> CpuBackend<T> {
         (loss, correct)
     }
 
-    /// δ_L, then for l = L…1: ∂W_l = s·δ_lᵀ·A_{l−1};  ∂b_l = s·Σ_rows δ_l;  δ_{l−1} = (δ_l·W_l) ⊙ f'(Z_{l−1}).
-    fn backward(&mut self, labels: &[u8]) {
+    /// δ_L, then for l = L…1: ∂W_l = s·δ_lᵀ·A_{l−1};  ∂b_l = s·Σ_rows δ_l;  δ_{l−1} = (δ_l·W_l) ⊙ f'(Z_{l−1}),
+    /// on the inputs `x` of the forward pass.
+    fn backward(&mut self, labels: &[u8], x: &[T]) {
         let rows = labels.len();
         let last = self.spec.layers.len() - 1;
         let n = self.spec.output_size();
@@ -159,8 +152,9 @@ impl<T: Real> CpuBackend<T> {
         for l in (1..=last).rev() {
             let (n_in, n_out) = self.spec.layer_dims(l - 1);
             let g = &mut self.grads.layers[l - 1];
+            let input = if l == 1 { x } else { &self.a[l - 1][..rows * n_in] };
             // ∂W [out×in] = s · δᵀ [out×rows] · A_{l−1} [rows×in]   (δᵀ through strides: rs = 1, cs = out)
-            T::gemm(n_out, rows, n_in, scale, &self.delta[l], 1, n_out, &self.a[l - 1], n_in, 1, T::zero(), &mut g.weight, n_in);
+            T::gemm(n_out, rows, n_in, scale, &self.delta[l][..rows * n_out], 1, n_out, input, n_in, 1, T::zero(), &mut g.weight, n_in);
             for (o, gb) in g.bias.iter_mut().enumerate() {
                 *gb = scale * (0..rows).map(|r| self.delta[l][r * n_out + o]).sum::<T>();
             }
@@ -168,9 +162,10 @@ impl<T: Real> CpuBackend<T> {
                 // δ_{l−1} [rows×in] = (δ_l [rows×out] · W [out×in]) ⊙ f'(Z_{l−1})
                 let (lo, hi) = self.delta.split_at_mut(l);
                 let w = &self.params.layers[l - 1].weight;
-                T::gemm(rows, n_out, n_in, T::one(), &hi[0], n_out, 1, w, n_in, 1, T::zero(), &mut lo[l - 1], n_in);
+                let d_prev = &mut lo[l - 1][..rows * n_in];
+                T::gemm(rows, n_out, n_in, T::one(), &hi[0][..rows * n_out], n_out, 1, w, n_in, 1, T::zero(), d_prev, n_in);
                 let act = self.spec.activations[l - 2];
-                for ((d, &z), &a) in lo[l - 1].iter_mut().zip(&self.z[l - 1]).zip(&self.a[l - 1]) {
+                for ((d, &z), &a) in d_prev.iter_mut().zip(&self.z[l - 1]).zip(&self.a[l - 1]) {
                     *d = *d * math::activation_derivative(act, z, a);
                 }
             }
@@ -186,22 +181,37 @@ impl<T: Real> CpuBackend<T> {
         }
     }
 
-    fn split(&self, split: Split) -> Result<Arc<Dataset>> {
-        match self.data.get(&split) {
-            Some(d) => Ok(d.clone()),
+    /// The converted inputs of an attached split (cheap clones of its handles).
+    fn inputs_of(&self, split: Split) -> Result<(Arc<Dataset>, Arc<Vec<T>>)> {
+        match self.inputs.get(&split) {
+            Some(i) => Ok((i.data.clone(), i.x.clone())),
             None => bail!("no {} data attached to the backend", split.name()),
         }
     }
 
-    /// forward + score + backward + update on one batch.
-    fn step_on(&mut self, ds: &Dataset, idx: &[u32], lr: f64) -> StepStats {
-        self.gather(ds, idx);
-        self.forward(idx.len());
-        let labels: Vec<u8> = idx.iter().map(|&i| ds.labels[i as usize]).collect();
+    /// forward + score + backward + update on the training samples `idx`.
+    fn step_on(&mut self, data: &Dataset, x_all: &[T], idx: &[u32], lr: f64) -> StepStats {
+        let rows = idx.len();
+        let len = data.sample_len;
+        self.ensure_workspace(rows);
+        let mut buf = std::mem::take(&mut self.x_buf);
+        let x: &[T] = match Inputs::<T>::consecutive(idx) {
+            Some(lo) => &x_all[lo * len..(lo + rows) * len],
+            None => {
+                if buf.len() < rows * len {
+                    buf.resize(rows * len, T::zero());
+                }
+                inputs::gather(x_all, len, idx, &mut buf);
+                &buf[..rows * len]
+            }
+        };
+        self.forward(rows, x);
+        let labels: Vec<u8> = idx.iter().map(|&i| data.labels[i as usize]).collect();
         let (loss_sum, correct) = self.score(&labels, None);
-        self.backward(&labels);
+        self.backward(&labels, x);
         self.update(lr);
-        StepStats { samples: idx.len() as u64, loss_sum, correct }
+        self.x_buf = buf;
+        StepStats { samples: rows as u64, loss_sum, correct }
     }
 }
 
@@ -258,15 +268,15 @@ impl<T: Real> Backend for CpuBackend<T> {
 
     fn attach(&mut self, split: Split, data: Arc<Dataset>) -> Result<()> {
         check_attach(&self.spec, &data)?;
-        self.data.insert(split, data);
+        self.inputs.insert(split, Inputs::new(data, self.spec.input_norm));
         Ok(())
     }
 
     fn train_steps(&mut self, indices: &[u32], batch_size: usize, lrs: &[f64]) -> Result<StepStats> {
-        let ds = self.split(Split::Train)?;
+        let (data, x) = self.inputs_of(Split::Train)?;
         let mut total = StepStats::default();
         for (idx, &lr) in indices.chunks(batch_size.max(1)).zip(lrs) {
-            let s = self.step_on(&ds, idx, lr);
+            let s = self.step_on(&data, &x, idx, lr);
             total.samples += s.samples;
             total.loss_sum += s.loss_sum;
             total.correct += s.correct;
@@ -279,14 +289,16 @@ impl<T: Real> Backend for CpuBackend<T> {
     }
 
     fn evaluate(&mut self, split: Split) -> Result<EvalResult> {
-        let ds = self.split(split)?;
+        let (ds, x) = self.inputs_of(split)?;
         let mut res = EvalResult { predictions: Vec::with_capacity(ds.len()), ..Default::default() };
-        let all: Vec<u32> = (0..ds.len() as u32).collect();
-        for idx in all.chunks(EVAL_CHUNK) {
-            self.gather(&ds, idx);
-            self.forward(idx.len());
-            let (loss, correct) = self.score(&ds.labels[idx[0] as usize..idx[0] as usize + idx.len()], Some(&mut res.predictions));
-            res.samples += idx.len() as u64;
+        let len = ds.sample_len;
+        for lo in (0..ds.len()).step_by(EVAL_CHUNK) {
+            // consecutive samples: the input matrix is read in place
+            let rows = EVAL_CHUNK.min(ds.len() - lo);
+            self.ensure_workspace(rows);
+            self.forward(rows, &x[lo * len..(lo + rows) * len]);
+            let (loss, correct) = self.score(&ds.labels[lo..lo + rows], Some(&mut res.predictions));
+            res.samples += rows as u64;
             res.loss_sum += loss;
             res.correct += correct;
         }
@@ -294,11 +306,12 @@ impl<T: Real> Backend for CpuBackend<T> {
     }
 
     fn trace_step(&mut self, indices: &[u32], lr: f64) -> Result<StepTrace> {
-        let ds = self.split(Split::Train)?;
-        self.step_on(&ds, indices, lr);
+        let (data, x) = self.inputs_of(Split::Train)?;
+        self.step_on(&data, &x, indices, lr);
         let mut t = StepTrace::default();
         for l in 1..self.spec.layers.len() {
-            t.push_layer(l, to_f64(&self.z[l]), to_f64(&self.a[l]), to_f64(&self.delta[l]));
+            let n = indices.len() * self.spec.layers[l];
+            t.push_layer(l, to_f64(&self.z[l][..n]), to_f64(&self.a[l][..n]), to_f64(&self.delta[l][..n]));
         }
         for (i, ((p, g), st)) in self.params.layers.iter().zip(&self.grads.layers).zip(&self.state).enumerate() {
             let state = [st[0].iter().map(|s| to_f64(s)).collect(), st[1].iter().map(|s| to_f64(s)).collect()];
