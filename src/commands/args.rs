@@ -208,7 +208,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub force: bool,
     /// Continue the run in DIR from its checkpoint (after Ctrl-C, a crash, or to extend it
-    /// with --epochs); only --epochs, --max-steps, --data, --adapter and --quiet may be given.
+    /// with --epochs); only --epochs, --max-steps, --data, --adapter, --threads and --quiet may be
+    /// given.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "force"])]
     pub resume: Option<PathBuf>,
     /// Print only errors.

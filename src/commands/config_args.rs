@@ -107,6 +107,10 @@ pub struct ConfigArgs {
     /// GPU: stream the training set in chunks instead of keeping it on the device.
     #[arg(long)]
     pub stream: bool,
+    /// CPU f32: threads for the matrix products (default: every core); the results are the
+    /// same bytes whatever the number.
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 fn parse<T: std::str::FromStr<Err = anyhow::Error> + serde::Serialize>(s: &str) -> Result<Value> {
@@ -229,14 +233,17 @@ impl ConfigArgs {
         if self.stream {
             set(&["backend", "stream"], json!(true));
         }
+        if let Some(t) = self.threads {
+            set(&["backend", "threads"], json!(t));
+        }
         Ok(v)
     }
 
     /// The flags given that would change the training of a resumed run: everything but
-    /// `--epochs`, `--max-steps`, `--data` and `--adapter`. Read from `overrides()`, so a new
-    /// configuration flag is refused with `--resume` until it is added to the allowed list.
+    /// `--epochs`, `--max-steps`, `--data`, `--adapter` and `--threads`. Read from `overrides()`,
+    /// so a new configuration flag is refused with `--resume` until it is added to the allowed list.
     pub fn flags_changing_the_maths(&self) -> Result<Vec<String>> {
-        const ALLOWED: [&str; 4] = ["training.epochs", "training.max_steps", "data.dir", "backend.adapter"];
+        const ALLOWED: [&str; 5] = ["training.epochs", "training.max_steps", "data.dir", "backend.adapter", "backend.threads"];
         let mut flags = Vec::new();
         if self.preset.is_some() {
             flags.push("--preset".to_string());

@@ -5,7 +5,7 @@
 use crate::core::backend::Backend;
 use crate::core::config::{BackendKind, Config, Precision};
 use crate::core::run_data::{self, RunData};
-use crate::cpu::{FastBackend, ReferenceBackend};
+use crate::cpu::{FastBackend, ReferenceBackend, all_cores};
 use crate::gpu::GpuBackend;
 use crate::report::console::Console;
 use anyhow::Result;
@@ -58,11 +58,14 @@ pub fn gpu_or_cpu<T>(cfg: &Config, console: &Console, open: impl FnOnce() -> Res
     }
 }
 
-/// The CPU backend of `cfg`'s precision.
+/// The CPU backend of `cfg`'s precision (f32 on `backend.threads` cores, else all).
 pub fn cpu_backend(cfg: &Config) -> (Box<dyn Backend>, Engine) {
     match cfg.backend.precision {
         Precision::F64 => (Box::new(ReferenceBackend::new(&cfg.model, &cfg.optimizer)), Engine::CpuF64),
-        Precision::F32 => (Box::new(FastBackend::new(&cfg.model, &cfg.optimizer)), Engine::CpuF32),
+        Precision::F32 => {
+            let threads = cfg.backend.threads.unwrap_or_else(all_cores);
+            (Box::new(FastBackend::with_threads(&cfg.model, &cfg.optimizer, threads)), Engine::CpuF32)
+        }
     }
 }
 

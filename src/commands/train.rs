@@ -94,7 +94,7 @@ pub fn train_with(cfg: &Config, out: Option<PathBuf>, force: bool, ctl: Controls
 }
 
 /// Flags that may accompany `--resume`: they change neither the steps nor their maths.
-const RESUME_FLAGS: &str = "--epochs, --max-steps, --data, --adapter and --quiet";
+const RESUME_FLAGS: &str = "--epochs, --max-steps, --data, --adapter, --threads and --quiet";
 
 /// `gpu-nn train --resume DIR`: continues the run in DIR from its checkpoint, with the same
 /// batches, learning rates and optimiser state it would have had without the interruption.

@@ -161,6 +161,9 @@ pub struct BackendConfig {
     pub adapter: Option<String>,
     /// GPU: stream the training set in chunks instead of keeping it resident.
     pub stream: bool,
+    /// CPU f32: cores the matrix products use (unset: all). Results do not depend on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<usize>,
 }
 
 impl Default for Config {
@@ -189,7 +192,7 @@ impl Default for Config {
                 max_steps: None,
                 early_stop: None,
             },
-            backend: BackendConfig { kind: BackendKind::Auto, precision: Precision::F32, adapter: None, stream: false },
+            backend: BackendConfig { kind: BackendKind::Auto, precision: Precision::F32, adapter: None, stream: false, threads: None },
         }
     }
 }
@@ -285,7 +288,7 @@ impl Config {
         c.training.epochs = 0;
         c.training.max_steps = None;
         c.training.early_stop = None;
-        c.backend = BackendConfig { kind: BackendKind::Auto, precision: Precision::F32, adapter: None, stream: false };
+        c.backend = BackendConfig { kind: BackendKind::Auto, precision: Precision::F32, adapter: None, stream: false, threads: None };
         c
     }
 
@@ -306,6 +309,9 @@ impl Config {
             if self.data.val_split == 0 {
                 bail!("--early-stop {p} watches the validation loss, but there is no validation set; add --val-split N");
             }
+        }
+        if self.backend.threads == Some(0) {
+            bail!("--threads 0: the CPU needs at least 1 thread (leave it out to use every core)");
         }
         if self.backend.kind == BackendKind::Gpu && self.backend.precision == Precision::F64 {
             bail!("--precision f64 is only available on the CPU backend (the GPU computes in f32); use --backend cpu");

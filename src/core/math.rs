@@ -24,6 +24,19 @@ pub trait Real: Float + FromPrimitive + Sum + Default + Debug + Send + Sync + 's
         a: &[Self], rsa: usize, csa: usize,
         b: &[Self], rsb: usize, csb: usize,
         beta: Self, c: &mut [Self], rsc: usize,
+    ) {
+        Self::gemm_threads(1, m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc)
+    }
+
+    /// `gemm` on up to `threads` cores. The result does not depend on `threads`: work is split
+    /// by blocks of C, and every element sums its products in one fixed order.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_threads(
+        threads: usize,
+        m: usize, k: usize, n: usize, alpha: Self,
+        a: &[Self], rsa: usize, csa: usize,
+        b: &[Self], rsb: usize, csb: usize,
+        beta: Self, c: &mut [Self], rsc: usize,
     );
 }
 
@@ -53,26 +66,37 @@ fn check_extent(len: usize, rows: usize, cols: usize, rs: usize, cs: usize) {
     }
 }
 
+/// The reference is the plain triple loop on one core, whatever `threads` says.
 impl Real for f64 {
     const NAME: &'static str = "f64";
-    fn gemm(m: usize, k: usize, n: usize, alpha: f64, a: &[f64], rsa: usize, csa: usize, b: &[f64], rsb: usize, csb: usize, beta: f64, c: &mut [f64], rsc: usize) {
+    fn gemm_threads(_threads: usize, m: usize, k: usize, n: usize, alpha: f64, a: &[f64], rsa: usize, csa: usize, b: &[f64], rsb: usize, csb: usize, beta: f64, c: &mut [f64], rsc: usize) {
         gemm_reference(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc)
     }
 }
 
+/// Multiply-adds (m·k·n) from which a product is split over threads. Below it, waking a
+/// second core costs more than it saves (measured on seed001's 64×784×128: slower on two).
+pub const PARALLEL_MIN_WORK: usize = 1 << 24;
+
+/// The fast path: the `gemm` crate's packed AVX2/AVX-512/NEON kernels, split over rayon's
+/// threads by blocks of C for products of at least `PARALLEL_MIN_WORK` multiply-adds.
 impl Real for f32 {
     const NAME: &'static str = "f32";
-    fn gemm(m: usize, k: usize, n: usize, alpha: f32, a: &[f32], rsa: usize, csa: usize, b: &[f32], rsb: usize, csb: usize, beta: f32, c: &mut [f32], rsc: usize) {
+    fn gemm_threads(threads: usize, m: usize, k: usize, n: usize, alpha: f32, a: &[f32], rsa: usize, csa: usize, b: &[f32], rsb: usize, csb: usize, beta: f32, c: &mut [f32], rsc: usize) {
         check_extent(a.len(), m, k, rsa, csa);
         check_extent(b.len(), k, n, rsb, csb);
         check_extent(c.len(), m, n, rsc, 1);
+        let big = m.saturating_mul(k).saturating_mul(n) >= PARALLEL_MIN_WORK;
+        let par = if threads > 1 && big { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
         // SAFETY: the extents of all three operands were checked against their slices above.
+        // gemm's scalars are the other way round: dst = alpha·dst + beta·lhs·rhs.
         unsafe {
-            matrixmultiply::sgemm(
-                m, k, n, alpha,
-                a.as_ptr(), rsa as isize, csa as isize,
-                b.as_ptr(), rsb as isize, csb as isize,
-                beta, c.as_mut_ptr(), rsc as isize, 1,
+            gemm::gemm(
+                m, n, k,
+                c.as_mut_ptr(), 1, rsc as isize, beta != 0.0,
+                a.as_ptr(), csa as isize, rsa as isize,
+                b.as_ptr(), csb as isize, rsb as isize,
+                beta, alpha, false, false, false, par,
             )
         }
     }

@@ -1,7 +1,8 @@
 //! The CPU backend, generic over the float type:
 //! - `CpuBackend<f64>` is the reference: the textbook matrix product (`math::gemm_reference`)
 //!   and each step of backpropagation as one equation, to be read against the maths;
-//! - `CpuBackend<f32>` is the fast path: the same equations with `matrixmultiply`'s GEMM.
+//! - `CpuBackend<f32>` is the fast path: the same equations with the `gemm` crate's kernels on
+//!   every core (`--threads`), bit-identical whatever the number of threads.
 //!
 //! Inputs are converted once per attached split (`inputs`); the workspaces grow to the largest
 //! pass and are reused, so full-batch steps and evaluation chunks run at memory speed.
@@ -52,10 +53,23 @@ pub struct CpuBackend<T: Real> {
     a: Vec<Vec<T>>,
     z: Vec<Vec<T>>,
     delta: Vec<Vec<T>>,
+    /// Cores the matrix products may use (`Real::gemm_threads`; the results do not depend on it).
+    threads: usize,
+}
+
+/// Every core the machine has.
+pub fn all_cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
 impl<T: Real> CpuBackend<T> {
+    /// A backend whose products use every core (the f64 reference always computes on one).
     pub fn new(spec: &ModelSpec, opt: &OptimizerSpec) -> Self {
+        Self::with_threads(spec, opt, all_cores())
+    }
+
+    /// A backend whose products use up to `threads` cores.
+    pub fn with_threads(spec: &ModelSpec, opt: &OptimizerSpec, threads: usize) -> Self {
         let zeros = Params::zeros(spec).map(T::of);
         let mut b = CpuBackend {
             spec: spec.clone(),
@@ -70,6 +84,7 @@ impl<T: Real> CpuBackend<T> {
             a: Vec::new(),
             z: Vec::new(),
             delta: Vec::new(),
+            threads: threads.max(1),
         };
         b.reset_state();
         b
@@ -100,6 +115,7 @@ impl<T: Real> CpuBackend<T> {
 
     /// Z_l = A_{l−1}·W_lᵀ + b_l;  A_l = f_l(Z_l), for every layer, on `rows` samples `x`.
     fn forward(&mut self, rows: usize, x: &[T]) {
+        let threads = self.threads;
         for l in 1..self.spec.layers.len() {
             let (n_in, n_out) = self.spec.layer_dims(l - 1);
             let p = &self.params.layers[l - 1];
@@ -110,7 +126,7 @@ impl<T: Real> CpuBackend<T> {
                 z[r * n_out..(r + 1) * n_out].copy_from_slice(&p.bias);
             }
             // Z += A_{l−1} [rows×in] · Wᵀ [in×out]   (Wᵀ read through strides: rs = 1, cs = in)
-            T::gemm(rows, n_in, n_out, T::one(), input, n_in, 1, &p.weight, 1, n_in, T::one(), z, n_out);
+            T::gemm_threads(threads, rows, n_in, n_out, T::one(), input, n_in, 1, &p.weight, 1, n_in, T::one(), z, n_out);
             let act = self.spec.activations[l - 1];
             for r in 0..rows {
                 let s = r * n_out..(r + 1) * n_out;
@@ -154,7 +170,7 @@ impl<T: Real> CpuBackend<T> {
             let g = &mut self.grads.layers[l - 1];
             let input = if l == 1 { x } else { &self.a[l - 1][..rows * n_in] };
             // ∂W [out×in] = s · δᵀ [out×rows] · A_{l−1} [rows×in]   (δᵀ through strides: rs = 1, cs = out)
-            T::gemm(n_out, rows, n_in, scale, &self.delta[l][..rows * n_out], 1, n_out, input, n_in, 1, T::zero(), &mut g.weight, n_in);
+            T::gemm_threads(self.threads, n_out, rows, n_in, scale, &self.delta[l][..rows * n_out], 1, n_out, input, n_in, 1, T::zero(), &mut g.weight, n_in);
             for (o, gb) in g.bias.iter_mut().enumerate() {
                 *gb = scale * (0..rows).map(|r| self.delta[l][r * n_out + o]).sum::<T>();
             }
@@ -163,7 +179,7 @@ impl<T: Real> CpuBackend<T> {
                 let (lo, hi) = self.delta.split_at_mut(l);
                 let w = &self.params.layers[l - 1].weight;
                 let d_prev = &mut lo[l - 1][..rows * n_in];
-                T::gemm(rows, n_out, n_in, T::one(), &hi[0][..rows * n_out], n_out, 1, w, n_in, 1, T::zero(), d_prev, n_in);
+                T::gemm_threads(self.threads, rows, n_out, n_in, T::one(), &hi[0][..rows * n_out], n_out, 1, w, n_in, 1, T::zero(), d_prev, n_in);
                 let act = self.spec.activations[l - 2];
                 for ((d, &z), &a) in d_prev.iter_mut().zip(&self.z[l - 1]).zip(&self.a[l - 1]) {
                     *d = *d * math::activation_derivative(act, z, a);
@@ -224,7 +240,7 @@ impl<T: Real> Backend for CpuBackend<T> {
         if T::NAME == "f64" {
             "cpu f64 reference".into()
         } else {
-            "cpu f32 (matrixmultiply GEMM)".into()
+            format!("cpu f32 (gemm, {} thread{})", self.threads, if self.threads == 1 { "" } else { "s" })
         }
     }
 

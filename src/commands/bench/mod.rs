@@ -13,7 +13,7 @@ use crate::core::backend::{Backend, Split};
 use crate::core::config::{Config, preset_json};
 use crate::core::model::ModelSpec;
 use crate::core::run_data::RunData;
-use crate::cpu::FastBackend;
+use crate::cpu::{FastBackend, all_cores};
 use crate::gpu::GpuBackend;
 use crate::report::console::Console;
 use anyhow::Result;
@@ -97,9 +97,22 @@ pub struct CaseResult {
     pub batch: usize,
     pub steps: usize,
     pub repeats: usize,
+    /// The CPU on one thread, then on `--threads` (default every core) when that is more,
+    /// then the GPU.
     pub rows: Vec<BackendRow>,
-    /// GPU samples/s over CPU samples/s.
+    /// GPU samples/s over the CPU's on every thread.
     pub gpu_over_cpu: Option<f64>,
+}
+
+impl CaseResult {
+    /// The CPU row with the most threads.
+    pub fn cpu(&self) -> &BackendRow {
+        self.rows.iter().rfind(|r| r.dispatches_per_step.is_none()).expect("a CPU row")
+    }
+    /// The GPU row, if the GPU ran.
+    pub fn gpu(&self) -> Option<&BackendRow> {
+        self.rows.iter().find(|r| r.dispatches_per_step.is_some())
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -133,17 +146,20 @@ pub fn run_case(name: &str, cfg: &Config, data: &RunData, steps: usize, repeats:
     let samples = (steps * batch) as f64;
     let mut rows = Vec::new();
 
-    let mut cpu = FastBackend::new(&cfg.model, &cfg.optimizer);
-    cpu.set_params(&params)?;
-    cpu.attach(Split::Train, data.train.clone())?;
-    let t = time_backend(&mut cpu, &order, batch, steps, repeats, cfg.optimizer.lr)?;
-    rows.push(BackendRow {
-        backend: cpu.describe(),
-        samples_per_sec: samples / t,
-        ms_per_step: 1e3 * t / steps as f64,
-        gflops: flops * samples / t / 1e9,
-        ..Default::default()
-    });
+    let threads = cfg.backend.threads.unwrap_or_else(all_cores);
+    for t in if threads > 1 { vec![1, threads] } else { vec![1] } {
+        let mut cpu = FastBackend::with_threads(&cfg.model, &cfg.optimizer, t);
+        cpu.set_params(&params)?;
+        cpu.attach(Split::Train, data.train.clone())?;
+        let t = time_backend(&mut cpu, &order, batch, steps, repeats, cfg.optimizer.lr)?;
+        rows.push(BackendRow {
+            backend: cpu.describe(),
+            samples_per_sec: samples / t,
+            ms_per_step: 1e3 * t / steps as f64,
+            gflops: flops * samples / t / 1e9,
+            ..Default::default()
+        });
+    }
 
     if with_gpu {
         let mut gpu = GpuBackend::new(&cfg.model, &cfg.optimizer, batch, adapter, cfg.backend.stream, true)?;
@@ -170,8 +186,9 @@ pub fn run_case(name: &str, cfg: &Config, data: &RunData, steps: usize, repeats:
             submissions_per_step: Some((gpu.submissions - s0) as f64 / runs),
         });
     }
-    let gpu_over_cpu = (rows.len() == 2).then(|| rows[1].samples_per_sec / rows[0].samples_per_sec);
-    Ok(CaseResult { case: name.into(), layers: cfg.model.layers.clone(), batch, steps, repeats, rows, gpu_over_cpu })
+    let mut r = CaseResult { case: name.into(), layers: cfg.model.layers.clone(), batch, steps, repeats, rows, gpu_over_cpu: None };
+    r.gpu_over_cpu = r.gpu().map(|g| g.samples_per_sec / r.cpu().samples_per_sec);
+    Ok(r)
 }
 
 pub fn print(results: &[CaseResult]) {

@@ -69,10 +69,10 @@ pub fn run_scaling(data: &RunData, steps: usize, repeats: usize, adapter: Option
             sweep: sweep.into(),
             batch,
             width,
-            cpu_ms_per_step: r.rows[0].ms_per_step,
-            gpu_ms_per_step: r.rows.get(1).map(|g| g.ms_per_step),
-            cpu_samples_per_sec: r.rows[0].samples_per_sec,
-            gpu_samples_per_sec: r.rows.get(1).map(|g| g.samples_per_sec),
+            cpu_ms_per_step: r.cpu().ms_per_step,
+            gpu_ms_per_step: r.gpu().map(|g| g.ms_per_step),
+            cpu_samples_per_sec: r.cpu().samples_per_sec,
+            gpu_samples_per_sec: r.gpu().map(|g| g.samples_per_sec),
         });
     }
     Ok(rows)
