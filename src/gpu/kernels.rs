@@ -44,7 +44,7 @@ pub struct GatherDims {
     pub _pad: [u32; 2],
 }
 
-/// `MatmulDims` in matmul.wgsl.
+/// `MatmulDims` in common.wgsl (shared by matmul.wgsl and matmul_vec4.wgsl).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub struct MatmulDims {
