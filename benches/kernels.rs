@@ -19,8 +19,7 @@
 use gpu_nn::core::backend::{Backend, Split};
 use gpu_nn::data::Dataset;
 use gpu_nn::gpu::context::is_software;
-use gpu_nn::gpu::trainer::Matmul;
-use gpu_nn::gpu::{Gpu, GpuBackend, KernelConfig};
+use gpu_nn::gpu::{Gpu, GpuBackend, KernelConfig, Matmul};
 use gpu_nn::core::init::{Init, initialize};
 use gpu_nn::core::model::{Activation, Loss, ModelSpec, Reduction};
 use gpu_nn::core::optim::{OptimizerKind, OptimizerSpec};

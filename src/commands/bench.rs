@@ -174,8 +174,7 @@ pub fn print(results: &[CaseResult]) {
 
 // ---- `gpu-nn bench --kernels`: each matmul variant against the CPU GEMM -------------------
 
-use crate::gpu::trainer::Matmul;
-use crate::gpu::{Gpu, KernelConfig};
+use crate::gpu::{Gpu, KernelConfig, Matmul};
 use crate::core::math::Real;
 
 /// The shapes (M×K×N) training seed001 uses, then 512×784×512 and 1024³, per kernel.

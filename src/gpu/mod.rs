@@ -10,5 +10,6 @@ pub mod matmul_vec4;
 pub mod trainer;
 
 pub use context::{Gpu, list_adapters, select_adapter};
+pub use kernels::Matmul;
 pub use matmul_vec4::KernelConfig;
 pub use trainer::GpuBackend;

@@ -13,7 +13,7 @@
 //! weight gradients accumulate before the single update.
 
 use super::context::{Gpu, is_software};
-use super::kernels::{GatherDims, Kernel, Kernels, LossDims, MatmulDims, OptimDims, StepUniform};
+use super::kernels::{GatherDims, Kernels, LossDims, Matmul, MatmulDims, OptimDims, StepUniform, bind};
 use super::matmul_vec4::KernelConfig;
 use crate::core::backend::{Backend, EvalResult, Split, StepStats, StepTrace, check_attach, check_optimizer_state};
 use crate::data::{Dataset, Pixels};
@@ -51,14 +51,6 @@ struct StreamSlot {
     images: wgpu::Buffer,
     labels: wgpu::Buffer,
     bind_group: wgpu::BindGroup,
-}
-
-/// The three matrix products of a layer (in this order in `GpuBackend::vec4`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Matmul {
-    Forward,
-    BackwardData,
-    WeightGrad,
 }
 
 /// One micro-batch to encode.
@@ -778,22 +770,6 @@ impl GpuBackend {
     fn train_source(&self) -> Source {
         if self.resident.contains_key(&Split::Train) { Source::Resident(Split::Train, true) } else { Source::Stream(0) }
     }
-}
-
-fn bind(gpu: &Gpu, k: &Kernel, dims: &wgpu::Buffer, steps: &wgpu::Buffer, storage: &[&wgpu::Buffer]) -> wgpu::BindGroup {
-fn uniform(binding: u32, buf: &wgpu::Buffer, size: u64) -> wgpu::BindGroupEntry<'_> {
-        wgpu::BindGroupEntry {
-            binding,
-            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: buf, offset: 0, size: wgpu::BufferSize::new(size) }),
-        }
-    }
-    // the dims struct of every kernel is at most 48 bytes
-    let mut entries = vec![uniform(0, dims, 48), uniform(1, steps, std::mem::size_of::<StepUniform>() as u64)];
-    let _ = k.name;
-    for (i, b) in storage.iter().enumerate() {
-        entries.push(wgpu::BindGroupEntry { binding: 2 + i as u32, resource: b.as_entire_binding() });
-    }
-    gpu.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(k.name), layout: &k.layout, entries: &entries })
 }
 
 /// Maps a MAP_READ buffer after the queue's work and returns its first `len` bytes.
