@@ -5,11 +5,13 @@
 //! - `trainer`: the `Backend` implementation and its host-side scheduler.
 
 pub mod context;
+mod instrument;
 pub mod kernels;
 pub mod matmul_vec4;
 pub mod trainer;
 
 pub use context::{Gpu, list_adapters, select_adapter};
+pub use instrument::{Counters, HostTiming};
 pub use kernels::Matmul;
 pub use matmul_vec4::KernelConfig;
 pub use trainer::GpuBackend;

@@ -13,6 +13,7 @@
 //! weight gradients accumulate before the single update.
 
 use super::context::{Gpu, is_software};
+use super::instrument::{Counters, time_dispatches};
 use super::kernels::{GatherDims, Kernels, LossDims, Matmul, MatmulDims, OptimDims, StepUniform, bind};
 use super::matmul_vec4::KernelConfig;
 use crate::core::backend::{Backend, EvalResult, Split, StepStats, StepTrace, check_attach, check_optimizer_state};
@@ -104,23 +105,7 @@ pub struct GpuBackend {
     stream_cap: usize,
     force_stream: bool,
     step: u64,
-    /// Dispatches, submissions and host-clock time so far (for benchmarks).
-    pub dispatches: u64,
-    pub submissions: u64,
-    pub timing: HostTiming,
-}
-
-/// Where the host's time goes, measured with host clocks around the scheduler's phases.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct HostTiming {
-    /// Writing step uniforms, index lists and streamed samples.
-    pub upload: std::time::Duration,
-    /// Recording the compute pass.
-    pub encode: std::time::Duration,
-    /// From submission until the results are ready (the device computing).
-    pub compute: std::time::Duration,
-    /// Copying results out of mapped memory.
-    pub readback: std::time::Duration,
+    counters: Counters,
 }
 
 fn storage(gpu: &Gpu, label: &str, bytes: usize) -> wgpu::Buffer {
@@ -278,9 +263,7 @@ impl GpuBackend {
             stream_cap: 0,
             force_stream: stream,
             step: 0,
-            dispatches: 0,
-            submissions: 0,
-            timing: HostTiming::default(),
+            counters: Counters::default(),
         };
         b.write_static_dims();
         b.gpu.check("setting up the GPU backend")?;
@@ -316,6 +299,10 @@ impl GpuBackend {
     /// The matmul kernels in use.
     pub fn kernel_config(&self) -> KernelConfig {
         self.k.config
+    }
+    /// Dispatches, submissions and host-clock time so far (for benchmarks).
+    pub fn counters(&self) -> Counters {
+        self.counters
     }
     /// Whether layer `i` (0-based weight layer) runs `kind` with a vec4 kernel.
     pub fn uses_vec4(&self, i: usize, kind: Matmul) -> bool {
@@ -581,7 +568,7 @@ impl GpuBackend {
                 self.gpu.queue.write_buffer(&self.stream_slots[slot].images, 0, bytemuck::cast_slice(&words));
                 self.gpu.queue.write_buffer(&self.stream_slots[slot].labels, 0, bytemuck::cast_slice(&labels));
             }
-            self.timing.upload += t_upload.elapsed();
+            self.counters.timing.upload += t_upload.elapsed();
             let t_encode = std::time::Instant::now();
             let mut enc = self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("steps") });
             {
@@ -601,13 +588,13 @@ impl GpuBackend {
             enc.copy_buffer_to_buffer(&self.row_loss, 0, &readback, 0, 4 * rows as u64);
             enc.copy_buffer_to_buffer(&self.row_pred, 0, &readback, 4 * rows as u64, 4 * rows as u64);
             let cmd = enc.finish();
-            self.timing.encode += t_encode.elapsed();
+            self.counters.timing.encode += t_encode.elapsed();
             let t_compute = std::time::Instant::now();
             self.gpu.queue.submit([cmd]);
-            self.submissions += 1;
+            self.counters.submissions += 1;
             let (bytes, copy) = map_read_timed(&self.gpu, &readback, 8 * rows as u64)?;
-            self.timing.compute += t_compute.elapsed() - copy;
-            self.timing.readback += copy;
+            self.counters.timing.compute += t_compute.elapsed() - copy;
+            self.counters.timing.readback += copy;
             let (l, p) = bytes.split_at(4 * rows);
             losses.extend_from_slice(bytemuck::cast_slice::<u8, f32>(l));
             preds.extend_from_slice(bytemuck::cast_slice::<u8, u32>(p));
@@ -665,7 +652,7 @@ impl GpuBackend {
                 dispatches += 1;
             }
         }
-        self.dispatches += dispatches;
+        self.counters.dispatches += dispatches;
         Ok(())
     }
 
@@ -709,23 +696,9 @@ impl GpuBackend {
         }
         let entry = StepUniform { rows: rows as u32, scale: 1.0, train: 1, ..Default::default() };
         self.gpu.queue.write_buffer(&self.steps, 0, bytemuck::bytes_of(&entry));
-        let run = |n: usize| -> Result<f64> {
-            let mut enc = self.gpu.device.create_command_encoder(&Default::default());
-            {
-                let mut pass = enc.begin_compute_pass(&Default::default());
-                for _ in 0..n {
-                    self.dispatch_matmul(&mut pass, kind, l, rows, 0);
-                }
-            }
-            let t = std::time::Instant::now();
-            self.gpu.queue.submit([enc.finish()]);
-            self.gpu.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| anyhow::anyhow!("GPU error: {e}"))?;
-            Ok(t.elapsed().as_secs_f64())
-        };
-        run(2)?;
-        let secs = run(reps.max(1))?;
+        let per = time_dispatches(&self.gpu, reps, |pass| self.dispatch_matmul(pass, kind, l, rows, 0))?;
         self.gpu.check("timing a matmul")?;
-        Ok(secs / reps.max(1) as f64)
+        Ok(per)
     }
 
     fn read_f32(&self, buf: &wgpu::Buffer, offset: usize, len: usize) -> Result<Vec<f32>> {
