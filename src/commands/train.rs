@@ -54,7 +54,8 @@ pub fn make_engine(cfg: &Config, batch: usize, quiet: bool) -> Result<(Box<dyn B
         }
     };
     let gpu = || -> Result<(Box<dyn Backend>, Engine)> {
-        let b = GpuBackend::new(&cfg.model, &cfg.optimizer, batch, cfg.backend.adapter.as_deref(), cfg.backend.stream, quiet)?;
+        let mut b = GpuBackend::new(&cfg.model, &cfg.optimizer, batch, cfg.backend.adapter.as_deref(), cfg.backend.stream, quiet)?;
+        b.lose_device_at_step(std::env::var("GPU_NN_TEST_LOSE_DEVICE_AT_STEP").ok().and_then(|v| v.parse().ok())); // moved to commands::setup
         Ok((Box::new(b), Engine::Gpu))
     };
     match cfg.backend.kind {

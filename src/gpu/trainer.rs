@@ -106,6 +106,7 @@ pub struct GpuBackend {
     force_stream: bool,
     step: u64,
     counters: Counters,
+    lose_device_at: Option<u64>,
 }
 
 fn storage(gpu: &Gpu, label: &str, bytes: usize) -> wgpu::Buffer {
@@ -264,6 +265,7 @@ impl GpuBackend {
             force_stream: stream,
             step: 0,
             counters: Counters::default(),
+            lose_device_at: None,
         };
         b.write_static_dims();
         b.gpu.check("setting up the GPU backend")?;
@@ -288,6 +290,13 @@ impl GpuBackend {
         let bad = vec![u32::MAX; (self.row_pred.size() / 4) as usize];
         self.gpu.queue.write_buffer(&self.row_pred, 0, bytemuck::cast_slice(&bad));
         self.gpu.check("poisoning buffers")
+    }
+
+    /// Testing aid: destroys the device at the start of the first `train_steps` call made once
+    /// the run has taken `step` steps (None: never), to exercise the path a real device loss
+    /// (driver reset, GPU unplugged) takes.
+    pub fn lose_device_at_step(&mut self, step: Option<u64>) {
+        self.lose_device_at = step;
     }
 
     pub fn gpu(&self) -> &Gpu {
@@ -867,9 +876,7 @@ impl Backend for GpuBackend {
     }
 
     fn train_steps(&mut self, indices: &[u32], batch_size: usize, lrs: &[f64]) -> Result<StepStats> {
-        // Testing aid: lose the device once the run has taken N steps, to exercise the path a
-        // real device loss (driver reset, GPU unplugged) takes.
-        if let Some(n) = std::env::var("GPU_NN_TEST_LOSE_DEVICE_AT_STEP").ok().and_then(|v| v.parse::<u64>().ok()) {
+        if let Some(n) = self.lose_device_at {
             if self.step >= n {
                 self.gpu.device.destroy();
             }
