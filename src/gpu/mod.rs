@@ -7,6 +7,7 @@
 pub mod context;
 mod instrument;
 pub mod kernels;
+mod layout;
 pub mod matmul_vec4;
 pub mod trainer;
 

@@ -3,33 +3,22 @@
 //! one submission. Per step the host writes nothing but a 48-byte uniform entry (batch position,
 //! learning rate, Adam's bias corrections); per-sample losses and predictions stay on the device
 //! until a progress update or the epoch end reads them back.
-//!
-//! Buffers: `acts`, `pre`, `dlt` hold A_l, Z_l and δ_l of every layer (layer l at `layer_off[l]`,
-//! rows × n_l); `params`, `grads` and `state` hold every tensor at `param_off`, in the order of
-//! `Params::flat()`, so the optimiser updates the whole model in one dispatch. Every offset is a
-//! multiple of 4 floats, so the vec4 kernels can view the buffers as `array<vec4<f32>>`; the
-//! gaps this leaves in params/grads/state are zero and stay zero under every update rule.
+//! Where everything sits in the buffers is `layout::Layout`.
 //! A step whose batch exceeds `rows_cap` (full-batch training) runs as micro-batches whose
 //! weight gradients accumulate before the single update.
 
 use super::context::{Gpu, is_software};
 use super::instrument::{Counters, time_dispatches};
-use super::kernels::{GatherDims, Kernels, LossDims, Matmul, MatmulDims, OptimDims, StepUniform, bind};
+use super::kernels::{GatherDims, Kernels, Matmul, StepUniform, bind};
+use super::layout::{Layout, MAX_ENTRIES, max_binding};
 use super::matmul_vec4::KernelConfig;
 use crate::core::backend::{Backend, EvalResult, Split, StepStats, StepTrace, check_attach, check_optimizer_state};
 use crate::data::{Dataset, Pixels};
-use crate::core::model::{LayerParams, ModelSpec, Params};
+use crate::core::model::{ModelSpec, Params};
 use crate::core::optim::{OptimState, OptimizerSpec};
 use anyhow::{Context, Result, bail};
 use std::collections::HashMap;
 use std::sync::Arc;
-
-/// Step-uniform entries per submission.
-const MAX_ENTRIES: usize = 1024;
-/// Upper bound on the rows of one micro-batch (also the evaluation chunk).
-const MAX_ROWS: usize = 8192;
-/// Dims entries: per layer forward, backward_data, weight_grad; loss; optimiser; gather slots.
-const GATHER_SLOTS: usize = 5;
 
 /// Where the samples of a micro-batch come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,13 +59,7 @@ pub struct GpuBackend {
     k: Kernels,
     spec: ModelSpec,
     opt: OptimizerSpec,
-    rows_cap: usize,
-    layer_off: Vec<usize>,
-    /// (weight offset, bias offset) of each layer in params/grads/state.
-    param_off: Vec<(usize, usize)>,
-    /// Floats in params and grads, and per slot of the optimiser state: the tensors at
-    /// `param_off` and the zero gaps that align them.
-    param_len: usize,
+    layout: Layout,
     /// Per weight layer: whether forward, backward_data, weight_grad (indexed by `Matmul as
     /// usize`) use the vec4 kernels.
     vec4: Vec<[bool; 3]>,
@@ -89,7 +72,6 @@ pub struct GpuBackend {
     batch_labels: wgpu::Buffer,
     dims: wgpu::Buffer,
     steps: wgpu::Buffer,
-    align: usize,
     matmul_bg: wgpu::BindGroup,
     update_bg: wgpu::BindGroup,
     // per-sample statistics and the index list, grown on demand
@@ -145,53 +127,13 @@ impl GpuBackend {
     /// not. Two backends with the same rows take the same micro-batches, so one of them can
     /// train the other's batch size with identical results (`gpu-nn sweep` relies on it).
     pub fn rows_cap_for(gpu: &Gpu, spec: &ModelSpec, batch: usize) -> usize {
-        let lim = &gpu.limits;
-        let max_bind = (lim.max_storage_buffer_binding_size as u64).min(lim.max_buffer_size) as usize;
-        let widths: usize = spec.layers.iter().sum();
-        batch.max(1024).min(MAX_ROWS).min(max_bind / (4 * widths))
+        Layout::rows_cap_for(spec, batch, &gpu.limits)
     }
 
     /// With the given matmul kernels (tests and benchmarks compare the variants).
     pub fn with_config(gpu: Gpu, spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, stream: bool, config: KernelConfig) -> Result<Self> {
         let k = Kernels::new(&gpu, config)?;
-        let lim = &gpu.limits;
-        let max_bind = (lim.max_storage_buffer_binding_size as u64).min(lim.max_buffer_size) as usize;
-        let widths: usize = spec.layers.iter().sum();
-        // rows of one micro-batch: the batch (or the evaluation chunk) if it fits the binding limit
-        let fit = max_bind / (4 * widths);
-        if fit == 0 {
-            bail!(
-                "the model's layer widths sum to {widths} values per sample, {} bytes, more than the adapter's max_storage_buffer_binding_size of {max_bind} bytes",
-                4 * widths
-            );
-        }
-        let rows_cap = Self::rows_cap_for(&gpu, spec, batch);
-        // every tensor starts at a multiple of 4 floats (the vec4 kernels index in vec4s)
-        let align4 = |x: usize| x.next_multiple_of(4);
-        let mut layer_off = Vec::new();
-        let mut acc = 0;
-        for &n in &spec.layers {
-            layer_off.push(acc);
-            acc += align4(rows_cap * n);
-        }
-        let mut param_off = Vec::new();
-        let mut p = 0;
-        for i in 0..spec.num_layers() {
-            let (n_in, n_out) = spec.layer_dims(i);
-            let b = align4(p + n_in * n_out);
-            param_off.push((p, b));
-            p = align4(b + n_out);
-        }
-        let param_len = p;
-        let n_params = spec.num_params();
-        let state_len = param_len * opt.kind.state_slots();
-        if 4 * param_len > max_bind || 4 * state_len > max_bind {
-            bail!(
-                "the model has {n_params} parameters ({} bytes{}); the adapter's max_storage_buffer_binding_size is {max_bind} bytes",
-                4 * param_len,
-                if state_len > param_len { format!(", {} bytes of Adam state", 4 * state_len) } else { String::new() }
-            );
-        }
+        let layout = Layout::new(spec, opt, batch, &gpu.limits)?;
         // per layer, the vec4 kernels where their shape conditions hold (matmul_vec4.wgsl)
         let vec4 = (0..spec.num_layers())
             .map(|i| {
@@ -200,20 +142,17 @@ impl GpuBackend {
                 [config.vec4 && n_in % 4 == 0, config.vec4 && both, config.vec4 && both]
             })
             .collect();
-        let params = storage(&gpu, "params", 4 * param_len);
-        let grads = storage(&gpu, "grads", 4 * param_len);
-        let state = storage(&gpu, "optimizer state", 4 * state_len);
-        let acts = storage(&gpu, "activations", 4 * acc);
-        let pre = storage(&gpu, "pre-activations", 4 * acc);
-        let dlt = storage(&gpu, "deltas", 4 * acc);
-        let batch_labels = storage(&gpu, "batch labels", 4 * rows_cap);
-        // dims and step entries are bound with dynamic offsets, as uniform or storage buffers
-        // (ParamBlocks in kernels.rs)
-        let align = lim.min_uniform_buffer_offset_alignment.max(lim.min_storage_buffer_offset_alignment).max(64) as usize;
-        let n_dims = 3 * spec.num_layers() + 2 + GATHER_SLOTS;
+        let params = storage(&gpu, "params", 4 * layout.param_len());
+        let grads = storage(&gpu, "grads", 4 * layout.param_len());
+        let state = storage(&gpu, "optimizer state", 4 * layout.state_len());
+        let acts = storage(&gpu, "activations", 4 * layout.acts_len());
+        let pre = storage(&gpu, "pre-activations", 4 * layout.acts_len());
+        let dlt = storage(&gpu, "deltas", 4 * layout.acts_len());
+        let batch_labels = storage(&gpu, "batch labels", 4 * layout.rows_cap());
+        let align = layout.align();
         let dims = gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("dims"),
-            size: (n_dims * align) as u64,
+            size: (layout.dims_slots() * align) as u64,
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
@@ -235,10 +174,7 @@ impl GpuBackend {
             k,
             spec: spec.clone(),
             opt: opt.clone(),
-            rows_cap,
-            layer_off,
-            param_off,
-            param_len,
+            layout,
             vec4,
             params,
             grads,
@@ -249,7 +185,6 @@ impl GpuBackend {
             batch_labels,
             dims,
             steps,
-            align,
             matmul_bg,
             update_bg,
             stats_cap,
@@ -283,7 +218,7 @@ impl GpuBackend {
         // over them too, and zero parameters with zero gradients stay zero)
         for i in 0..self.spec.num_layers() {
             let (n_in, n_out) = self.spec.layer_dims(i);
-            let (w, b) = self.param_off[i];
+            let (w, b) = self.layout.param_off(i);
             self.write_f32(&self.grads, w, &vec![f64::NAN; n_in * n_out]);
             self.write_f32(&self.grads, b, &vec![f64::NAN; n_out]);
         }
@@ -303,7 +238,7 @@ impl GpuBackend {
         &self.gpu
     }
     pub fn rows_cap(&self) -> usize {
-        self.rows_cap
+        self.layout.rows_cap()
     }
     /// The matmul kernels in use.
     pub fn kernel_config(&self) -> KernelConfig {
@@ -318,72 +253,13 @@ impl GpuBackend {
         self.vec4[i][kind as usize]
     }
 
-    // dims slot numbering
-    fn fwd_slot(&self, l: usize) -> usize {
-        l - 1
-    }
-    fn bwd_slot(&self, l: usize) -> usize {
-        self.spec.num_layers() + l - 1
-    }
-    fn wg_slot(&self, l: usize) -> usize {
-        2 * self.spec.num_layers() + l - 1
-    }
-    fn loss_slot(&self) -> usize {
-        3 * self.spec.num_layers()
-    }
-    fn opt_slot(&self) -> usize {
-        3 * self.spec.num_layers() + 1
-    }
-    fn gather_slot(&self, i: usize) -> usize {
-        3 * self.spec.num_layers() + 2 + i
-    }
-
     fn write_dims<T: bytemuck::Pod>(&self, slot: usize, v: &T) {
-        self.gpu.queue.write_buffer(&self.dims, (slot * self.align) as u64, bytemuck::bytes_of(v));
+        self.gpu.queue.write_buffer(&self.dims, (slot * self.layout.align()) as u64, bytemuck::bytes_of(v));
     }
 
     fn write_static_dims(&mut self) {
-        let s = &self.spec;
-        for l in 1..s.layers.len() {
-            let (n_in, n_out) = s.layer_dims(l - 1);
-            let (w, b) = self.param_off[l - 1];
-            let act = s.activations[l - 1].code();
-            self.write_dims(self.fwd_slot(l), &MatmulDims {
-                m: 0, n: n_out as u32, k: n_in as u32,
-                a_off: self.layer_off[l - 1] as u32, b_off: w as u32, c_off: self.layer_off[l] as u32,
-                bias_off: b as u32, act,
-            });
-            if l > 1 {
-                self.write_dims(self.bwd_slot(l), &MatmulDims {
-                    m: 0, n: n_in as u32, k: n_out as u32,
-                    a_off: self.layer_off[l] as u32, b_off: w as u32, c_off: self.layer_off[l - 1] as u32,
-                    bias_off: 0, act: s.activations[l - 2].code(),
-                });
-            }
-            self.write_dims(self.wg_slot(l), &MatmulDims {
-                m: n_out as u32, n: n_in as u32, k: 0,
-                a_off: self.layer_off[l] as u32, b_off: self.layer_off[l - 1] as u32, c_off: w as u32,
-                bias_off: b as u32, act: 0,
-            });
-        }
-        let last = s.layers.len() - 1;
-        self.write_dims(self.loss_slot(), &LossDims {
-            n: s.output_size() as u32, off: self.layer_off[last] as u32,
-            act: s.output_activation().code(), loss: s.loss.code(),
-        });
-        let o = &self.opt;
-        self.write_dims(self.opt_slot(), &OptimDims {
-            count: self.param_len as u32,
-            kind: o.kind.code(),
-            momentum: o.momentum as f32,
-            beta1: o.beta1 as f32,
-            beta2: o.beta2 as f32,
-            epsilon: o.epsilon as f32,
-            weight_decay: o.weight_decay as f32,
-            one_minus_beta1: (1.0 - o.beta1) as f32,
-            one_minus_beta2: (1.0 - o.beta2) as f32,
-            _pad: [0; 2],
-        });
+        let align = self.layout.align();
+        self.layout.static_dims(&self.spec, &self.opt, |slot, bytes| self.gpu.queue.write_buffer(&self.dims, (slot * align) as u64, bytes));
     }
 
     /// Grows the per-sample statistics and index buffers to hold `n` entries.
@@ -463,7 +339,7 @@ impl GpuBackend {
         let l: Vec<u32> = data.labels.iter().map(|&x| x as u32).collect();
         self.gpu.queue.write_buffer(&labels, 0, bytemuck::cast_slice(&l));
         let bind_group = bind(&self.gpu, &self.k.gather, &self.dims, &self.steps, &[&images, &labels, &self.index, &self.acts, &self.batch_labels]);
-        self.write_dims(self.gather_slot(slot), &GatherDims {
+        self.write_dims(self.layout.gather_slot(slot), &GatherDims {
             len: data.sample_len as u32,
             words: Self::words(&data) as u32,
             is_bytes: matches!(data.pixels, Pixels::U8(_)) as u32,
@@ -481,14 +357,14 @@ impl GpuBackend {
         if !self.stream_slots.is_empty() {
             return;
         }
-        self.stream_cap = self.rows_cap.max(4096);
+        self.stream_cap = self.layout.rows_cap().max(4096);
         for _ in 0..2 {
             let images = storage(&self.gpu, "stream images", 4 * Self::words(data) * self.stream_cap);
             let labels = storage(&self.gpu, "stream labels", 4 * self.stream_cap);
             let bind_group = bind(&self.gpu, &self.k.gather, &self.dims, &self.steps, &[&images, &labels, &self.index, &self.acts, &self.batch_labels]);
             self.stream_slots.push(StreamSlot { images, labels, bind_group });
         }
-        self.write_dims(self.gather_slot(3), &GatherDims {
+        self.write_dims(self.layout.gather_slot(3), &GatherDims {
             len: data.sample_len as u32,
             words: Self::words(data) as u32,
             is_bytes: matches!(data.pixels, Pixels::U8(_)) as u32,
@@ -562,9 +438,9 @@ impl GpuBackend {
                 stat += e.rows;
                 entries.push(e);
             }
-            let mut bytes = vec![0u8; entries.len() * self.align];
+            let mut bytes = vec![0u8; entries.len() * self.layout.align()];
             for (n, e) in entries.iter().enumerate() {
-                bytes[n * self.align..n * self.align + std::mem::size_of::<StepUniform>()].copy_from_slice(bytemuck::bytes_of(e));
+                bytes[n * self.layout.align()..n * self.layout.align() + std::mem::size_of::<StepUniform>()].copy_from_slice(bytemuck::bytes_of(e));
             }
             self.gpu.queue.write_buffer(&self.steps, 0, &bytes);
             if let Some(base) = idx_base {
@@ -583,7 +459,7 @@ impl GpuBackend {
             {
                 let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("steps"), timestamp_writes: None });
                 for (n, m) in micros[i..j].iter().enumerate() {
-                    let eoff = (n * self.align) as u32;
+                    let eoff = (n * self.layout.align()) as u32;
                     let rows = m.entry.rows as usize;
                     self.encode_micro(&mut pass, m, eoff, rows, slot)?;
                 }
@@ -615,16 +491,16 @@ impl GpuBackend {
 
     fn encode_micro(&mut self, pass: &mut wgpu::ComputePass, m: &Micro, eoff: u32, rows: usize, slot: usize) -> Result<()> {
         let s = &self.spec;
-        let a = self.align as u32;
+        let a = self.layout.align() as u32;
         // gather
         let (bg, dslot, words) = match m.source {
             Source::Resident(split, _) => {
                 let r = &self.resident[&split];
-                (&r.bind_group, self.gather_slot(r.dims_slot), Self::words(&r.data))
+                (&r.bind_group, self.layout.gather_slot(r.dims_slot), Self::words(&r.data))
             }
             Source::Stream(_) => {
                 let d = self.streamed.values().next().context("stream slot without data")?;
-                (&self.stream_slots[slot].bind_group, self.gather_slot(3), Self::words(d))
+                (&self.stream_slots[slot].bind_group, self.layout.gather_slot(3), Self::words(d))
             }
         };
         pass.set_pipeline(&self.k.gather.pipeline);
@@ -639,7 +515,7 @@ impl GpuBackend {
         }
         // output layer: loss, prediction, δ_L
         pass.set_pipeline(&self.k.output_layer.pipeline);
-        pass.set_bind_group(0, &self.loss_bg, &[self.loss_slot() as u32 * a, eoff]);
+        pass.set_bind_group(0, &self.loss_bg, &[self.layout.loss_slot() as u32 * a, eoff]);
         let (gx, gy) = grid(groups(rows, 64));
         pass.dispatch_workgroups(gx, gy, 1);
         dispatches += 1;
@@ -654,9 +530,9 @@ impl GpuBackend {
             }
             if m.update {
                 pass.set_pipeline(&self.k.update.pipeline);
-                pass.set_bind_group(0, &self.update_bg, &[self.opt_slot() as u32 * a, eoff]);
+                pass.set_bind_group(0, &self.update_bg, &[self.layout.opt_slot() as u32 * a, eoff]);
                 // one thread per vec4 of parameters (param_len is a multiple of 4)
-                let (gx, gy) = grid(groups(self.param_len / 4, 256));
+                let (gx, gy) = grid(groups(self.layout.param_len() / 4, 256));
                 pass.dispatch_workgroups(gx, gy, 1);
                 dispatches += 1;
             }
@@ -670,9 +546,9 @@ impl GpuBackend {
     fn dispatch_matmul(&self, pass: &mut wgpu::ComputePass, kind: Matmul, l: usize, rows: usize, eoff: u32) {
         let (n_in, n_out) = self.spec.layer_dims(l - 1);
         let (slot, kernel, vec4) = match kind {
-            Matmul::Forward => (self.fwd_slot(l), &self.k.forward, &self.k.forward4),
-            Matmul::BackwardData => (self.bwd_slot(l), &self.k.backward_data, &self.k.backward_data4),
-            Matmul::WeightGrad => (self.wg_slot(l), &self.k.weight_grad, &self.k.weight_grad4),
+            Matmul::Forward => (self.layout.fwd_slot(l), &self.k.forward, &self.k.forward4),
+            Matmul::BackwardData => (self.layout.bwd_slot(l), &self.k.backward_data, &self.k.backward_data4),
+            Matmul::WeightGrad => (self.layout.wg_slot(l), &self.k.weight_grad, &self.k.weight_grad4),
         };
         // output rows × columns; the scalar weight_grad has the bias as an extra column
         let (out_rows, out_cols) = match kind {
@@ -680,7 +556,7 @@ impl GpuBackend {
             Matmul::BackwardData => (rows, n_in),
             Matmul::WeightGrad => (n_out, n_in),
         };
-        pass.set_bind_group(0, &self.matmul_bg, &[slot as u32 * self.align as u32, eoff]);
+        pass.set_bind_group(0, &self.matmul_bg, &[slot as u32 * self.layout.align() as u32, eoff]);
         match vec4.as_ref().filter(|_| self.vec4[l - 1][kind as usize]) {
             Some(v) => {
                 pass.set_pipeline(&v.kernel.pipeline);
@@ -700,7 +576,7 @@ impl GpuBackend {
     /// (at most `rows_cap`), timed over `reps` dispatches in one submission after a warm-up
     /// that compiles the kernel. Operands are whatever the buffers hold; for benchmarks.
     pub fn time_matmul(&mut self, kind: Matmul, l: usize, rows: usize, reps: usize) -> Result<f64> {
-        if rows == 0 || rows > self.rows_cap || l == 0 || l >= self.spec.layers.len() || (kind == Matmul::BackwardData && l < 2) {
+        if rows == 0 || rows > self.layout.rows_cap() || l == 0 || l >= self.spec.layers.len() || (kind == Matmul::BackwardData && l < 2) {
             bail!("time_matmul: no {kind:?} of layer {l} on {rows} rows");
         }
         let entry = StepUniform { rows: rows as u32, scale: 1.0, train: 1, ..Default::default() };
@@ -787,63 +663,26 @@ impl Backend for GpuBackend {
 
     fn set_params(&mut self, params: &Params) -> Result<()> {
         params.check_shapes(&self.spec, "parameters")?;
-        // each tensor at its aligned offset, zeros in the gaps
-        let mut flat = vec![0.0; self.param_len];
-        for (l, &(w, b)) in params.layers.iter().zip(&self.param_off) {
-            flat[w..w + l.weight.len()].copy_from_slice(&l.weight);
-            flat[b..b + l.bias.len()].copy_from_slice(&l.bias);
-        }
-        self.write_f32(&self.params, 0, &flat);
-        let zeros = vec![0.0; self.param_len * self.opt.kind.state_slots()];
+        self.write_f32(&self.params, 0, &self.layout.flatten_params(params));
+        let zeros = vec![0.0; self.layout.state_len()];
         self.write_f32(&self.state, 0, &zeros);
         self.step = 0;
         self.gpu.check("uploading parameters")
     }
 
     fn params(&mut self) -> Result<Params> {
-        let v = self.read_f32(&self.params, 0, self.param_len)?;
-        Ok(Params {
-            layers: (0..self.spec.num_layers())
-                .map(|i| {
-                    let (n_in, n_out) = self.spec.layer_dims(i);
-                    let (w, b) = self.param_off[i];
-                    LayerParams {
-                        weight: v[w..w + n_in * n_out].iter().map(|&x| x as f64).collect(),
-                        bias: v[b..b + n_out].iter().map(|&x| x as f64).collect(),
-                    }
-                })
-                .collect(),
-        })
+        let v = self.read_f32(&self.params, 0, self.layout.param_len())?;
+        Ok(self.layout.params_of(&v))
     }
 
     fn optimizer_state(&mut self) -> Result<OptimState> {
-        let slots = self.opt.kind.state_slots();
-        let v = self.read_f32(&self.state, 0, self.param_len * slots)?;
-        let mut st = OptimState { step: self.step, slots: Vec::new() };
-        for i in 0..self.spec.num_layers() {
-            let (n_in, n_out) = self.spec.layer_dims(i);
-            let (w, b) = self.param_off[i];
-            let take = |off: usize, len: usize| -> Vec<Vec<f64>> {
-                (0..slots).map(|s| v[s * self.param_len + off..s * self.param_len + off + len].iter().map(|&x| x as f64).collect()).collect()
-            };
-            st.slots.push([take(w, n_in * n_out), take(b, n_out)]);
-        }
-        Ok(st)
+        let v = self.read_f32(&self.state, 0, self.layout.state_len())?;
+        Ok(self.layout.state_of(&v, self.step))
     }
 
     fn set_optimizer_state(&mut self, st: &OptimState) -> Result<()> {
         check_optimizer_state(&self.spec, self.opt.kind, st)?;
-        let slots = self.opt.kind.state_slots();
-        let mut flat = vec![0.0; self.param_len * slots];
-        for (i, [w, b]) in st.slots.iter().enumerate() {
-            let (wo, bo) = self.param_off[i];
-            let n = self.param_len;
-            for s in 0..slots {
-                flat[s * n + wo..s * n + wo + w[s].len()].copy_from_slice(&w[s]);
-                flat[s * n + bo..s * n + bo + b[s].len()].copy_from_slice(&b[s]);
-            }
-        }
-        self.write_f32(&self.state, 0, &flat);
+        self.write_f32(&self.state, 0, &self.layout.flatten_state(st));
         self.step = st.step;
         Ok(())
     }
@@ -851,8 +690,7 @@ impl Backend for GpuBackend {
     fn attach(&mut self, split: Split, data: Arc<Dataset>) -> Result<()> {
         check_attach(&self.spec, &data)?;
         let bytes = 4 * Self::words(&data) * data.len();
-        let lim = &self.gpu.limits;
-        let max_bind = (lim.max_storage_buffer_binding_size as u64).min(lim.max_buffer_size) as usize;
+        let max_bind = max_binding(&self.gpu.limits);
         let fits = bytes <= max_bind && 4 * data.len() <= max_bind;
         self.ensure_stats(data.len().min(1 << 22));
         if fits && !(self.force_stream && split == Split::Train) {
@@ -893,7 +731,7 @@ impl Backend for GpuBackend {
             self.step += 1;
             let mut done = 0;
             while done < batch {
-                let rows = self.rows_cap.min(batch - done);
+                let rows = self.layout.rows_cap().min(batch - done);
                 let mut e = self.step_entry(rows, batch, lr, self.step, done > 0);
                 e.use_index = matches!(source, Source::Resident(_, true)) as u32;
                 micros.push(Micro { source, entry: e, update: done + rows == batch, samples_lo: pos + done, samples_hi: pos + done + rows });
@@ -918,7 +756,7 @@ impl Backend for GpuBackend {
         let mut micros = Vec::new();
         let mut lo = 0;
         while lo < n {
-            let rows = self.rows_cap.min(n - lo);
+            let rows = self.layout.rows_cap().min(n - lo);
             let e = StepUniform { idx_offset: lo as u32, rows: rows as u32, ..Default::default() };
             micros.push(Micro { source, entry: e, update: false, samples_lo: lo, samples_hi: lo + rows });
             lo += rows;
@@ -934,24 +772,22 @@ impl Backend for GpuBackend {
     }
 
     fn trace_step(&mut self, indices: &[u32], lr: f64) -> Result<StepTrace> {
-        if indices.len() > self.rows_cap {
-            bail!("trace_step: a batch of {} exceeds one micro-batch ({} rows)", indices.len(), self.rows_cap);
+        if indices.len() > self.layout.rows_cap() {
+            bail!("trace_step: a batch of {} exceeds one micro-batch ({} rows)", indices.len(), self.layout.rows_cap());
         }
         self.train_steps(indices, indices.len(), &[lr])?;
         let rows = indices.len();
         let mut t = StepTrace::default();
         for l in 1..self.spec.layers.len() {
-            let (off, n) = (self.layer_off[l], self.spec.layers[l]);
+            let (off, n) = (self.layout.layer_off(l), self.spec.layers[l]);
             let read = |buf| -> Result<Vec<f64>> { Ok(self.read_f32(buf, off, rows * n)?.into_iter().map(f64::from).collect()) };
             t.push_layer(l, read(&self.pre)?, read(&self.acts)?, read(&self.dlt)?);
         }
-        let grads = self.read_f32(&self.grads, 0, self.param_len)?;
+        let grads = self.read_f32(&self.grads, 0, self.layout.param_len())?;
         let params = self.params()?;
         let state = self.optimizer_state()?;
         for i in 0..self.spec.num_layers() {
-            let (n_in, n_out) = self.spec.layer_dims(i);
-            let (w, b) = self.param_off[i];
-            let grad = [grads[w..w + n_in * n_out].iter().map(|&x| x as f64).collect(), grads[b..b + n_out].iter().map(|&x| x as f64).collect()];
+            let grad = self.layout.tensors(&grads, i);
             let param = [params.layers[i].weight.clone(), params.layers[i].bias.clone()];
             t.push_tensors(i, grad, param, &state.slots[i]);
         }
