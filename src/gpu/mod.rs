@@ -5,6 +5,7 @@
 //! - `trainer`: the `Backend` implementation and its host-side scheduler.
 
 pub mod context;
+mod device;
 mod instrument;
 pub mod kernels;
 mod layout;

@@ -3,13 +3,14 @@
 //! one submission. Per step the host writes nothing but a 48-byte uniform entry (batch position,
 //! learning rate, Adam's bias corrections); per-sample losses and predictions stay on the device
 //! until a progress update or the epoch end reads them back.
-//! Where everything sits in the buffers is `layout::Layout`.
+//! The model's buffers are `device::Device`; where everything sits in them is `layout::Layout`.
 //! A step whose batch exceeds `rows_cap` (full-batch training) runs as micro-batches whose
 //! weight gradients accumulate before the single update.
 
 use super::context::{Gpu, is_software};
+use super::device::{Device, map_read_timed, storage};
 use super::instrument::{Counters, time_dispatches};
-use super::kernels::{GatherDims, Kernels, Matmul, StepUniform, bind};
+use super::kernels::{GatherDims, Matmul, StepUniform, bind};
 use super::layout::{Layout, MAX_ENTRIES, max_binding};
 use super::matmul_vec4::KernelConfig;
 use crate::core::backend::{Backend, EvalResult, Split, StepStats, StepTrace, check_attach, check_optimizer_state};
@@ -55,25 +56,7 @@ struct Micro {
 }
 
 pub struct GpuBackend {
-    gpu: Gpu,
-    k: Kernels,
-    spec: ModelSpec,
-    opt: OptimizerSpec,
-    layout: Layout,
-    /// Per weight layer: whether forward, backward_data, weight_grad (indexed by `Matmul as
-    /// usize`) use the vec4 kernels.
-    vec4: Vec<[bool; 3]>,
-    params: wgpu::Buffer,
-    grads: wgpu::Buffer,
-    state: wgpu::Buffer,
-    acts: wgpu::Buffer,
-    pre: wgpu::Buffer,
-    dlt: wgpu::Buffer,
-    batch_labels: wgpu::Buffer,
-    dims: wgpu::Buffer,
-    steps: wgpu::Buffer,
-    matmul_bg: wgpu::BindGroup,
-    update_bg: wgpu::BindGroup,
+    dev: Device,
     // per-sample statistics and the index list, grown on demand
     stats_cap: usize,
     row_loss: wgpu::Buffer,
@@ -89,15 +72,6 @@ pub struct GpuBackend {
     step: u64,
     counters: Counters,
     lose_device_at: Option<u64>,
-}
-
-fn storage(gpu: &Gpu, label: &str, bytes: usize) -> wgpu::Buffer {
-    gpu.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some(label),
-        size: (bytes.max(16) as u64).next_multiple_of(16),
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
-        mapped_at_creation: false,
-    })
 }
 
 fn groups(n: usize, per: usize) -> u32 {
@@ -132,61 +106,14 @@ impl GpuBackend {
 
     /// With the given matmul kernels (tests and benchmarks compare the variants).
     pub fn with_config(gpu: Gpu, spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, stream: bool, config: KernelConfig) -> Result<Self> {
-        let k = Kernels::new(&gpu, config)?;
-        let layout = Layout::new(spec, opt, batch, &gpu.limits)?;
-        // per layer, the vec4 kernels where their shape conditions hold (matmul_vec4.wgsl)
-        let vec4 = (0..spec.num_layers())
-            .map(|i| {
-                let (n_in, n_out) = spec.layer_dims(i);
-                let both = n_in % 4 == 0 && n_out % 4 == 0;
-                [config.vec4 && n_in % 4 == 0, config.vec4 && both, config.vec4 && both]
-            })
-            .collect();
-        let params = storage(&gpu, "params", 4 * layout.param_len());
-        let grads = storage(&gpu, "grads", 4 * layout.param_len());
-        let state = storage(&gpu, "optimizer state", 4 * layout.state_len());
-        let acts = storage(&gpu, "activations", 4 * layout.acts_len());
-        let pre = storage(&gpu, "pre-activations", 4 * layout.acts_len());
-        let dlt = storage(&gpu, "deltas", 4 * layout.acts_len());
-        let batch_labels = storage(&gpu, "batch labels", 4 * layout.rows_cap());
-        let align = layout.align();
-        let dims = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("dims"),
-            size: (layout.dims_slots() * align) as u64,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let steps = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("steps"),
-            size: (MAX_ENTRIES * align) as u64,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let matmul_bg = bind(&gpu, &k.forward, &dims, &steps, &[&acts, &pre, &dlt, &params, &grads]);
-        let update_bg = bind(&gpu, &k.update, &dims, &steps, &[&params, &grads, &state]);
+        let dev = Device::new(gpu, spec, opt, batch, config)?;
         let stats_cap = 1024;
-        let row_loss = storage(&gpu, "row loss", 4 * stats_cap);
-        let row_pred = storage(&gpu, "row pred", 4 * stats_cap);
-        let loss_bg = bind(&gpu, &k.output_layer, &dims, &steps, &[&pre, &acts, &dlt, &batch_labels, &row_loss, &row_pred]);
-        let index = storage(&gpu, "index", 4 * 1024);
-        let mut b = GpuBackend {
-            gpu,
-            k,
-            spec: spec.clone(),
-            opt: opt.clone(),
-            layout,
-            vec4,
-            params,
-            grads,
-            state,
-            acts,
-            pre,
-            dlt,
-            batch_labels,
-            dims,
-            steps,
-            matmul_bg,
-            update_bg,
+        let row_loss = storage(&dev.gpu, "row loss", 4 * stats_cap);
+        let row_pred = storage(&dev.gpu, "row pred", 4 * stats_cap);
+        let loss_bg = bind(&dev.gpu, &dev.k.output_layer, &dev.dims, &dev.steps, &[&dev.pre, &dev.acts, &dev.dlt, &dev.batch_labels, &row_loss, &row_pred]);
+        let index = storage(&dev.gpu, "index", 4 * 1024);
+        let b = GpuBackend {
+            dev,
             stats_cap,
             row_loss,
             row_pred,
@@ -202,29 +129,29 @@ impl GpuBackend {
             counters: Counters::default(),
             lose_device_at: None,
         };
-        b.write_static_dims();
-        b.gpu.check("setting up the GPU backend")?;
+        b.dev.write_static_dims();
+        b.dev.gpu.check("setting up the GPU backend")?;
         Ok(b)
     }
 
     /// Fills every work buffer (activations, pre-activations, deltas, gradients, statistics)
     /// with NaN, so a test sees any element a kernel failed to write.
     pub fn poison(&mut self) -> Result<()> {
-        for buf in [&self.acts, &self.pre, &self.dlt, &self.row_loss] {
+        for buf in [&self.dev.acts, &self.dev.pre, &self.dev.dlt, &self.row_loss] {
             let nan = vec![f32::NAN; (buf.size() / 4) as usize];
-            self.gpu.queue.write_buffer(buf, 0, bytemuck::cast_slice(&nan));
+            self.dev.gpu.queue.write_buffer(buf, 0, bytemuck::cast_slice(&nan));
         }
         // gradients tensor by tensor: the alignment gaps must stay zero (the optimiser runs
         // over them too, and zero parameters with zero gradients stay zero)
-        for i in 0..self.spec.num_layers() {
-            let (n_in, n_out) = self.spec.layer_dims(i);
-            let (w, b) = self.layout.param_off(i);
-            self.write_f32(&self.grads, w, &vec![f64::NAN; n_in * n_out]);
-            self.write_f32(&self.grads, b, &vec![f64::NAN; n_out]);
+        for i in 0..self.dev.spec.num_layers() {
+            let (n_in, n_out) = self.dev.spec.layer_dims(i);
+            let (w, b) = self.dev.layout.param_off(i);
+            self.dev.write_f32(&self.dev.grads, w, &vec![f64::NAN; n_in * n_out]);
+            self.dev.write_f32(&self.dev.grads, b, &vec![f64::NAN; n_out]);
         }
         let bad = vec![u32::MAX; (self.row_pred.size() / 4) as usize];
-        self.gpu.queue.write_buffer(&self.row_pred, 0, bytemuck::cast_slice(&bad));
-        self.gpu.check("poisoning buffers")
+        self.dev.gpu.queue.write_buffer(&self.row_pred, 0, bytemuck::cast_slice(&bad));
+        self.dev.gpu.check("poisoning buffers")
     }
 
     /// Testing aid: destroys the device at the start of the first `train_steps` call made once
@@ -235,14 +162,14 @@ impl GpuBackend {
     }
 
     pub fn gpu(&self) -> &Gpu {
-        &self.gpu
+        &self.dev.gpu
     }
     pub fn rows_cap(&self) -> usize {
-        self.layout.rows_cap()
+        self.dev.layout.rows_cap()
     }
     /// The matmul kernels in use.
     pub fn kernel_config(&self) -> KernelConfig {
-        self.k.config
+        self.dev.k.config
     }
     /// Dispatches, submissions and host-clock time so far (for benchmarks).
     pub fn counters(&self) -> Counters {
@@ -250,30 +177,21 @@ impl GpuBackend {
     }
     /// Whether layer `i` (0-based weight layer) runs `kind` with a vec4 kernel.
     pub fn uses_vec4(&self, i: usize, kind: Matmul) -> bool {
-        self.vec4[i][kind as usize]
-    }
-
-    fn write_dims<T: bytemuck::Pod>(&self, slot: usize, v: &T) {
-        self.gpu.queue.write_buffer(&self.dims, (slot * self.layout.align()) as u64, bytemuck::bytes_of(v));
-    }
-
-    fn write_static_dims(&mut self) {
-        let align = self.layout.align();
-        self.layout.static_dims(&self.spec, &self.opt, |slot, bytes| self.gpu.queue.write_buffer(&self.dims, (slot * align) as u64, bytes));
+        self.dev.uses_vec4(i, kind)
     }
 
     /// Grows the per-sample statistics and index buffers to hold `n` entries.
     fn ensure_stats(&mut self, n: usize) {
         if n > self.stats_cap {
             self.stats_cap = n.next_power_of_two();
-            self.row_loss = storage(&self.gpu, "row loss", 4 * self.stats_cap);
-            self.row_pred = storage(&self.gpu, "row pred", 4 * self.stats_cap);
-            self.loss_bg = bind(&self.gpu, &self.k.output_layer, &self.dims, &self.steps,
-                &[&self.pre, &self.acts, &self.dlt, &self.batch_labels, &self.row_loss, &self.row_pred]);
+            self.row_loss = storage(&self.dev.gpu, "row loss", 4 * self.stats_cap);
+            self.row_pred = storage(&self.dev.gpu, "row pred", 4 * self.stats_cap);
+            self.loss_bg = bind(&self.dev.gpu, &self.dev.k.output_layer, &self.dev.dims, &self.dev.steps,
+                &[&self.dev.pre, &self.dev.acts, &self.dev.dlt, &self.dev.batch_labels, &self.row_loss, &self.row_pred]);
         }
         if n > self.index_cap {
             self.index_cap = n.next_power_of_two();
-            self.index = storage(&self.gpu, "index", 4 * self.index_cap);
+            self.index = storage(&self.dev.gpu, "index", 4 * self.index_cap);
             // the gather bind groups of resident splits reference the index buffer
             let splits: Vec<Split> = self.resident.keys().copied().collect();
             for s in splits {
@@ -284,7 +202,7 @@ impl GpuBackend {
             }
             for i in 0..self.stream_slots.len() {
                 let (img, lab) = (&self.stream_slots[i].images, &self.stream_slots[i].labels);
-                let bg = bind(&self.gpu, &self.k.gather, &self.dims, &self.steps, &[img, lab, &self.index, &self.acts, &self.batch_labels]);
+                let bg = bind(&self.dev.gpu, &self.dev.k.gather, &self.dev.dims, &self.dev.steps, &[img, lab, &self.index, &self.dev.acts, &self.dev.batch_labels]);
                 self.stream_slots[i].bind_group = bg;
             }
         }
@@ -332,20 +250,20 @@ impl GpuBackend {
     }
 
     fn upload(&mut self, split: Split, data: Arc<Dataset>, slot: usize) -> ResidentData {
-        let images = storage(&self.gpu, "images", 4 * Self::words(&data) * data.len());
+        let images = storage(&self.dev.gpu, "images", 4 * Self::words(&data) * data.len());
         let words = Self::pack(&data, 0..data.len());
-        self.gpu.queue.write_buffer(&images, 0, bytemuck::cast_slice(&words));
-        let labels = storage(&self.gpu, "labels", 4 * data.len());
+        self.dev.gpu.queue.write_buffer(&images, 0, bytemuck::cast_slice(&words));
+        let labels = storage(&self.dev.gpu, "labels", 4 * data.len());
         let l: Vec<u32> = data.labels.iter().map(|&x| x as u32).collect();
-        self.gpu.queue.write_buffer(&labels, 0, bytemuck::cast_slice(&l));
-        let bind_group = bind(&self.gpu, &self.k.gather, &self.dims, &self.steps, &[&images, &labels, &self.index, &self.acts, &self.batch_labels]);
-        self.write_dims(self.layout.gather_slot(slot), &GatherDims {
+        self.dev.gpu.queue.write_buffer(&labels, 0, bytemuck::cast_slice(&l));
+        let bind_group = bind(&self.dev.gpu, &self.dev.k.gather, &self.dev.dims, &self.dev.steps, &[&images, &labels, &self.index, &self.dev.acts, &self.dev.batch_labels]);
+        self.dev.write_dims(self.dev.layout.gather_slot(slot), &GatherDims {
             len: data.sample_len as u32,
             words: Self::words(&data) as u32,
             is_bytes: matches!(data.pixels, Pixels::U8(_)) as u32,
             x_off: 0,
-            mean: self.spec.input_norm.mean as f32,
-            std: self.spec.input_norm.std as f32,
+            mean: self.dev.spec.input_norm.mean as f32,
+            std: self.dev.spec.input_norm.std as f32,
             _pad: [0; 2],
         });
         let _ = split;
@@ -357,20 +275,20 @@ impl GpuBackend {
         if !self.stream_slots.is_empty() {
             return;
         }
-        self.stream_cap = self.layout.rows_cap().max(4096);
+        self.stream_cap = self.dev.layout.rows_cap().max(4096);
         for _ in 0..2 {
-            let images = storage(&self.gpu, "stream images", 4 * Self::words(data) * self.stream_cap);
-            let labels = storage(&self.gpu, "stream labels", 4 * self.stream_cap);
-            let bind_group = bind(&self.gpu, &self.k.gather, &self.dims, &self.steps, &[&images, &labels, &self.index, &self.acts, &self.batch_labels]);
+            let images = storage(&self.dev.gpu, "stream images", 4 * Self::words(data) * self.stream_cap);
+            let labels = storage(&self.dev.gpu, "stream labels", 4 * self.stream_cap);
+            let bind_group = bind(&self.dev.gpu, &self.dev.k.gather, &self.dev.dims, &self.dev.steps, &[&images, &labels, &self.index, &self.dev.acts, &self.dev.batch_labels]);
             self.stream_slots.push(StreamSlot { images, labels, bind_group });
         }
-        self.write_dims(self.layout.gather_slot(3), &GatherDims {
+        self.dev.write_dims(self.dev.layout.gather_slot(3), &GatherDims {
             len: data.sample_len as u32,
             words: Self::words(data) as u32,
             is_bytes: matches!(data.pixels, Pixels::U8(_)) as u32,
             x_off: 0,
-            mean: self.spec.input_norm.mean as f32,
-            std: self.spec.input_norm.std as f32,
+            mean: self.dev.spec.input_norm.mean as f32,
+            std: self.dev.spec.input_norm.std as f32,
             _pad: [0; 2],
         });
     }
@@ -438,33 +356,33 @@ impl GpuBackend {
                 stat += e.rows;
                 entries.push(e);
             }
-            let mut bytes = vec![0u8; entries.len() * self.layout.align()];
+            let mut bytes = vec![0u8; entries.len() * self.dev.layout.align()];
             for (n, e) in entries.iter().enumerate() {
-                bytes[n * self.layout.align()..n * self.layout.align() + std::mem::size_of::<StepUniform>()].copy_from_slice(bytemuck::bytes_of(e));
+                bytes[n * self.dev.layout.align()..n * self.dev.layout.align() + std::mem::size_of::<StepUniform>()].copy_from_slice(bytemuck::bytes_of(e));
             }
-            self.gpu.queue.write_buffer(&self.steps, 0, &bytes);
+            self.dev.gpu.queue.write_buffer(&self.dev.steps, 0, &bytes);
             if let Some(base) = idx_base {
                 let hi = micros[i..j].iter().filter(|m| matches!(m.source, Source::Resident(_, true))).map(|m| m.samples_hi).max().unwrap();
-                self.gpu.queue.write_buffer(&self.index, 0, bytemuck::cast_slice(&samples[base..hi]));
+                self.dev.gpu.queue.write_buffer(&self.index, 0, bytemuck::cast_slice(&samples[base..hi]));
             }
             if !stream_samples.is_empty() {
                 let words = Self::pack(&data, stream_samples.iter().copied());
                 let labels: Vec<u32> = stream_samples.iter().map(|&s| data.labels[s] as u32).collect();
-                self.gpu.queue.write_buffer(&self.stream_slots[slot].images, 0, bytemuck::cast_slice(&words));
-                self.gpu.queue.write_buffer(&self.stream_slots[slot].labels, 0, bytemuck::cast_slice(&labels));
+                self.dev.gpu.queue.write_buffer(&self.stream_slots[slot].images, 0, bytemuck::cast_slice(&words));
+                self.dev.gpu.queue.write_buffer(&self.stream_slots[slot].labels, 0, bytemuck::cast_slice(&labels));
             }
             self.counters.timing.upload += t_upload.elapsed();
             let t_encode = std::time::Instant::now();
-            let mut enc = self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("steps") });
+            let mut enc = self.dev.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("steps") });
             {
                 let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("steps"), timestamp_writes: None });
                 for (n, m) in micros[i..j].iter().enumerate() {
-                    let eoff = (n * self.layout.align()) as u32;
+                    let eoff = (n * self.dev.layout.align()) as u32;
                     let rows = m.entry.rows as usize;
                     self.encode_micro(&mut pass, m, eoff, rows, slot)?;
                 }
             }
-            let readback = self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            let readback = self.dev.gpu.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("stats readback"),
                 size: (8 * rows as u64).max(8),
                 usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
@@ -475,35 +393,35 @@ impl GpuBackend {
             let cmd = enc.finish();
             self.counters.timing.encode += t_encode.elapsed();
             let t_compute = std::time::Instant::now();
-            self.gpu.queue.submit([cmd]);
+            self.dev.gpu.queue.submit([cmd]);
             self.counters.submissions += 1;
-            let (bytes, copy) = map_read_timed(&self.gpu, &readback, 8 * rows as u64)?;
+            let (bytes, copy) = map_read_timed(&self.dev.gpu, &readback, 8 * rows as u64)?;
             self.counters.timing.compute += t_compute.elapsed() - copy;
             self.counters.timing.readback += copy;
             let (l, p) = bytes.split_at(4 * rows);
             losses.extend_from_slice(bytemuck::cast_slice::<u8, f32>(l));
             preds.extend_from_slice(bytemuck::cast_slice::<u8, u32>(p));
-            self.gpu.check("training")?;
+            self.dev.gpu.check("training")?;
             i = j;
         }
         Ok((losses, preds))
     }
 
     fn encode_micro(&mut self, pass: &mut wgpu::ComputePass, m: &Micro, eoff: u32, rows: usize, slot: usize) -> Result<()> {
-        let s = &self.spec;
-        let a = self.layout.align() as u32;
+        let s = &self.dev.spec;
+        let a = self.dev.layout.align() as u32;
         // gather
         let (bg, dslot, words) = match m.source {
             Source::Resident(split, _) => {
                 let r = &self.resident[&split];
-                (&r.bind_group, self.layout.gather_slot(r.dims_slot), Self::words(&r.data))
+                (&r.bind_group, self.dev.layout.gather_slot(r.dims_slot), Self::words(&r.data))
             }
             Source::Stream(_) => {
                 let d = self.streamed.values().next().context("stream slot without data")?;
-                (&self.stream_slots[slot].bind_group, self.layout.gather_slot(3), Self::words(d))
+                (&self.stream_slots[slot].bind_group, self.dev.layout.gather_slot(3), Self::words(d))
             }
         };
-        pass.set_pipeline(&self.k.gather.pipeline);
+        pass.set_pipeline(&self.dev.k.gather.pipeline);
         pass.set_bind_group(0, bg, &[dslot as u32 * a, eoff]);
         let (gy, gz) = grid(rows as u32);
         pass.dispatch_workgroups(groups(words, 64), gy, gz);
@@ -514,8 +432,8 @@ impl GpuBackend {
             dispatches += 1;
         }
         // output layer: loss, prediction, δ_L
-        pass.set_pipeline(&self.k.output_layer.pipeline);
-        pass.set_bind_group(0, &self.loss_bg, &[self.layout.loss_slot() as u32 * a, eoff]);
+        pass.set_pipeline(&self.dev.k.output_layer.pipeline);
+        pass.set_bind_group(0, &self.loss_bg, &[self.dev.layout.loss_slot() as u32 * a, eoff]);
         let (gx, gy) = grid(groups(rows, 64));
         pass.dispatch_workgroups(gx, gy, 1);
         dispatches += 1;
@@ -529,10 +447,10 @@ impl GpuBackend {
                 }
             }
             if m.update {
-                pass.set_pipeline(&self.k.update.pipeline);
-                pass.set_bind_group(0, &self.update_bg, &[self.layout.opt_slot() as u32 * a, eoff]);
+                pass.set_pipeline(&self.dev.k.update.pipeline);
+                pass.set_bind_group(0, &self.dev.update_bg, &[self.dev.layout.opt_slot() as u32 * a, eoff]);
                 // one thread per vec4 of parameters (param_len is a multiple of 4)
-                let (gx, gy) = grid(groups(self.layout.param_len() / 4, 256));
+                let (gx, gy) = grid(groups(self.dev.layout.param_len() / 4, 256));
                 pass.dispatch_workgroups(gx, gy, 1);
                 dispatches += 1;
             }
@@ -544,11 +462,11 @@ impl GpuBackend {
     /// Sets the pipeline, dims and grid of one matrix product of layer `l` (1-based) on `rows`
     /// samples: the vec4 kernel where the layer's shapes allow, else the scalar one.
     fn dispatch_matmul(&self, pass: &mut wgpu::ComputePass, kind: Matmul, l: usize, rows: usize, eoff: u32) {
-        let (n_in, n_out) = self.spec.layer_dims(l - 1);
+        let (n_in, n_out) = self.dev.spec.layer_dims(l - 1);
         let (slot, kernel, vec4) = match kind {
-            Matmul::Forward => (self.layout.fwd_slot(l), &self.k.forward, &self.k.forward4),
-            Matmul::BackwardData => (self.layout.bwd_slot(l), &self.k.backward_data, &self.k.backward_data4),
-            Matmul::WeightGrad => (self.layout.wg_slot(l), &self.k.weight_grad, &self.k.weight_grad4),
+            Matmul::Forward => (self.dev.layout.fwd_slot(l), &self.dev.k.forward, &self.dev.k.forward4),
+            Matmul::BackwardData => (self.dev.layout.bwd_slot(l), &self.dev.k.backward_data, &self.dev.k.backward_data4),
+            Matmul::WeightGrad => (self.dev.layout.wg_slot(l), &self.dev.k.weight_grad, &self.dev.k.weight_grad4),
         };
         // output rows × columns; the scalar weight_grad has the bias as an extra column
         let (out_rows, out_cols) = match kind {
@@ -556,8 +474,8 @@ impl GpuBackend {
             Matmul::BackwardData => (rows, n_in),
             Matmul::WeightGrad => (n_out, n_in),
         };
-        pass.set_bind_group(0, &self.matmul_bg, &[slot as u32 * self.layout.align() as u32, eoff]);
-        match vec4.as_ref().filter(|_| self.vec4[l - 1][kind as usize]) {
+        pass.set_bind_group(0, &self.dev.matmul_bg, &[slot as u32 * self.dev.layout.align() as u32, eoff]);
+        match vec4.as_ref().filter(|_| self.dev.uses_vec4(l - 1, kind)) {
             Some(v) => {
                 pass.set_pipeline(&v.kernel.pipeline);
                 let (gx, gy) = (groups(out_cols, v.tile.1 as usize), groups(out_rows, v.tile.0 as usize));
@@ -576,37 +494,14 @@ impl GpuBackend {
     /// (at most `rows_cap`), timed over `reps` dispatches in one submission after a warm-up
     /// that compiles the kernel. Operands are whatever the buffers hold; for benchmarks.
     pub fn time_matmul(&mut self, kind: Matmul, l: usize, rows: usize, reps: usize) -> Result<f64> {
-        if rows == 0 || rows > self.layout.rows_cap() || l == 0 || l >= self.spec.layers.len() || (kind == Matmul::BackwardData && l < 2) {
+        if rows == 0 || rows > self.dev.layout.rows_cap() || l == 0 || l >= self.dev.spec.layers.len() || (kind == Matmul::BackwardData && l < 2) {
             bail!("time_matmul: no {kind:?} of layer {l} on {rows} rows");
         }
         let entry = StepUniform { rows: rows as u32, scale: 1.0, train: 1, ..Default::default() };
-        self.gpu.queue.write_buffer(&self.steps, 0, bytemuck::bytes_of(&entry));
-        let per = time_dispatches(&self.gpu, reps, |pass| self.dispatch_matmul(pass, kind, l, rows, 0))?;
-        self.gpu.check("timing a matmul")?;
+        self.dev.gpu.queue.write_buffer(&self.dev.steps, 0, bytemuck::bytes_of(&entry));
+        let per = time_dispatches(&self.dev.gpu, reps, |pass| self.dispatch_matmul(pass, kind, l, rows, 0))?;
+        self.dev.gpu.check("timing a matmul")?;
         Ok(per)
-    }
-
-    fn read_f32(&self, buf: &wgpu::Buffer, offset: usize, len: usize) -> Result<Vec<f32>> {
-        if len == 0 {
-            return Ok(Vec::new());
-        }
-        let rb = self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size: 4 * len as u64,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut enc = self.gpu.device.create_command_encoder(&Default::default());
-        enc.copy_buffer_to_buffer(buf, 4 * offset as u64, &rb, 0, 4 * len as u64);
-        self.gpu.queue.submit([enc.finish()]);
-        let bytes = map_read(&self.gpu, &rb, 4 * len as u64)?;
-        self.gpu.check("reading back")?;
-        Ok(bytemuck::cast_slice(&bytes).to_vec())
-    }
-
-    fn write_f32(&self, buf: &wgpu::Buffer, offset: usize, v: &[f64]) {
-        let f: Vec<f32> = v.iter().map(|&x| x as f32).collect();
-        self.gpu.queue.write_buffer(buf, 4 * offset as u64, bytemuck::cast_slice(&f));
     }
 
     /// The per-step uniform for an optimiser step `t` (1-based).
@@ -615,10 +510,10 @@ impl GpuBackend {
         StepUniform {
             rows: rows as u32,
             accumulate: accumulate as u32,
-            scale: self.spec.reduction.scale(batch) as f32,
+            scale: self.dev.spec.reduction.scale(batch) as f32,
             lr: lr as f32,
-            c1: (1.0 - self.opt.beta1.powi(t)) as f32,
-            c2: (1.0 - self.opt.beta2.powi(t)) as f32,
+            c1: (1.0 - self.dev.opt.beta1.powi(t)) as f32,
+            c2: (1.0 - self.dev.opt.beta2.powi(t)) as f32,
             use_index: 1,
             train: 1,
             ..Default::default()
@@ -630,67 +525,41 @@ impl GpuBackend {
     }
 }
 
-/// Maps a MAP_READ buffer after the queue's work and returns its first `len` bytes.
-fn map_read(gpu: &Gpu, buf: &wgpu::Buffer, len: u64) -> Result<Vec<u8>> {
-    Ok(map_read_timed(gpu, buf, len)?.0)
-}
-
-/// `map_read`, also returning how long the copy out of mapped memory took.
-fn map_read_timed(gpu: &Gpu, buf: &wgpu::Buffer, len: u64) -> Result<(Vec<u8>, std::time::Duration)> {
-    let slice = buf.slice(0..len);
-    let (tx, rx) = std::sync::mpsc::channel();
-    slice.map_async(wgpu::MapMode::Read, move |r| {
-        let _ = tx.send(r);
-    });
-    // on failure, the device's own account (device lost, out of memory, validation) comes first
-    let polled = gpu.device.poll(wgpu::PollType::wait_indefinitely());
-    let mapped = rx.recv().context("GPU readback callback never ran");
-    if polled.is_err() || !matches!(mapped, Ok(Ok(()))) {
-        gpu.check("waiting for results")?;
-    }
-    polled.map_err(|e| anyhow::anyhow!("GPU error while waiting for results: {e}"))?;
-    mapped?.map_err(|e| anyhow::anyhow!("GPU error: cannot map the readback buffer: {e}"))?;
-    let t = std::time::Instant::now();
-    let out = slice.get_mapped_range().map_err(|e| anyhow::anyhow!("GPU readback: {e}"))?.to_vec();
-    buf.unmap();
-    Ok((out, t.elapsed()))
-}
-
 impl Backend for GpuBackend {
     fn describe(&self) -> String {
-        self.gpu.describe()
+        self.dev.gpu.describe()
     }
 
     fn set_params(&mut self, params: &Params) -> Result<()> {
-        params.check_shapes(&self.spec, "parameters")?;
-        self.write_f32(&self.params, 0, &self.layout.flatten_params(params));
-        let zeros = vec![0.0; self.layout.state_len()];
-        self.write_f32(&self.state, 0, &zeros);
+        params.check_shapes(&self.dev.spec, "parameters")?;
+        self.dev.write_f32(&self.dev.params, 0, &self.dev.layout.flatten_params(params));
+        let zeros = vec![0.0; self.dev.layout.state_len()];
+        self.dev.write_f32(&self.dev.state, 0, &zeros);
         self.step = 0;
-        self.gpu.check("uploading parameters")
+        self.dev.gpu.check("uploading parameters")
     }
 
     fn params(&mut self) -> Result<Params> {
-        let v = self.read_f32(&self.params, 0, self.layout.param_len())?;
-        Ok(self.layout.params_of(&v))
+        let v = self.dev.read_f32(&self.dev.params, 0, self.dev.layout.param_len())?;
+        Ok(self.dev.layout.params_of(&v))
     }
 
     fn optimizer_state(&mut self) -> Result<OptimState> {
-        let v = self.read_f32(&self.state, 0, self.layout.state_len())?;
-        Ok(self.layout.state_of(&v, self.step))
+        let v = self.dev.read_f32(&self.dev.state, 0, self.dev.layout.state_len())?;
+        Ok(self.dev.layout.state_of(&v, self.step))
     }
 
     fn set_optimizer_state(&mut self, st: &OptimState) -> Result<()> {
-        check_optimizer_state(&self.spec, self.opt.kind, st)?;
-        self.write_f32(&self.state, 0, &self.layout.flatten_state(st));
+        check_optimizer_state(&self.dev.spec, self.dev.opt.kind, st)?;
+        self.dev.write_f32(&self.dev.state, 0, &self.dev.layout.flatten_state(st));
         self.step = st.step;
         Ok(())
     }
 
     fn attach(&mut self, split: Split, data: Arc<Dataset>) -> Result<()> {
-        check_attach(&self.spec, &data)?;
+        check_attach(&self.dev.spec, &data)?;
         let bytes = 4 * Self::words(&data) * data.len();
-        let max_bind = max_binding(&self.gpu.limits);
+        let max_bind = max_binding(&self.dev.gpu.limits);
         let fits = bytes <= max_bind && 4 * data.len() <= max_bind;
         self.ensure_stats(data.len().min(1 << 22));
         if fits && !(self.force_stream && split == Split::Train) {
@@ -710,13 +579,13 @@ impl Backend for GpuBackend {
             self.ensure_stream_slots(&data);
             self.streamed.insert(split, data);
         }
-        self.gpu.check("uploading the dataset")
+        self.dev.gpu.check("uploading the dataset")
     }
 
     fn train_steps(&mut self, indices: &[u32], batch_size: usize, lrs: &[f64]) -> Result<StepStats> {
         if let Some(n) = self.lose_device_at {
             if self.step >= n {
-                self.gpu.device.destroy();
+                self.dev.gpu.device.destroy();
             }
         }
         let data = self.data_of(Split::Train)?;
@@ -731,7 +600,7 @@ impl Backend for GpuBackend {
             self.step += 1;
             let mut done = 0;
             while done < batch {
-                let rows = self.layout.rows_cap().min(batch - done);
+                let rows = self.dev.layout.rows_cap().min(batch - done);
                 let mut e = self.step_entry(rows, batch, lr, self.step, done > 0);
                 e.use_index = matches!(source, Source::Resident(_, true)) as u32;
                 micros.push(Micro { source, entry: e, update: done + rows == batch, samples_lo: pos + done, samples_hi: pos + done + rows });
@@ -756,7 +625,7 @@ impl Backend for GpuBackend {
         let mut micros = Vec::new();
         let mut lo = 0;
         while lo < n {
-            let rows = self.layout.rows_cap().min(n - lo);
+            let rows = self.dev.layout.rows_cap().min(n - lo);
             let e = StepUniform { idx_offset: lo as u32, rows: rows as u32, ..Default::default() };
             micros.push(Micro { source, entry: e, update: false, samples_lo: lo, samples_hi: lo + rows });
             lo += rows;
@@ -772,22 +641,22 @@ impl Backend for GpuBackend {
     }
 
     fn trace_step(&mut self, indices: &[u32], lr: f64) -> Result<StepTrace> {
-        if indices.len() > self.layout.rows_cap() {
-            bail!("trace_step: a batch of {} exceeds one micro-batch ({} rows)", indices.len(), self.layout.rows_cap());
+        if indices.len() > self.dev.layout.rows_cap() {
+            bail!("trace_step: a batch of {} exceeds one micro-batch ({} rows)", indices.len(), self.dev.layout.rows_cap());
         }
         self.train_steps(indices, indices.len(), &[lr])?;
         let rows = indices.len();
         let mut t = StepTrace::default();
-        for l in 1..self.spec.layers.len() {
-            let (off, n) = (self.layout.layer_off(l), self.spec.layers[l]);
-            let read = |buf| -> Result<Vec<f64>> { Ok(self.read_f32(buf, off, rows * n)?.into_iter().map(f64::from).collect()) };
-            t.push_layer(l, read(&self.pre)?, read(&self.acts)?, read(&self.dlt)?);
+        for l in 1..self.dev.spec.layers.len() {
+            let (off, n) = (self.dev.layout.layer_off(l), self.dev.spec.layers[l]);
+            let read = |buf| -> Result<Vec<f64>> { Ok(self.dev.read_f32(buf, off, rows * n)?.into_iter().map(f64::from).collect()) };
+            t.push_layer(l, read(&self.dev.pre)?, read(&self.dev.acts)?, read(&self.dev.dlt)?);
         }
-        let grads = self.read_f32(&self.grads, 0, self.layout.param_len())?;
+        let grads = self.dev.read_f32(&self.dev.grads, 0, self.dev.layout.param_len())?;
         let params = self.params()?;
         let state = self.optimizer_state()?;
-        for i in 0..self.spec.num_layers() {
-            let grad = self.layout.tensors(&grads, i);
+        for i in 0..self.dev.spec.num_layers() {
+            let grad = self.dev.layout.tensors(&grads, i);
             let param = [params.layers[i].weight.clone(), params.layers[i].bias.clone()];
             t.push_tensors(i, grad, param, &state.slots[i]);
         }
