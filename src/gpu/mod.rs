@@ -10,6 +10,7 @@ mod instrument;
 pub mod kernels;
 mod layout;
 pub mod matmul_vec4;
+mod residency;
 pub mod trainer;
 
 pub use context::{Gpu, list_adapters, select_adapter};

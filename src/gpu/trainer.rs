@@ -3,46 +3,24 @@
 //! one submission. Per step the host writes nothing but a 48-byte uniform entry (batch position,
 //! learning rate, Adam's bias corrections); per-sample losses and predictions stay on the device
 //! until a progress update or the epoch end reads them back.
-//! The model's buffers are `device::Device`; where everything sits in them is `layout::Layout`.
+//! The model's buffers are `device::Device`; where everything sits in them is `layout::Layout`;
+//! the attached datasets are `residency::Residency`.
 //! A step whose batch exceeds `rows_cap` (full-batch training) runs as micro-batches whose
 //! weight gradients accumulate before the single update.
 
 use super::context::{Gpu, is_software};
 use super::device::{Device, map_read_timed, storage};
+use super::residency::{Residency, Source};
 use super::instrument::{Counters, time_dispatches};
-use super::kernels::{GatherDims, Matmul, StepUniform, bind};
-use super::layout::{Layout, MAX_ENTRIES, max_binding};
+use super::kernels::{Matmul, StepUniform, bind};
+use super::layout::{Layout, MAX_ENTRIES};
 use super::matmul_vec4::KernelConfig;
 use crate::core::backend::{Backend, EvalResult, Split, StepStats, StepTrace, check_attach, check_optimizer_state};
-use crate::data::{Dataset, Pixels};
+use crate::data::Dataset;
 use crate::core::model::{ModelSpec, Params};
 use crate::core::optim::{OptimState, OptimizerSpec};
-use anyhow::{Context, Result, bail};
-use std::collections::HashMap;
+use anyhow::{Result, bail};
 use std::sync::Arc;
-
-/// Where the samples of a micro-batch come from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Source {
-    /// A resident split, through the index list (training) or in order (evaluation).
-    Resident(Split, bool),
-    /// Stream slot s, samples in order.
-    Stream(usize),
-}
-
-struct ResidentData {
-    data: Arc<Dataset>,
-    bind_group: wgpu::BindGroup,
-    dims_slot: usize,
-    _images: wgpu::Buffer,
-    _labels: wgpu::Buffer,
-}
-
-struct StreamSlot {
-    images: wgpu::Buffer,
-    labels: wgpu::Buffer,
-    bind_group: wgpu::BindGroup,
-}
 
 /// One micro-batch to encode.
 struct Micro {
@@ -57,18 +35,12 @@ struct Micro {
 
 pub struct GpuBackend {
     dev: Device,
-    // per-sample statistics and the index list, grown on demand
+    data: Residency,
+    // per-sample statistics, grown on demand
     stats_cap: usize,
     row_loss: wgpu::Buffer,
     row_pred: wgpu::Buffer,
     loss_bg: wgpu::BindGroup,
-    index: wgpu::Buffer,
-    index_cap: usize,
-    resident: HashMap<Split, ResidentData>,
-    streamed: HashMap<Split, Arc<Dataset>>,
-    stream_slots: Vec<StreamSlot>,
-    stream_cap: usize,
-    force_stream: bool,
     step: u64,
     counters: Counters,
     lose_device_at: Option<u64>,
@@ -111,20 +83,14 @@ impl GpuBackend {
         let row_loss = storage(&dev.gpu, "row loss", 4 * stats_cap);
         let row_pred = storage(&dev.gpu, "row pred", 4 * stats_cap);
         let loss_bg = bind(&dev.gpu, &dev.k.output_layer, &dev.dims, &dev.steps, &[&dev.pre, &dev.acts, &dev.dlt, &dev.batch_labels, &row_loss, &row_pred]);
-        let index = storage(&dev.gpu, "index", 4 * 1024);
+        let data = Residency::new(&dev, stream);
         let b = GpuBackend {
             dev,
+            data,
             stats_cap,
             row_loss,
             row_pred,
             loss_bg,
-            index,
-            index_cap: 1024,
-            resident: HashMap::new(),
-            streamed: HashMap::new(),
-            stream_slots: Vec::new(),
-            stream_cap: 0,
-            force_stream: stream,
             step: 0,
             counters: Counters::default(),
             lose_device_at: None,
@@ -189,125 +155,14 @@ impl GpuBackend {
             self.loss_bg = bind(&self.dev.gpu, &self.dev.k.output_layer, &self.dev.dims, &self.dev.steps,
                 &[&self.dev.pre, &self.dev.acts, &self.dev.dlt, &self.dev.batch_labels, &self.row_loss, &self.row_pred]);
         }
-        if n > self.index_cap {
-            self.index_cap = n.next_power_of_two();
-            self.index = storage(&self.dev.gpu, "index", 4 * self.index_cap);
-            // the gather bind groups of resident splits reference the index buffer
-            let splits: Vec<Split> = self.resident.keys().copied().collect();
-            for s in splits {
-                let data = self.resident.remove(&s).unwrap().data;
-                let slot = self.dims_slot_for(s);
-                let r = self.upload(s, data, slot);
-                self.resident.insert(s, r);
-            }
-            for i in 0..self.stream_slots.len() {
-                let (img, lab) = (&self.stream_slots[i].images, &self.stream_slots[i].labels);
-                let bg = bind(&self.dev.gpu, &self.dev.k.gather, &self.dev.dims, &self.dev.steps, &[img, lab, &self.index, &self.dev.acts, &self.dev.batch_labels]);
-                self.stream_slots[i].bind_group = bg;
-            }
-        }
-    }
-
-    fn dims_slot_for(&self, s: Split) -> usize {
-        match s {
-            Split::Train => 0,
-            Split::Val => 1,
-            Split::Test => 2,
-        }
-    }
-
-    /// u32 words per sample: bytes packed four to a word, or one f32 per word.
-    fn words(data: &Dataset) -> usize {
-        match data.pixels {
-            Pixels::U8(_) => data.sample_len.div_ceil(4),
-            Pixels::F64(_) => data.sample_len,
-        }
-    }
-
-    /// Packs samples `idx` (in that order) into u32 words.
-    fn pack(data: &Dataset, idx: impl Iterator<Item = usize>) -> Vec<u32> {
-        let len = data.sample_len;
-        let w = Self::words(data);
-        let mut out = Vec::new();
-        for i in idx {
-            match &data.pixels {
-                Pixels::U8(v) => {
-                    let row = &v[i * len..(i + 1) * len];
-                    for c in 0..w {
-                        let mut word = 0u32;
-                        for b in 0..4 {
-                            if let Some(&p) = row.get(c * 4 + b) {
-                                word |= (p as u32) << (8 * b);
-                            }
-                        }
-                        out.push(word);
-                    }
-                }
-                Pixels::F64(v) => out.extend(v[i * len..(i + 1) * len].iter().map(|&x| (x as f32).to_bits())),
-            }
-        }
-        out
-    }
-
-    fn upload(&mut self, split: Split, data: Arc<Dataset>, slot: usize) -> ResidentData {
-        let images = storage(&self.dev.gpu, "images", 4 * Self::words(&data) * data.len());
-        let words = Self::pack(&data, 0..data.len());
-        self.dev.gpu.queue.write_buffer(&images, 0, bytemuck::cast_slice(&words));
-        let labels = storage(&self.dev.gpu, "labels", 4 * data.len());
-        let l: Vec<u32> = data.labels.iter().map(|&x| x as u32).collect();
-        self.dev.gpu.queue.write_buffer(&labels, 0, bytemuck::cast_slice(&l));
-        let bind_group = bind(&self.dev.gpu, &self.dev.k.gather, &self.dev.dims, &self.dev.steps, &[&images, &labels, &self.index, &self.dev.acts, &self.dev.batch_labels]);
-        self.dev.write_dims(self.dev.layout.gather_slot(slot), &GatherDims {
-            len: data.sample_len as u32,
-            words: Self::words(&data) as u32,
-            is_bytes: matches!(data.pixels, Pixels::U8(_)) as u32,
-            x_off: 0,
-            mean: self.dev.spec.input_norm.mean as f32,
-            std: self.dev.spec.input_norm.std as f32,
-            _pad: [0; 2],
-        });
-        let _ = split;
-        ResidentData { data, bind_group, dims_slot: slot, _images: images, _labels: labels }
-    }
-
-    /// Creates the two stream slots for samples shaped like `data`.
-    fn ensure_stream_slots(&mut self, data: &Dataset) {
-        if !self.stream_slots.is_empty() {
-            return;
-        }
-        self.stream_cap = self.dev.layout.rows_cap().max(4096);
-        for _ in 0..2 {
-            let images = storage(&self.dev.gpu, "stream images", 4 * Self::words(data) * self.stream_cap);
-            let labels = storage(&self.dev.gpu, "stream labels", 4 * self.stream_cap);
-            let bind_group = bind(&self.dev.gpu, &self.dev.k.gather, &self.dev.dims, &self.dev.steps, &[&images, &labels, &self.index, &self.dev.acts, &self.dev.batch_labels]);
-            self.stream_slots.push(StreamSlot { images, labels, bind_group });
-        }
-        self.dev.write_dims(self.dev.layout.gather_slot(3), &GatherDims {
-            len: data.sample_len as u32,
-            words: Self::words(data) as u32,
-            is_bytes: matches!(data.pixels, Pixels::U8(_)) as u32,
-            x_off: 0,
-            mean: self.dev.spec.input_norm.mean as f32,
-            std: self.dev.spec.input_norm.std as f32,
-            _pad: [0; 2],
-        });
-    }
-
-    fn data_of(&self, split: Split) -> Result<Arc<Dataset>> {
-        if let Some(r) = self.resident.get(&split) {
-            return Ok(r.data.clone());
-        }
-        if let Some(d) = self.streamed.get(&split) {
-            return Ok(d.clone());
-        }
-        bail!("no {} data attached to the GPU backend", split.name())
+        self.data.ensure_index(&self.dev, n);
     }
 
     /// Encodes, submits and reads back a sequence of micro-batches, in as few submissions as
     /// the uniform entries, the statistics buffer and the stream slots allow. `samples` lists the
     /// dataset index of every row, in order; returns per-row (loss, prediction).
     fn run_micros(&mut self, split: Split, micros: Vec<Micro>, samples: &[u32]) -> Result<(Vec<f32>, Vec<u32>)> {
-        let data = self.data_of(split)?;
+        let data = self.data.data_of(split)?;
         let total_rows: usize = micros.iter().map(|m| m.entry.rows as usize).sum();
         let resident_index = micros.iter().any(|m| matches!(m.source, Source::Resident(_, true)));
         self.ensure_stats(total_rows.min(1 << 22).max(if resident_index { samples.len().min(1 << 22) } else { 0 }));
@@ -319,7 +174,7 @@ impl GpuBackend {
             // a group: consecutive micro-batches within the entry, stats and stream capacities
             let mut j = i;
             let mut rows = 0;
-            let stream_cap = if self.stream_slots.is_empty() { usize::MAX } else { self.stream_cap };
+            let stream_cap = self.data.stream_cap();
             while j < micros.len()
                 && j - i < MAX_ENTRIES
                 && rows + micros[j].entry.rows as usize <= self.stats_cap
@@ -363,13 +218,10 @@ impl GpuBackend {
             self.dev.gpu.queue.write_buffer(&self.dev.steps, 0, &bytes);
             if let Some(base) = idx_base {
                 let hi = micros[i..j].iter().filter(|m| matches!(m.source, Source::Resident(_, true))).map(|m| m.samples_hi).max().unwrap();
-                self.dev.gpu.queue.write_buffer(&self.index, 0, bytemuck::cast_slice(&samples[base..hi]));
+                self.data.write_index(&self.dev, &samples[base..hi]);
             }
             if !stream_samples.is_empty() {
-                let words = Self::pack(&data, stream_samples.iter().copied());
-                let labels: Vec<u32> = stream_samples.iter().map(|&s| data.labels[s] as u32).collect();
-                self.dev.gpu.queue.write_buffer(&self.stream_slots[slot].images, 0, bytemuck::cast_slice(&words));
-                self.dev.gpu.queue.write_buffer(&self.stream_slots[slot].labels, 0, bytemuck::cast_slice(&labels));
+                self.data.write_stream(&self.dev, slot, &data, &stream_samples);
             }
             self.counters.timing.upload += t_upload.elapsed();
             let t_encode = std::time::Instant::now();
@@ -411,16 +263,7 @@ impl GpuBackend {
         let s = &self.dev.spec;
         let a = self.dev.layout.align() as u32;
         // gather
-        let (bg, dslot, words) = match m.source {
-            Source::Resident(split, _) => {
-                let r = &self.resident[&split];
-                (&r.bind_group, self.dev.layout.gather_slot(r.dims_slot), Self::words(&r.data))
-            }
-            Source::Stream(_) => {
-                let d = self.streamed.values().next().context("stream slot without data")?;
-                (&self.stream_slots[slot].bind_group, self.dev.layout.gather_slot(3), Self::words(d))
-            }
-        };
+        let (bg, dslot, words) = self.data.gather(&self.dev, m.source, slot)?;
         pass.set_pipeline(&self.dev.k.gather.pipeline);
         pass.set_bind_group(0, bg, &[dslot as u32 * a, eoff]);
         let (gy, gz) = grid(rows as u32);
@@ -520,9 +363,6 @@ impl GpuBackend {
         }
     }
 
-    fn train_source(&self) -> Source {
-        if self.resident.contains_key(&Split::Train) { Source::Resident(Split::Train, true) } else { Source::Stream(0) }
-    }
 }
 
 impl Backend for GpuBackend {
@@ -558,27 +398,8 @@ impl Backend for GpuBackend {
 
     fn attach(&mut self, split: Split, data: Arc<Dataset>) -> Result<()> {
         check_attach(&self.dev.spec, &data)?;
-        let bytes = 4 * Self::words(&data) * data.len();
-        let max_bind = max_binding(&self.dev.gpu.limits);
-        let fits = bytes <= max_bind && 4 * data.len() <= max_bind;
         self.ensure_stats(data.len().min(1 << 22));
-        if fits && !(self.force_stream && split == Split::Train) {
-            let slot = self.dims_slot_for(split);
-            let r = self.upload(split, data, slot);
-            self.resident.insert(split, r);
-        } else {
-            if !fits {
-                eprintln!(
-                    "note: {} ({} bytes) exceeds the adapter's max_storage_buffer_binding_size ({max_bind} bytes); streaming it in chunks",
-                    data.source, bytes
-                );
-            }
-            if split != Split::Train && !self.streamed.is_empty() && !self.streamed.contains_key(&split) {
-                bail!("{}: only one dataset can be streamed at a time; it exceeds the device's binding limit of {max_bind} bytes", data.source);
-            }
-            self.ensure_stream_slots(&data);
-            self.streamed.insert(split, data);
-        }
+        self.data.attach(&self.dev, split, data)?;
         self.dev.gpu.check("uploading the dataset")
     }
 
@@ -588,8 +409,8 @@ impl Backend for GpuBackend {
                 self.dev.gpu.device.destroy();
             }
         }
-        let data = self.data_of(Split::Train)?;
-        let source = self.train_source();
+        let data = self.data.data_of(Split::Train)?;
+        let source = self.data.train_source();
         let mut micros = Vec::new();
         let mut pos = 0;
         for &lr in lrs {
@@ -618,9 +439,9 @@ impl Backend for GpuBackend {
     }
 
     fn evaluate(&mut self, split: Split) -> Result<EvalResult> {
-        let data = self.data_of(split)?;
+        let data = self.data.data_of(split)?;
         let n = data.len();
-        let source = if self.resident.contains_key(&split) { Source::Resident(split, false) } else { Source::Stream(0) };
+        let source = self.data.eval_source(split);
         let all: Vec<u32> = (0..n as u32).collect();
         let mut micros = Vec::new();
         let mut lo = 0;
