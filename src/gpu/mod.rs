@@ -11,6 +11,7 @@ pub mod kernels;
 mod layout;
 pub mod matmul_vec4;
 mod residency;
+mod scheduler;
 pub mod trainer;
 
 pub use context::{Gpu, list_adapters, select_adapter};
