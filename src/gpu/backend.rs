@@ -1,13 +1,9 @@
-//! The GPU backend: the host-side scheduler that keeps the model, its gradients, optimiser state
-//! and (when it fits) the dataset resident on the device, and encodes many training steps into
-//! one submission. Per step the host writes nothing but a 48-byte uniform entry (batch position,
-//! learning rate, Adam's bias corrections); per-sample losses and predictions stay on the device
-//! until a progress update or the epoch end reads them back.
-//! The model's buffers are `device::Device`; where everything sits in them is `layout::Layout`;
-//! the attached datasets are `residency::Residency`; micro-batches, submissions and readback
-//! are `scheduler::Scheduler`.
-//! A step whose batch exceeds `rows_cap` (full-batch training) runs as micro-batches whose
-//! weight gradients accumulate before the single update.
+//! The GPU backend: keeps the model, its gradients, optimiser state and (when it fits) the
+//! dataset resident on the device, and encodes many training steps into one submission; per-
+//! sample losses and predictions stay on the device until a progress update or the epoch end
+//! reads them back. `GpuBackend` owns the parts and implements `Backend` by delegating to them:
+//! the model's buffers (`device`), the attached datasets (`residency`) and the micro-batch
+//! scheduler (`scheduler`).
 
 use super::context::{Gpu, is_software};
 use super::device::Device;
@@ -17,6 +13,7 @@ use super::layout::Layout;
 use super::matmul_vec4::KernelConfig;
 use super::residency::Residency;
 use super::scheduler::{self, Scheduler};
+use super::test_aids;
 use crate::core::backend::{Backend, EvalResult, Split, StepStats, StepTrace, check_attach, check_optimizer_state};
 use crate::core::model::{ModelSpec, Params};
 use crate::core::optim::{OptimState, OptimizerSpec};
@@ -68,23 +65,7 @@ impl GpuBackend {
     /// Fills every work buffer (activations, pre-activations, deltas, gradients, statistics)
     /// with NaN, so a test sees any element a kernel failed to write.
     pub fn poison(&mut self) -> Result<()> {
-        let dev = &self.dev;
-        let [row_loss, row_pred] = self.sched.stats();
-        for buf in [&dev.acts, &dev.pre, &dev.dlt, row_loss] {
-            let nan = vec![f32::NAN; (buf.size() / 4) as usize];
-            dev.gpu.queue.write_buffer(buf, 0, bytemuck::cast_slice(&nan));
-        }
-        // gradients tensor by tensor: the alignment gaps must stay zero (the optimiser runs
-        // over them too, and zero parameters with zero gradients stay zero)
-        for i in 0..dev.spec.num_layers() {
-            let (n_in, n_out) = dev.spec.layer_dims(i);
-            let (w, b) = dev.layout.param_off(i);
-            dev.write_f32(&dev.grads, w, &vec![f64::NAN; n_in * n_out]);
-            dev.write_f32(&dev.grads, b, &vec![f64::NAN; n_out]);
-        }
-        let bad = vec![u32::MAX; (row_pred.size() / 4) as usize];
-        dev.gpu.queue.write_buffer(row_pred, 0, bytemuck::cast_slice(&bad));
-        dev.gpu.check("poisoning buffers")
+        test_aids::poison(&self.dev, &self.sched)
     }
 
     /// Testing aid: destroys the device at the start of the first `train_steps` call made once
@@ -162,11 +143,7 @@ impl Backend for GpuBackend {
     }
 
     fn train_steps(&mut self, indices: &[u32], batch_size: usize, lrs: &[f64]) -> Result<StepStats> {
-        if let Some(n) = self.lose_device_at {
-            if self.step >= n {
-                self.dev.gpu.device.destroy();
-            }
-        }
+        test_aids::lose_device_if_due(&self.dev, self.lose_device_at, self.step);
         let data = self.data.data_of(Split::Train)?;
         let source = self.data.train_source();
         let (micros, pos) = scheduler::train_micros(&self.dev, source, indices, batch_size, lrs, &mut self.step);
