@@ -27,7 +27,7 @@ pub fn max_binding(limits: &wgpu::Limits) -> usize {
 }
 
 /// Where everything of one model sits in the backend's buffers (in floats unless named bytes).
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Layout {
     rows_cap: usize,
     /// Start of layer l's block (rows_cap × n_l) in acts, pre and dlt.
