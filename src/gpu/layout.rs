@@ -289,7 +289,7 @@ mod tests {
         assert_eq!(l.rows_cap(), 1024, "at least the evaluation chunk");
         let mut end = 0;
         for (i, &n) in s.layers.iter().enumerate() {
-            assert_eq!(l.layer_off(i) % 4, 0);
+            assert!(l.layer_off(i).is_multiple_of(4));
             assert!(l.layer_off(i) >= end);
             end = l.layer_off(i) + l.rows_cap() * n;
         }
@@ -298,12 +298,12 @@ mod tests {
         for i in 0..s.num_layers() {
             let (n_in, n_out) = s.layer_dims(i);
             let (w, b) = l.param_off(i);
-            assert!(w % 4 == 0 && b % 4 == 0 && w >= end && b >= w + n_in * n_out, "layer {i}: {w}, {b}");
+            assert!(w.is_multiple_of(4) && b.is_multiple_of(4) && w >= end && b >= w + n_in * n_out, "layer {i}: {w}, {b}");
             end = b + n_out;
         }
-        assert!(end <= l.param_len() && l.param_len() % 4 == 0);
+        assert!(end <= l.param_len() && l.param_len().is_multiple_of(4));
         assert_eq!(l.state_len(), 2 * l.param_len());
-        assert_eq!(l.align() % 64, 0);
+        assert!(l.align().is_multiple_of(64));
     }
 
     #[test]

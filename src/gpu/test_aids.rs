@@ -29,9 +29,7 @@ pub(super) fn poison(dev: &Device, sched: &Scheduler) -> Result<()> {
 
 /// Destroys the device if a loss was asked for at step `at` and the run has taken `step` steps.
 pub(super) fn lose_device_if_due(dev: &Device, at: Option<u64>, step: u64) {
-    if let Some(n) = at {
-        if step >= n {
-            dev.gpu.device.destroy();
-        }
+    if at.is_some_and(|n| step >= n) {
+        dev.gpu.device.destroy();
     }
 }
