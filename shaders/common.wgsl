@@ -1,5 +1,5 @@
 // Shared by every kernel (prepended by the crate): activation codes and formulas, the same
-// equations as src/math.rs, and the per-step uniform.
+// equations as src/core/math.rs, the per-step uniform and the matmul dimensions.
 
 const ACT_IDENTITY: u32 = 0u;
 const ACT_SIGMOID: u32 = 1u;
@@ -24,6 +24,19 @@ struct Step {
     train: u32,        // 1: compute the output delta as well
     _pad0: u32,
     _pad1: u32,
+}
+
+// The static dimensions of one matrix product, for the scalar (matmul.wgsl) and the vec4
+// (matmul_vec4.wgsl) kernels alike; mirrored by `MatmulDims` in src/gpu/kernels.rs.
+struct MatmulDims {
+    m: u32,        // output rows (forward/backward_data: ignored, the step's rows are used)
+    n: u32,        // output columns (weight_grad: without the bias column)
+    k: u32,        // inner dimension (weight_grad: ignored, the step's rows are used)
+    a_off: u32,    // first operand
+    b_off: u32,    // second operand
+    c_off: u32,    // output
+    bias_off: u32, // forward: the bias; weight_grad: where the bias gradient goes
+    act: u32,      // forward: activation of this layer; backward_data: of the layer below
 }
 
 // σ(z) without overflow for large |z|.

@@ -7,17 +7,7 @@
 //   weight_grad    ∂W_l = s·δ_lᵀ·A_{l−1},  ∂b_l = s·Σ_rows δ_l    [out, in+1], k over rows
 //
 // W is [out, in] row-major in `params`; activations are [rows, width] row-major per layer.
-
-struct MatmulDims {
-    m: u32,        // output rows (forward/backward_data: ignored, the step's rows are used)
-    n: u32,        // output columns (weight_grad: without the bias column)
-    k: u32,        // inner dimension (weight_grad: ignored, the step's rows are used)
-    a_off: u32,    // first operand
-    b_off: u32,    // second operand
-    c_off: u32,    // output
-    bias_off: u32, // forward: the bias; weight_grad: where the bias gradient goes
-    act: u32,      // forward: activation of this layer; backward_data: of the layer below
-}
+// `MatmulDims` (the dims binding) is declared in common.wgsl.
 
 @group(0) @binding(0) var<uniform> d: MatmulDims;
 @group(0) @binding(1) var<uniform> st: Step;

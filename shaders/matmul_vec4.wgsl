@@ -1,27 +1,16 @@
-// Header of the vec4 matmul kernels: the same bindings and dimensions as matmul.wgsl, with the
-// buffers viewed as vec4<f32>. The entry points (`forward`, `backward_data`, `weight_grad`) are
-// appended by src/gpu/matmul_vec4.rs, fully unrolled for the register block of the adapter's
-// KernelConfig (WGSL has no way to unroll a loop, and lavapipe keeps arrays indexed in loops in
-// memory, which halves the speed).
+// Header of the vec4 matmul kernels: the same bindings and dimensions (`MatmulDims`, declared in
+// common.wgsl) as matmul.wgsl, with the buffers viewed as vec4<f32>. The entry points (`forward`,
+// `backward_data`, `weight_grad`) are appended by src/gpu/matmul_vec4.rs, fully unrolled for the
+// register block of the adapter's KernelConfig (WGSL has no way to unroll a loop, and lavapipe
+// keeps arrays indexed in loops in memory, which halves the speed).
 //
 // The host uses these kernels only for layers whose every operand row is vec4-aligned: all
-// offsets below are multiples of 4 floats (trainer.rs aligns layer_off and param_off), and
+// offsets below are multiples of 4 floats (src/gpu/layout.rs aligns layer_off and param_off), and
 //   forward        needs k = n_in % 4 == 0            (the output width may be anything)
 //   backward_data  needs n_in % 4 == 0 and n_out % 4 == 0
 //   weight_grad    needs n_in % 4 == 0 and n_out % 4 == 0
 // Other layers use the scalar kernels of matmul.wgsl. Loads are clamped to the last valid
 // row/column and stores are masked, so any number of rows and columns works.
-
-struct MatmulDims {
-    m: u32,        // output rows (forward/backward_data: ignored, the step's rows are used)
-    n: u32,        // output columns (weight_grad: without the bias column)
-    k: u32,        // inner dimension (weight_grad: ignored, the step's rows are used)
-    a_off: u32,    // first operand
-    b_off: u32,    // second operand
-    c_off: u32,    // output
-    bias_off: u32, // forward: the bias; weight_grad: where the bias gradient goes
-    act: u32,      // forward: activation of this layer; backward_data: of the layer below
-}
 
 @group(0) @binding(0) var<uniform> d: MatmulDims;
 @group(0) @binding(1) var<uniform> st: Step;

@@ -72,8 +72,8 @@ pub fn cpu_backend(cfg: &Config) -> (Box<dyn Backend>, Engine) {
 /// Builds the backend a configuration asks for; `batch` is the resolved batch size.
 pub fn make_engine(cfg: &Config, batch: usize, console: &Console) -> Result<(Box<dyn Backend>, Engine)> {
     let open = || {
-        let b = GpuBackend::new(&cfg.model, &cfg.optimizer, batch, cfg.backend.adapter.as_deref(), cfg.backend.stream, console.quiet)?;
-        // MERGE-GPU: b.lose_device_at_step(std::env::var(LOSE_DEVICE_VAR).ok().and_then(|v| v.parse::<u64>().ok()));
+        let mut b = GpuBackend::new(&cfg.model, &cfg.optimizer, batch, cfg.backend.adapter.as_deref(), cfg.backend.stream, console.quiet)?;
+        b.lose_device_at_step(std::env::var(LOSE_DEVICE_VAR).ok().and_then(|v| v.parse::<u64>().ok()));
         Ok(b)
     };
     Ok(match gpu_or_cpu(cfg, console, open)? {

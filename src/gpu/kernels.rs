@@ -44,7 +44,7 @@ pub struct GatherDims {
     pub _pad: [u32; 2],
 }
 
-/// `MatmulDims` in matmul.wgsl.
+/// `MatmulDims` in common.wgsl (shared by matmul.wgsl and matmul_vec4.wgsl).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub struct MatmulDims {
@@ -82,6 +82,15 @@ pub struct OptimDims {
     pub one_minus_beta1: f32,
     pub one_minus_beta2: f32,
     pub _pad: [u32; 2],
+}
+
+/// The three matrix products of a layer (in this order, `as usize`, in the backend's per-layer
+/// vec4 choices).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Matmul {
+    Forward,
+    BackwardData,
+    WeightGrad,
 }
 
 /// A compute pipeline and the layout of its bind group.
@@ -154,6 +163,23 @@ pub fn kernel(gpu: &Gpu, source: &str, entry: &'static str, dims_size: u64, stor
         });
         Kernel { pipeline, layout, name: entry }
     })
+}
+
+/// A bind group for `k` in the layout `kernel` builds: `dims` and `steps` at dynamic offsets,
+/// then `storage` in binding order.
+pub fn bind(gpu: &Gpu, k: &Kernel, dims: &wgpu::Buffer, steps: &wgpu::Buffer, storage: &[&wgpu::Buffer]) -> wgpu::BindGroup {
+    fn uniform(binding: u32, buf: &wgpu::Buffer, size: u64) -> wgpu::BindGroupEntry<'_> {
+        wgpu::BindGroupEntry {
+            binding,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: buf, offset: 0, size: wgpu::BufferSize::new(size) }),
+        }
+    }
+    // the dims struct of every kernel is at most 48 bytes
+    let mut entries = vec![uniform(0, dims, 48), uniform(1, steps, std::mem::size_of::<StepUniform>() as u64)];
+    for (i, b) in storage.iter().enumerate() {
+        entries.push(wgpu::BindGroupEntry { binding: 2 + i as u32, resource: b.as_entire_binding() });
+    }
+    gpu.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(k.name), layout: &k.layout, entries: &entries })
 }
 
 /// A vec4 matmul kernel, the output tile (rows, columns) of one of its workgroups and whether

@@ -1,14 +1,29 @@
-//! The GPU backend: WGSL kernels (`shaders/`) driven through wgpu.
+//! The GPU backend: WGSL kernels (`shaders/`) driven through wgpu. Its parts, each importing
+//! only those listed before it:
 //! - `context`: adapters, device, error capture;
-//! - `kernels`: the pipelines and the uniform structs they share with WGSL;
 //! - `matmul_vec4`: the vec4 matmul kernels generated per adapter (`KernelConfig`);
-//! - `trainer`: the `Backend` implementation and its host-side scheduler.
+//! - `kernels`: the pipelines, the uniform structs they share with WGSL, `Matmul`;
+//! - `layout`: where every layer and tensor sits in the buffers, the dims slots (plain numbers);
+//! - `device`: the model on the device: kernels, layout and the buffers sized by it;
+//! - `instrument`: benchmark counters (`Counters`) and the dispatch-timing harness;
+//! - `residency`: the attached datasets, resident or streamed, and the index list;
+//! - `scheduler`: micro-batches, their grouping into submissions, encoding and readback;
+//! - `test_aids`: poisoning the work buffers, losing the device on purpose;
+//! - `backend`: `GpuBackend`, which owns the parts and implements `Backend` through them.
 
+mod backend;
 pub mod context;
+mod device;
+mod instrument;
 pub mod kernels;
+mod layout;
 pub mod matmul_vec4;
-pub mod trainer;
+mod residency;
+mod scheduler;
+mod test_aids;
 
+pub use backend::GpuBackend;
 pub use context::{Gpu, list_adapters, select_adapter};
+pub use instrument::{Counters, HostTiming};
+pub use kernels::Matmul;
 pub use matmul_vec4::KernelConfig;
-pub use trainer::{GpuBackend, Matmul};

@@ -168,22 +168,23 @@ pub fn run_case(name: &str, cfg: &Config, data: &RunData, steps: usize, repeats:
         // warm-up outside the counters: the first dispatch JIT-compiles the shaders
         let per = (steps * batch).min(n);
         gpu.train_steps(&order[..per], batch, &vec![cfg.optimizer.lr; steps])?;
-        let (d0, s0, t0) = (gpu.dispatches, gpu.submissions, gpu.timing);
+        let c0 = gpu.counters();
         let t = time_backend(&mut gpu, &order, batch, steps, repeats, cfg.optimizer.lr)?;
         // counters cover the timed repeats plus time_backend's own warm-up run
         let runs = (repeats + 1) as f64 * steps as f64;
+        let c1 = gpu.counters();
         let ms = |d: std::time::Duration, d0: std::time::Duration| Some(1e3 * (d - d0).as_secs_f64() / runs);
         rows.push(BackendRow {
             backend: gpu.describe(),
             samples_per_sec: samples / t,
             ms_per_step: 1e3 * t / steps as f64,
             gflops: flops * samples / t / 1e9,
-            upload_ms: ms(gpu.timing.upload, t0.upload),
-            encode_ms: ms(gpu.timing.encode, t0.encode),
-            compute_ms: ms(gpu.timing.compute, t0.compute),
-            readback_ms: ms(gpu.timing.readback, t0.readback),
-            dispatches_per_step: Some((gpu.dispatches - d0) as f64 / runs),
-            submissions_per_step: Some((gpu.submissions - s0) as f64 / runs),
+            upload_ms: ms(c1.timing.upload, c0.timing.upload),
+            encode_ms: ms(c1.timing.encode, c0.timing.encode),
+            compute_ms: ms(c1.timing.compute, c0.timing.compute),
+            readback_ms: ms(c1.timing.readback, c0.timing.readback),
+            dispatches_per_step: Some((c1.dispatches - c0.dispatches) as f64 / runs),
+            submissions_per_step: Some((c1.submissions - c0.submissions) as f64 / runs),
         });
     }
     let mut r = CaseResult { case: name.into(), layers: cfg.model.layers.clone(), batch, steps, repeats, rows, gpu_over_cpu: None };

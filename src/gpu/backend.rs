@@ -1,0 +1,199 @@
+//! The GPU backend: keeps the model, its gradients, optimiser state and (when it fits) the
+//! dataset resident on the device, and encodes many training steps into one submission; per-
+//! sample losses and predictions stay on the device until a progress update or the epoch end
+//! reads them back. `GpuBackend` owns the parts and implements `Backend` by delegating to them:
+//! the model's buffers (`device`), the attached datasets (`residency`) and the micro-batch
+//! scheduler (`scheduler`).
+
+use super::context::{Gpu, is_software};
+use super::device::Device;
+use super::instrument::Counters;
+use super::kernels::Matmul;
+use super::layout::Layout;
+use super::matmul_vec4::KernelConfig;
+use super::residency::Residency;
+use super::scheduler::{self, Scheduler};
+use super::test_aids;
+use crate::core::backend::{Backend, EvalResult, Split, StepStats, StepTrace, check_attach, check_optimizer_state};
+use crate::core::model::{ModelSpec, Params};
+use crate::core::optim::{OptimState, OptimizerSpec};
+use crate::data::Dataset;
+use anyhow::{Result, bail};
+use std::sync::Arc;
+
+pub struct GpuBackend {
+    dev: Device,
+    data: Residency,
+    sched: Scheduler,
+    /// Optimiser steps taken (Adam's t).
+    step: u64,
+    /// Testing aid: the step at which `train_steps` destroys the device.
+    lose_device_at: Option<u64>,
+}
+
+impl GpuBackend {
+    /// Opens the adapter and allocates everything a batch of `batch` samples needs.
+    pub fn new(spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, adapter: Option<&str>, stream: bool, quiet: bool) -> Result<Self> {
+        let gpu = Gpu::new(adapter, quiet)?;
+        Self::with_gpu(gpu, spec, opt, batch, stream)
+    }
+
+    /// With the matmul kernels chosen for the adapter (`KernelConfig::for_adapter`).
+    pub fn with_gpu(gpu: Gpu, spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, stream: bool) -> Result<Self> {
+        let config = KernelConfig::for_adapter(&gpu.info, gpu.features, is_software(&gpu.info));
+        Self::with_config(gpu, spec, opt, batch, stream, config)
+    }
+
+    /// Rows of one micro-batch of a backend built for `batch` on `gpu`: the batch (at least
+    /// the evaluation chunk of 1024 rows) if it fits the binding limit; 0 if one sample does
+    /// not. Two backends with the same rows take the same micro-batches, so one of them can
+    /// train the other's batch size with identical results (`gpu-nn sweep` relies on it).
+    pub fn rows_cap_for(gpu: &Gpu, spec: &ModelSpec, batch: usize) -> usize {
+        Layout::rows_cap_for(spec, batch, &gpu.limits)
+    }
+
+    /// With the given matmul kernels (tests and benchmarks compare the variants).
+    pub fn with_config(gpu: Gpu, spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, stream: bool, config: KernelConfig) -> Result<Self> {
+        let dev = Device::new(gpu, spec, opt, batch, config)?;
+        let sched = Scheduler::new(&dev);
+        let data = Residency::new(&dev, stream);
+        dev.write_static_dims();
+        dev.gpu.check("setting up the GPU backend")?;
+        Ok(GpuBackend { dev, data, sched, step: 0, lose_device_at: None })
+    }
+
+    /// Fills every work buffer (activations, pre-activations, deltas, gradients, statistics)
+    /// with NaN, so a test sees any element a kernel failed to write.
+    pub fn poison(&mut self) -> Result<()> {
+        test_aids::poison(&self.dev, &self.sched)
+    }
+
+    /// Testing aid: destroys the device at the start of the first `train_steps` call made once
+    /// the run has taken `step` steps (None: never), to exercise the path a real device loss
+    /// (driver reset, GPU unplugged) takes.
+    pub fn lose_device_at_step(&mut self, step: Option<u64>) {
+        self.lose_device_at = step;
+    }
+
+    pub fn gpu(&self) -> &Gpu {
+        &self.dev.gpu
+    }
+    pub fn rows_cap(&self) -> usize {
+        self.dev.layout.rows_cap()
+    }
+    /// The matmul kernels in use.
+    pub fn kernel_config(&self) -> KernelConfig {
+        self.dev.k.config
+    }
+    /// Dispatches, submissions and host-clock time so far (for benchmarks).
+    pub fn counters(&self) -> Counters {
+        self.sched.counters()
+    }
+    /// Whether layer `i` (0-based weight layer) runs `kind` with a vec4 kernel.
+    pub fn uses_vec4(&self, i: usize, kind: Matmul) -> bool {
+        self.dev.uses_vec4(i, kind)
+    }
+
+    /// Seconds per dispatch of one matrix product of layer `l` (1-based) on `rows` samples
+    /// (at most `rows_cap`), timed over `reps` dispatches in one submission after a warm-up
+    /// that compiles the kernel. Operands are whatever the buffers hold; for benchmarks.
+    pub fn time_matmul(&mut self, kind: Matmul, l: usize, rows: usize, reps: usize) -> Result<f64> {
+        scheduler::time_matmul(&self.dev, kind, l, rows, reps)
+    }
+}
+
+impl Backend for GpuBackend {
+    fn describe(&self) -> String {
+        self.dev.gpu.describe()
+    }
+
+    fn set_params(&mut self, params: &Params) -> Result<()> {
+        let d = &self.dev;
+        params.check_shapes(&d.spec, "parameters")?;
+        d.write_f32(&d.params, 0, &d.layout.flatten_params(params));
+        let zeros = vec![0.0; d.layout.state_len()];
+        d.write_f32(&d.state, 0, &zeros);
+        self.step = 0;
+        d.gpu.check("uploading parameters")
+    }
+
+    fn params(&mut self) -> Result<Params> {
+        let v = self.dev.read_f32(&self.dev.params, 0, self.dev.layout.param_len())?;
+        Ok(self.dev.layout.params_of(&v))
+    }
+
+    fn optimizer_state(&mut self) -> Result<OptimState> {
+        let v = self.dev.read_f32(&self.dev.state, 0, self.dev.layout.state_len())?;
+        Ok(self.dev.layout.state_of(&v, self.step))
+    }
+
+    fn set_optimizer_state(&mut self, st: &OptimState) -> Result<()> {
+        let d = &self.dev;
+        check_optimizer_state(&d.spec, d.opt.kind, st)?;
+        d.write_f32(&d.state, 0, &d.layout.flatten_state(st));
+        self.step = st.step;
+        Ok(())
+    }
+
+    fn attach(&mut self, split: Split, data: Arc<Dataset>) -> Result<()> {
+        check_attach(&self.dev.spec, &data)?;
+        self.sched.ensure_stats(&self.dev, &mut self.data, data.len().min(1 << 22));
+        self.data.attach(&self.dev, split, data)?;
+        self.dev.gpu.check("uploading the dataset")
+    }
+
+    fn train_steps(&mut self, indices: &[u32], batch_size: usize, lrs: &[f64]) -> Result<StepStats> {
+        test_aids::lose_device_if_due(&self.dev, self.lose_device_at, self.step);
+        let data = self.data.data_of(Split::Train)?;
+        let source = self.data.train_source();
+        let (micros, pos) = scheduler::train_micros(&self.dev, source, indices, batch_size, lrs, &mut self.step);
+        let (losses, preds) = self.sched.run_micros(&self.dev, &mut self.data, Split::Train, micros, &indices[..pos])?;
+        let mut st = StepStats { samples: pos as u64, ..Default::default() };
+        for (r, (&l, &p)) in losses.iter().zip(&preds).enumerate() {
+            st.loss_sum += l as f64;
+            st.correct += (p == data.labels[indices[r] as usize] as u32) as u64;
+        }
+        Ok(st)
+    }
+
+    fn evaluate(&mut self, split: Split) -> Result<EvalResult> {
+        let data = self.data.data_of(split)?;
+        let n = data.len();
+        let source = self.data.eval_source(split);
+        let all: Vec<u32> = (0..n as u32).collect();
+        let micros = scheduler::eval_micros(&self.dev, source, n);
+        let (losses, preds) = self.sched.run_micros(&self.dev, &mut self.data, split, micros, &all)?;
+        let mut r = EvalResult { samples: n as u64, ..Default::default() };
+        for (i, (&l, &p)) in losses.iter().zip(&preds).enumerate() {
+            r.loss_sum += l as f64;
+            r.correct += (p == data.labels[i] as u32) as u64;
+            r.predictions.push(p as u8);
+        }
+        Ok(r)
+    }
+
+    fn trace_step(&mut self, indices: &[u32], lr: f64) -> Result<StepTrace> {
+        let rows_cap = self.dev.layout.rows_cap();
+        if indices.len() > rows_cap {
+            bail!("trace_step: a batch of {} exceeds one micro-batch ({rows_cap} rows)", indices.len());
+        }
+        self.train_steps(indices, indices.len(), &[lr])?;
+        let rows = indices.len();
+        let mut t = StepTrace::default();
+        let d = &self.dev;
+        for l in 1..d.spec.layers.len() {
+            let (off, n) = (d.layout.layer_off(l), d.spec.layers[l]);
+            let read = |buf| -> Result<Vec<f64>> { Ok(d.read_f32(buf, off, rows * n)?.into_iter().map(f64::from).collect()) };
+            t.push_layer(l, read(&d.pre)?, read(&d.acts)?, read(&d.dlt)?);
+        }
+        let grads = d.read_f32(&d.grads, 0, d.layout.param_len())?;
+        let params = self.params()?;
+        let state = self.optimizer_state()?;
+        for i in 0..self.dev.spec.num_layers() {
+            let grad = self.dev.layout.tensors(&grads, i);
+            let param = [params.layers[i].weight.clone(), params.layers[i].bias.clone()];
+            t.push_tensors(i, grad, param, &state.slots[i]);
+        }
+        Ok(t)
+    }
+}
