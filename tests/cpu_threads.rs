@@ -8,7 +8,7 @@ use gpu_nn::core::backend::{Backend, Split};
 use gpu_nn::core::math::{PARALLEL_MIN_WORK, Real};
 use gpu_nn::core::model::{Activation, Loss, ModelSpec, Reduction};
 use gpu_nn::core::optim::{OptimizerKind, OptimizerSpec};
-use gpu_nn::cpu::FastBackend;
+use gpu_nn::cpu::{FastBackend, PARALLEL_MIN_UPDATE};
 use gpu_nn::workbench::step::{random_dataset, random_params};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -47,12 +47,12 @@ fn gemm_is_bit_identical_on_one_and_several_threads() {
     }
 }
 
-/// Training steps of a network whose products are split over threads: the same weights and
-/// optimiser state, bit for bit, on one thread and on two.
+/// Training steps of a network whose products and Adam update are split over threads: the same
+/// weights and optimiser state, bit for bit, on one thread and on two.
 #[test]
 fn training_is_bit_identical_on_one_and_two_threads() {
     let spec = ModelSpec {
-        layers: vec![784, 300, 64, 10],
+        layers: vec![784, 400, 64, 10],
         activations: vec![Activation::Relu, Activation::Tanh, Activation::Softmax],
         loss: Loss::CrossEntropy,
         reduction: Reduction::Mean,
@@ -63,7 +63,8 @@ fn training_is_bit_identical_on_one_and_two_threads() {
     let data = Arc::new(random_dataset(&spec, 600, false, &mut rng));
     let p = random_params(&spec, &mut rng);
     let batch = 200;
-    assert!(batch * 784 * 300 >= PARALLEL_MIN_WORK, "the first layer's products must be split");
+    assert!(batch * 784 * 400 >= PARALLEL_MIN_WORK, "the first layer's products must be split");
+    assert!(784 * 400 >= PARALLEL_MIN_UPDATE, "the first layer's update must be split");
     let order: Vec<u32> = (0..600).map(|i| (i * 7 % 600) as u32).collect();
     let train = |threads: usize| {
         let mut b = FastBackend::with_threads(&spec, &opt, threads);

@@ -237,14 +237,21 @@ pub fn adam_step<T: Real>(w: &mut [T], g: &[T], m: &mut [T], v: &mut [T], lr: T,
 /// Applies the configured rule to one parameter tensor. `state` holds `kind.state_slots()`
 /// tensors of `w`'s length; `t` is the 1-based step counter.
 pub fn apply<T: Real>(spec: &OptimizerSpec, lr: f64, t: u64, w: &mut [T], g: &[T], state: &mut [Vec<T>]) {
+    let mut slots: Vec<&mut [T]> = state.iter_mut().map(|s| s.as_mut_slice()).collect();
+    apply_slices(spec, lr, t, w, g, &mut slots)
+}
+
+/// `apply` on any part of a tensor: the rules are element by element, so a tensor may be
+/// updated in pieces (on several threads) with the same result.
+pub fn apply_slices<T: Real>(spec: &OptimizerSpec, lr: f64, t: u64, w: &mut [T], g: &[T], state: &mut [&mut [T]]) {
     let (lr, wd) = (T::of(lr), T::of(spec.weight_decay));
     match spec.kind {
         OptimizerKind::Sgd => sgd_step(w, g, lr, wd),
-        OptimizerKind::Momentum => momentum_step(w, g, &mut state[0], lr, T::of(spec.momentum), wd),
-        OptimizerKind::Nesterov => nesterov_step(w, g, &mut state[0], lr, T::of(spec.momentum), wd),
+        OptimizerKind::Momentum => momentum_step(w, g, state[0], lr, T::of(spec.momentum), wd),
+        OptimizerKind::Nesterov => nesterov_step(w, g, state[0], lr, T::of(spec.momentum), wd),
         OptimizerKind::Adam => {
             let (m, v) = state.split_at_mut(1);
-            adam_step(w, g, &mut m[0], &mut v[0], lr, T::of(spec.beta1), T::of(spec.beta2), T::of(spec.epsilon), t, wd)
+            adam_step(w, g, m[0], v[0], lr, T::of(spec.beta1), T::of(spec.beta2), T::of(spec.epsilon), t, wd)
         }
     }
 }

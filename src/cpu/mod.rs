@@ -57,6 +57,21 @@ pub struct CpuBackend<T: Real> {
     threads: usize,
 }
 
+/// Parameters of a tensor from which its update is split over threads.
+pub const PARALLEL_MIN_UPDATE: usize = 1 << 18;
+
+/// `optim::apply` on `threads` contiguous pieces of a tensor at once.
+fn update_in_pieces<T: Real>(opt: &OptimizerSpec, lr: f64, t: u64, w: &mut [T], g: &[T], state: &mut [Vec<T>], threads: usize) {
+    let piece = w.len().div_ceil(threads);
+    let mut slots: Vec<std::slice::ChunksMut<'_, T>> = state.iter_mut().map(|s| s.chunks_mut(piece)).collect();
+    rayon::scope(|scope| {
+        for (w, g) in w.chunks_mut(piece).zip(g.chunks(piece)) {
+            let mut parts: Vec<&mut [T]> = slots.iter_mut().map(|s| s.next().unwrap()).collect();
+            scope.spawn(move |_| optim::apply_slices(opt, lr, t, w, g, &mut parts));
+        }
+    });
+}
+
 /// Every core the machine has.
 pub fn all_cores() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
@@ -189,11 +204,20 @@ impl<T: Real> CpuBackend<T> {
     }
 
     /// One optimiser update of every tensor with the current gradients.
+    /// One optimiser update of every tensor with the current gradients; a large tensor is
+    /// updated in pieces on the backend's threads (element by element, so the same result).
     fn update(&mut self, lr: f64) {
         self.step += 1;
+        let (opt, t, threads) = (&self.opt, self.step, self.threads);
         for ((p, g), st) in self.params.layers.iter_mut().zip(&self.grads.layers).zip(&mut self.state) {
-            optim::apply(&self.opt, lr, self.step, &mut p.weight, &g.weight, &mut st[0]);
-            optim::apply(&self.opt, lr, self.step, &mut p.bias, &g.bias, &mut st[1]);
+            let [sw, sb] = st;
+            for (w, g, s) in [(&mut p.weight, &g.weight, sw), (&mut p.bias, &g.bias, sb)] {
+                if threads > 1 && w.len() >= PARALLEL_MIN_UPDATE {
+                    update_in_pieces(opt, lr, t, w, g, s, threads);
+                } else {
+                    optim::apply(opt, lr, t, w, g, s);
+                }
+            }
         }
     }
 
