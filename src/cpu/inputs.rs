@@ -1,32 +1,49 @@
-//! A dataset's samples as the network's inputs, converted once when the split is attached:
-//! x = (p − mean) / std of the model's input normalisation, with bytes scaled by 1/255 first.
-//! Steps then copy rows (a shuffled batch) or read the matrix in place (a batch or an
-//! evaluation chunk of consecutive samples), never converting a pixel again.
+//! A dataset's samples as the network's inputs: x = (p − mean) / std of the model's input
+//! normalisation, with bytes scaled by 1/255 first. A shuffled batch converts its rows as it
+//! gathers them (bytes through a 256-entry table); the first pass over consecutive samples (an
+//! evaluation, an unshuffled or full batch) converts the whole split once and then reads it in
+//! place, so such passes run at memory speed and no pixel is converted twice for them. Every
+//! path computes a value with the same arithmetic, so the results do not depend on the path.
 
 use crate::core::math::Real;
 use crate::data::{Dataset, InputNorm, Pixels};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-/// The converted samples of one split, row-major [samples × sample_len].
+/// The inputs of one attached split.
 pub struct Inputs<T> {
     pub data: Arc<Dataset>,
-    pub x: Arc<Vec<T>>,
+    norm: InputNorm,
+    /// x of each byte value (for byte pixels).
+    table: Vec<T>,
+    /// The whole split converted, row-major [samples × sample_len], once it is read in place.
+    x: OnceLock<Arc<Vec<T>>>,
 }
 
 impl<T: Real> Inputs<T> {
-    /// Converts every sample of `data`. For bytes each of the 256 values is converted once
-    /// (a table), with the arithmetic of the per-pixel formula, so the result is the same.
     pub fn new(data: Arc<Dataset>, norm: InputNorm) -> Self {
         let (mean, std) = (T::of(norm.mean), T::of(norm.std));
-        let x = match &data.pixels {
-            Pixels::U8(v) => {
-                let scale = T::one() / T::of(255.0);
-                let table: Vec<T> = (0..=255u8).map(|p| (T::of(p as f64) * scale - mean) / std).collect();
-                v.iter().map(|&p| table[p as usize]).collect()
-            }
-            Pixels::F64(v) => v.iter().map(|&p| (T::of(p) - mean) / std).collect(),
+        let scale = T::one() / T::of(255.0);
+        let table = match data.pixels {
+            Pixels::U8(_) => (0..=255u8).map(|p| (T::of(p as f64) * scale - mean) / std).collect(),
+            Pixels::F64(_) => Vec::new(),
         };
-        Inputs { data, x: Arc::new(x) }
+        Inputs { data, norm, table, x: OnceLock::new() }
+    }
+
+    fn of_f64(&self, p: f64) -> T {
+        (T::of(p) - T::of(self.norm.mean)) / T::of(self.norm.std)
+    }
+
+    /// The whole split converted (done on the first call).
+    pub fn matrix(&self) -> Arc<Vec<T>> {
+        self.x
+            .get_or_init(|| {
+                Arc::new(match &self.data.pixels {
+                    Pixels::U8(v) => v.iter().map(|&p| self.table[p as usize]).collect(),
+                    Pixels::F64(v) => v.iter().map(|&p| self.of_f64(p)).collect(),
+                })
+            })
+            .clone()
     }
 
     /// The first sample when `idx` lists consecutive samples in order (the matrix can be read
@@ -36,13 +53,22 @@ impl<T: Real> Inputs<T> {
         idx.iter().enumerate().all(|(i, &s)| s as usize == first as usize + i).then_some(first as usize)
     }
 
-}
-
-/// Copies rows `idx` (in that order) of the matrix `x` with rows of `len` values into the first
-/// rows of `out`.
-pub fn gather<T: Copy>(x: &[T], len: usize, idx: &[u32], out: &mut [T]) {
-    for (r, &i) in idx.iter().enumerate() {
-        let i = i as usize;
-        out[r * len..(r + 1) * len].copy_from_slice(&x[i * len..(i + 1) * len]);
+    /// Converts the samples `idx` (in that order) into the first rows of `out`.
+    pub fn gather(&self, idx: &[u32], out: &mut [T]) {
+        let len = self.data.sample_len;
+        if let Some(x) = self.x.get() {
+            for (r, &i) in idx.iter().enumerate() {
+                let i = i as usize;
+                out[r * len..(r + 1) * len].copy_from_slice(&x[i * len..(i + 1) * len]);
+            }
+            return;
+        }
+        for (r, &i) in idx.iter().enumerate() {
+            let (i, row) = (i as usize, &mut out[r * len..(r + 1) * len]);
+            match &self.data.pixels {
+                Pixels::U8(v) => row.iter_mut().zip(&v[i * len..(i + 1) * len]).for_each(|(x, &p)| *x = self.table[p as usize]),
+                Pixels::F64(v) => row.iter_mut().zip(&v[i * len..(i + 1) * len]).for_each(|(x, &p)| *x = self.of_f64(p)),
+            }
+        }
     }
 }

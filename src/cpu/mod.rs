@@ -4,8 +4,9 @@
 //! - `CpuBackend<f32>` is the fast path: the same equations with the `gemm` crate's kernels on
 //!   every core (`--threads`), bit-identical whatever the number of threads.
 //!
-//! Inputs are converted once per attached split (`inputs`); the workspaces grow to the largest
-//! pass and are reused, so full-batch steps and evaluation chunks run at memory speed.
+//! Inputs are converted as batches are gathered, or once per split for passes over consecutive
+//! samples (`inputs`); the workspaces grow to the largest pass and are reused, so full-batch
+//! steps and evaluation chunks run at memory speed.
 //!
 //! One step on a batch X [B, in] (row layout, W [out, in]):
 //!   forward   Z_l = A_{l−1}·W_lᵀ + b_l,   A_l = f_l(Z_l),   A_0 = X
@@ -221,37 +222,42 @@ impl<T: Real> CpuBackend<T> {
         }
     }
 
-    /// The converted inputs of an attached split (cheap clones of its handles).
-    fn inputs_of(&self, split: Split) -> Result<(Arc<Dataset>, Arc<Vec<T>>)> {
+    fn inputs_of(&self, split: Split) -> Result<&Inputs<T>> {
         match self.inputs.get(&split) {
-            Some(i) => Ok((i.data.clone(), i.x.clone())),
+            Some(i) => Ok(i),
             None => bail!("no {} data attached to the backend", split.name()),
         }
     }
 
     /// forward + score + backward + update on the training samples `idx`.
-    fn step_on(&mut self, data: &Dataset, x_all: &[T], idx: &[u32], lr: f64) -> StepStats {
+    fn step_on(&mut self, idx: &[u32], lr: f64) -> Result<StepStats> {
+        let mut buf = std::mem::take(&mut self.x_buf);
+        let inputs = self.inputs_of(Split::Train)?;
+        let data = inputs.data.clone();
         let rows = idx.len();
         let len = data.sample_len;
-        self.ensure_workspace(rows);
-        let mut buf = std::mem::take(&mut self.x_buf);
+        let whole;
         let x: &[T] = match Inputs::<T>::consecutive(idx) {
-            Some(lo) => &x_all[lo * len..(lo + rows) * len],
+            Some(lo) => {
+                whole = inputs.matrix();
+                &whole[lo * len..(lo + rows) * len]
+            }
             None => {
                 if buf.len() < rows * len {
                     buf.resize(rows * len, T::zero());
                 }
-                inputs::gather(x_all, len, idx, &mut buf);
+                inputs.gather(idx, &mut buf);
                 &buf[..rows * len]
             }
         };
+        self.ensure_workspace(rows);
         self.forward(rows, x);
         let labels: Vec<u8> = idx.iter().map(|&i| data.labels[i as usize]).collect();
         let (loss_sum, correct) = self.score(&labels, None);
         self.backward(&labels, x);
         self.update(lr);
         self.x_buf = buf;
-        StepStats { samples: rows as u64, loss_sum, correct }
+        Ok(StepStats { samples: rows as u64, loss_sum, correct })
     }
 }
 
@@ -313,10 +319,9 @@ impl<T: Real> Backend for CpuBackend<T> {
     }
 
     fn train_steps(&mut self, indices: &[u32], batch_size: usize, lrs: &[f64]) -> Result<StepStats> {
-        let (data, x) = self.inputs_of(Split::Train)?;
         let mut total = StepStats::default();
         for (idx, &lr) in indices.chunks(batch_size.max(1)).zip(lrs) {
-            let s = self.step_on(&data, &x, idx, lr);
+            let s = self.step_on(idx, lr)?;
             total.samples += s.samples;
             total.loss_sum += s.loss_sum;
             total.correct += s.correct;
@@ -329,7 +334,8 @@ impl<T: Real> Backend for CpuBackend<T> {
     }
 
     fn evaluate(&mut self, split: Split) -> Result<EvalResult> {
-        let (ds, x) = self.inputs_of(split)?;
+        let inputs = self.inputs_of(split)?;
+        let (ds, x) = (inputs.data.clone(), inputs.matrix());
         let mut res = EvalResult { predictions: Vec::with_capacity(ds.len()), ..Default::default() };
         let len = ds.sample_len;
         for lo in (0..ds.len()).step_by(EVAL_CHUNK) {
@@ -346,8 +352,7 @@ impl<T: Real> Backend for CpuBackend<T> {
     }
 
     fn trace_step(&mut self, indices: &[u32], lr: f64) -> Result<StepTrace> {
-        let (data, x) = self.inputs_of(Split::Train)?;
-        self.step_on(&data, &x, indices, lr);
+        self.step_on(indices, lr)?;
         let mut t = StepTrace::default();
         for l in 1..self.spec.layers.len() {
             let n = indices.len() * self.spec.layers[l];
