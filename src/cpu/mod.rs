@@ -230,10 +230,22 @@ impl<T: Real> CpuBackend<T> {
     }
 
     /// forward + score + backward + update on the training samples `idx`.
-    fn step_on(&mut self, idx: &[u32], lr: f64) -> Result<StepStats> {
+    ///
+    /// With `any_order`, a batch that is a permutation of the whole split (full-batch training)
+    /// is read in place in file order: its gradient is the same sum, the shuffle only reorders
+    /// its terms, and reading in place saves a copy of the whole set per step. (A trace keeps
+    /// the batch's order, row by row as the GPU's.)
+    fn step_on(&mut self, idx: &[u32], lr: f64, any_order: bool) -> Result<StepStats> {
         let mut buf = std::mem::take(&mut self.x_buf);
         let inputs = self.inputs_of(Split::Train)?;
         let data = inputs.data.clone();
+        let in_order: Vec<u32>;
+        let idx = if any_order && idx.len() == data.len() && idx.len() > 1 && is_permutation(idx) {
+            in_order = (0..idx.len() as u32).collect();
+            &in_order[..]
+        } else {
+            idx
+        };
         let rows = idx.len();
         let len = data.sample_len;
         let whole;
@@ -259,6 +271,12 @@ impl<T: Real> CpuBackend<T> {
         self.x_buf = buf;
         Ok(StepStats { samples: rows as u64, loss_sum, correct })
     }
+}
+
+/// Whether `idx` holds every number below its length once.
+fn is_permutation(idx: &[u32]) -> bool {
+    let mut seen = vec![false; idx.len()];
+    idx.iter().all(|&i| seen.get_mut(i as usize).is_some_and(|s| !std::mem::replace(s, true)))
 }
 
 fn to_f64<T: Real>(v: &[T]) -> Vec<f64> {
@@ -321,7 +339,7 @@ impl<T: Real> Backend for CpuBackend<T> {
     fn train_steps(&mut self, indices: &[u32], batch_size: usize, lrs: &[f64]) -> Result<StepStats> {
         let mut total = StepStats::default();
         for (idx, &lr) in indices.chunks(batch_size.max(1)).zip(lrs) {
-            let s = self.step_on(idx, lr)?;
+            let s = self.step_on(idx, lr, true)?;
             total.samples += s.samples;
             total.loss_sum += s.loss_sum;
             total.correct += s.correct;
@@ -352,7 +370,7 @@ impl<T: Real> Backend for CpuBackend<T> {
     }
 
     fn trace_step(&mut self, indices: &[u32], lr: f64) -> Result<StepTrace> {
-        self.step_on(indices, lr)?;
+        self.step_on(indices, lr, false)?;
         let mut t = StepTrace::default();
         for l in 1..self.spec.layers.len() {
             let n = indices.len() * self.spec.layers[l];
