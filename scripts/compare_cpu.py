@@ -133,7 +133,8 @@ def numpy_rate(net, x, y, steps, repeats):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default="../shared/datasets/mnist")
-    ap.add_argument("--gpu-nn", default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "gpu-nn"))
+    target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "target")
+    ap.add_argument("--gpu-nn", default=os.environ.get("GPU_NN_BIN") or os.path.join(target, "release", "gpu-nn"))
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count())

@@ -15,7 +15,8 @@ unless --force is given.
 import argparse, csv, json, os, struct, subprocess, sys, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "gpu-nn")
+# the release binary: $GPU_NN_BIN, else cargo's target directory ($CARGO_TARGET_DIR or target/)
+BIN = os.environ.get("GPU_NN_BIN") or os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"), "release", "gpu-nn")
 
 # preset -> (what the document reports, the quantity compared, the document's figure as a fraction)
 DOCS = {
