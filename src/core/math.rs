@@ -74,22 +74,34 @@ impl Real for f64 {
     }
 }
 
-/// Multiply-adds (m·k·n) from which a product is split over threads. Below it, waking a
-/// second core costs more than it saves (measured on seed001's 64×784×128: slower on two).
+/// Multiply-adds (m·k·n) from which a product runs on the `gemm` crate, split over threads.
+/// Below it, waking a second core costs more than it saves (measured on seed001's 64×784×128:
+/// slower on two), and matrixmultiply is as fast on one.
 pub const PARALLEL_MIN_WORK: usize = 1 << 24;
 
-/// The fast path: the `gemm` crate's packed AVX2/AVX-512/NEON kernels, split over rayon's
-/// threads by blocks of C for products of at least `PARALLEL_MIN_WORK` multiply-adds.
+/// The fast path. Small products: matrixmultiply on one core. Large ones: the `gemm` crate's
+/// packed AVX2/AVX-512/NEON kernels, split over rayon's threads by blocks of C. Which library
+/// computes a product depends on its size only, never on `threads`, so neither does the result.
 impl Real for f32 {
     const NAME: &'static str = "f32";
     fn gemm_threads(threads: usize, m: usize, k: usize, n: usize, alpha: f32, a: &[f32], rsa: usize, csa: usize, b: &[f32], rsb: usize, csb: usize, beta: f32, c: &mut [f32], rsc: usize) {
         check_extent(a.len(), m, k, rsa, csa);
         check_extent(b.len(), k, n, rsb, csb);
         check_extent(c.len(), m, n, rsc, 1);
-        let big = m.saturating_mul(k).saturating_mul(n) >= PARALLEL_MIN_WORK;
-        let par = if threads > 1 && big { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-        // SAFETY: the extents of all three operands were checked against their slices above.
-        // gemm's scalars are the other way round: dst = alpha·dst + beta·lhs·rhs.
+        if m.saturating_mul(k).saturating_mul(n) < PARALLEL_MIN_WORK {
+            // SAFETY: the extents of all three operands were checked against their slices above.
+            unsafe {
+                matrixmultiply::sgemm(
+                    m, k, n, alpha,
+                    a.as_ptr(), rsa as isize, csa as isize,
+                    b.as_ptr(), rsb as isize, csb as isize,
+                    beta, c.as_mut_ptr(), rsc as isize, 1,
+                )
+            }
+            return;
+        }
+        let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+        // SAFETY: as above. gemm's scalars are the other way round: dst = alpha·dst + beta·lhs·rhs.
         unsafe {
             gemm::gemm(
                 m, n, k,

@@ -1,8 +1,9 @@
 //! The CPU backend, generic over the float type:
 //! - `CpuBackend<f64>` is the reference: the textbook matrix product (`math::gemm_reference`)
 //!   and each step of backpropagation as one equation, to be read against the maths;
-//! - `CpuBackend<f32>` is the fast path: the same equations with the `gemm` crate's kernels on
-//!   every core (`--threads`), bit-identical whatever the number of threads.
+//! - `CpuBackend<f32>` is the fast path: the same equations with matrixmultiply's GEMM for small
+//!   products and the `gemm` crate's on every core (`--threads`) for large ones, bit-identical
+//!   whatever the number of threads.
 //!
 //! Inputs are converted as batches are gathered, or once per split for passes over consecutive
 //! samples (`inputs`); the workspaces grow to the largest pass and are reused, so full-batch
@@ -288,7 +289,7 @@ impl<T: Real> Backend for CpuBackend<T> {
         if T::NAME == "f64" {
             "cpu f64 reference".into()
         } else {
-            format!("cpu f32 (gemm, {} thread{})", self.threads, if self.threads == 1 { "" } else { "s" })
+            format!("cpu f32 ({} thread{})", self.threads, if self.threads == 1 { "" } else { "s" })
         }
     }
 
