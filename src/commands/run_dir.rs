@@ -73,9 +73,64 @@ pub fn run_dir_bytes(cfg: &Config) -> u64 {
     p * 8 * (2 + 2 * 3) + (4 << 20)
 }
 
+/// The files a run writes into its directory (and nothing else there is ever removed).
+pub const RUN_FILES: [&str; 9] = [
+    "config.json",
+    "metrics.csv",
+    "model.safetensors",
+    CHECKPOINT_FILE,
+    BEST_FILE,
+    "curves.png",
+    "curves.svg",
+    "confusion.csv",
+    "confusion.png",
+];
+
+/// The lock file of a run directory; it holds the pid of the run writing there.
+pub const LOCK_FILE: &str = ".gpu-nn.lock";
+
+/// A run directory held for writing: an exclusive lock on its `LOCK_FILE`, released when this
+/// is dropped or the process ends however it ends (the OS drops the lock with the process, so
+/// a killed run never blocks the next).
+#[derive(Debug)]
+pub struct RunDirLock {
+    _file: std::fs::File,
+}
+
+/// Takes `dir`'s lock, or says which process holds it.
+pub fn lock_run_dir(dir: &Path) -> Result<RunDirLock> {
+    use std::io::{Read, Seek, Write};
+    let path = dir.join(LOCK_FILE);
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("{}: cannot open the run directory's lock file", path.display()))?;
+    match f.try_lock() {
+        Ok(()) => {
+            // the holder's pid, for the message a second run prints
+            let _ = f.set_len(0).and_then(|()| f.rewind()).and_then(|()| write!(f, "{}", std::process::id()));
+            Ok(RunDirLock { _file: f })
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = f.read_to_string(&mut pid);
+            let holder = match pid.trim() {
+                "" => "another gpu-nn process".to_string(),
+                p => format!("another gpu-nn process (pid {p})"),
+            };
+            bail!("{}: {holder} is writing to this run directory; wait for it to finish or use another directory", dir.display())
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("{}: cannot lock the run directory", path.display())),
+    }
+}
+
 /// Prepares `--out DIR`: refuses to overwrite an earlier run without `force`, checks it is
-/// writable before any training starts.
-pub fn prepare_out_dir(dir: &Path, force: bool) -> Result<()> {
+/// writable before any training starts, locks it for this run and, with `force`, removes the
+/// earlier run's files (only `RUN_FILES`), so the directory never mixes two runs.
+pub fn prepare_out_dir(dir: &Path, force: bool) -> Result<RunDirLock> {
     if dir.exists() && !dir.is_dir() {
         bail!("--out {}: exists and is not a directory", dir.display());
     }
@@ -86,13 +141,18 @@ pub fn prepare_out_dir(dir: &Path, force: bool) -> Result<()> {
     let probe = dir.join(".gpu-nn-write-test");
     std::fs::write(&probe, b"ok").with_context(|| format!("--out {}: the directory is not writable", dir.display()))?;
     let _ = std::fs::remove_file(probe);
+    let lock = lock_run_dir(dir)?;
     if force {
-        // an overwritten run starts without the previous run's checkpoint and best model
-        for f in [CHECKPOINT_FILE, BEST_FILE] {
-            let _ = std::fs::remove_file(dir.join(f));
+        for f in RUN_FILES {
+            match std::fs::remove_file(dir.join(f)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("--out {} --force: cannot remove the earlier run's {f}", dir.display()));
+                }
+                _ => {}
+            }
         }
     }
-    Ok(())
+    Ok(lock)
 }
 
 /// Progress bar per epoch, summary line per epoch, files rewritten after every epoch.

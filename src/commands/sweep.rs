@@ -290,7 +290,7 @@ fn train_cell(cfg: &Config, data: &RunData, backend: &mut dyn Backend, engine: E
     match dir {
         None => crate::core::train::train_epochs(cfg, data, backend, &mut Silent, 0),
         Some(dir) => {
-            prepare_out_dir(&dir, force)?;
+            let _lock = prepare_out_dir(&dir, force)?;
             write_atomic(&dir.join("config.json"), serde_json::to_string_pretty(cfg)?.as_bytes())?;
             execute(cfg, data, backend, engine, Some(dir), &Console::quiet(), RunState::default(), Controls::default(), None)
         }

@@ -7,7 +7,7 @@
 use crate::atomic_file::write_atomic;
 use crate::commands::args::TrainArgs;
 use crate::commands::config_args::ConfigArgs;
-use crate::commands::run_dir::{execute, prepare_out_dir, run_dir_bytes};
+use crate::commands::run_dir::{execute, lock_run_dir, prepare_out_dir, run_dir_bytes};
 use crate::commands::setup::{make_engine, prepare};
 use crate::core::checkpoint::{CHECKPOINT_FILE, load_checkpoint};
 use crate::core::config::Config;
@@ -57,8 +57,12 @@ pub fn train_command(cfg: &Config, out: Option<PathBuf>, force: bool, quiet: boo
 
 /// `train_command` with stop requests (Ctrl-C, `--stop-after-steps`) and a console.
 pub fn train_with(cfg: &Config, out: Option<PathBuf>, force: bool, ctl: Controls, console: &Console) -> Result<RunResult> {
+    // held until the run ends: no second run writes into the same directory meanwhile
+    let _lock = match &out {
+        Some(dir) => Some(prepare_out_dir(dir, force)?),
+        None => None,
+    };
     if let Some(dir) = &out {
-        prepare_out_dir(dir, force)?;
         // a full disk is reported now rather than as a failed write after hours of training
         let need = run_dir_bytes(cfg);
         if let Ok(free) = fs4::available_space(dir) {
@@ -119,6 +123,8 @@ pub fn resume_command(dir: &Path, flags: &ConfigArgs, ctl: Controls, console: &C
             "--resume {name}: no {CHECKPOINT_FILE}: the run ended before its first checkpoint; start it again with gpu-nn train --config {name}/config.json --out {name} --force"
         );
     }
+    // held until the run ends, taken before the checkpoint is read: no other run writes here
+    let _lock = lock_run_dir(dir)?;
     let mut cfg = flags.resolve_over(&[Config::load_file(&cfg_path)?])?;
     let ck = load_checkpoint(&ck_path)?;
     // read through the defaults, so settings added to gpu-nn after the checkpoint compare equal
