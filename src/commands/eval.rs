@@ -6,7 +6,7 @@ use crate::commands::args::EvalArgs;
 use crate::commands::config_args::ConfigArgs;
 use crate::commands::setup::make_backend;
 use crate::core::backend::{EvalResult, Split};
-use crate::core::checkpoint::load_model;
+use crate::core::checkpoint::read_model;
 use crate::core::config::Config;
 use crate::core::model::Params;
 use crate::data::{Dataset, DatasetName};
@@ -20,8 +20,11 @@ use std::sync::Arc;
 /// A model file and the configuration to use it under: the run's `config.json` beside the
 /// model when there is one (dataset, task, data directory, precision), then the architecture
 /// from the file's metadata, then the flags.
-pub fn open_model(model: &Path, flags: &ConfigArgs) -> Result<(Params, Config)> {
-    let (params, spec) = load_model(model)?;
+pub fn open_model(model: &Path, flags: &ConfigArgs, console: &Console) -> Result<(Params, Config)> {
+    let (params, spec, checked) = read_model(model)?;
+    if let Some(note) = checked.note(model) {
+        console.note(&note);
+    }
     let mut layers = Vec::new();
     if let Some(beside) = model.parent().map(|d| d.join("config.json")).filter(|p| p.is_file()) {
         layers.push(Config::load_file(&beside)?);
@@ -88,10 +91,11 @@ pub fn run(args: EvalArgs) -> Result<()> {
 
 /// The whole `eval` command.
 pub fn eval_command(o: &EvalOptions) -> Result<(EvalResult, Confusion)> {
-    let (params, cfg) = open_model(&o.model, &o.flags)?;
+    let console = Console::new(Default::default(), o.quiet || o.json);
+    let (params, cfg) = open_model(&o.model, &o.flags, &console)?;
     let test = load_split(&cfg, false, o.quiet)?;
     let batch = cfg.training.batch_size.resolve(test.len()).clamp(1, test.len());
-    let mut backend = make_backend(&cfg, batch, &Console::new(Default::default(), o.quiet || o.json))?;
+    let mut backend = make_backend(&cfg, batch, &console)?;
     backend.set_params(&params)?;
     backend.attach(Split::Test, test.clone())?;
     let r = backend.evaluate(Split::Test)?;

@@ -14,6 +14,7 @@ use crate::core::math::{self, Real};
 use crate::core::model::{Activation, ModelSpec, Params};
 use crate::data::picture::{SIDE, ascii_art, load_image, preprocess};
 use crate::data::{Dataset, Pixels};
+use crate::report::console::Console;
 use anyhow::{Context, Result, bail};
 use std::path::PathBuf;
 
@@ -151,7 +152,7 @@ pub fn predict_command(o: &PredictOptions) -> Result<()> {
     if o.images.is_empty() && o.idx_index.is_empty() && o.csv.is_none() {
         bail!("predict: nothing to classify; give image files (PNG or JPEG), --idx-index N or --csv OUT");
     }
-    let (params, cfg): (Params, Config) = crate::commands::eval::open_model(&o.model, &o.flags)?;
+    let (params, cfg): (Params, Config) = crate::commands::eval::open_model(&o.model, &o.flags, &Console::text())?;
     let spec = cfg.model.clone();
     let p32 = params.map(|x| x as f32);
     let k = if spec.output_size() == 1 { 2 } else { spec.output_size() };

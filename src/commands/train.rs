@@ -9,7 +9,7 @@ use crate::commands::args::TrainArgs;
 use crate::commands::config_args::ConfigArgs;
 use crate::commands::run_dir::{execute, lock_run_dir, prepare_out_dir, run_dir_bytes};
 use crate::commands::setup::{make_engine, prepare};
-use crate::core::checkpoint::{CHECKPOINT_FILE, load_checkpoint};
+use crate::core::checkpoint::{CHECKPOINT_FILE, read_checkpoint, read_model};
 use crate::core::config::Config;
 use crate::core::metrics::to_csv;
 use crate::core::optim::Schedule;
@@ -76,6 +76,12 @@ pub fn train_with(cfg: &Config, out: Option<PathBuf>, force: bool, ctl: Controls
             }
         }
     }
+    if let Some(path) = &cfg.init_from {
+        // read again by initial_params below; here for whether it could be verified
+        if let Some(note) = read_model(path)?.2.note(path) {
+            console.note(&note);
+        }
+    }
     let mut cfg = cfg.clone();
     let data = prepare(&mut cfg, console)?;
     let cfg = &cfg;
@@ -126,7 +132,10 @@ pub fn resume_command(dir: &Path, flags: &ConfigArgs, ctl: Controls, console: &C
     // held until the run ends, taken before the checkpoint is read: no other run writes here
     let _lock = lock_run_dir(dir)?;
     let mut cfg = flags.resolve_over(&[Config::load_file(&cfg_path)?])?;
-    let ck = load_checkpoint(&ck_path)?;
+    let (ck, checked) = read_checkpoint(&ck_path)?;
+    if let Some(note) = checked.note(&ck_path) {
+        console.note(&note);
+    }
     // read through the defaults, so settings added to gpu-nn after the checkpoint compare equal
     let trained = Config::from_layers(std::slice::from_ref(&ck.meta.config))
         .map_err(|e| anyhow::anyhow!("{}: the configuration in the checkpoint is invalid: {e:#}", ck_path.display()))?

@@ -8,12 +8,19 @@
 //! optimiser and its step counter, which engine computed the run, the configuration's settings
 //! that determine the training, and the loop's `RunState` (epoch, step within it, running
 //! sums, metrics).
+//!
+//! Both carry a second metadata key, `gpu_nn_sha256`: the SHA-256 of their tensors (names,
+//! dtypes, shapes and bytes, in name order). A file whose tensors no longer match it (a flipped
+//! bit on disk) is refused; a file without it (written by another tool) is read, and the
+//! reader says it could not be verified (`Checked`). The header's keys are written in sorted
+//! order, so identical contents give identical bytes.
 
 use crate::atomic_file::write_atomic;
 use crate::core::model::{LayerParams, ModelSpec, Params, tensor_names};
 use crate::core::optim::{OptimState, OptimizerKind};
 use crate::core::run_state::RunState;
 use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -24,8 +31,80 @@ pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 pub const BEST_FILE: &str = "best.safetensors";
 /// The one metadata key of a checkpoint.
 pub const CHECKPOINT_KEY: &str = "gpu_nn_checkpoint";
+/// The metadata key of the tensors' checksum.
+pub const CHECKSUM_KEY: &str = "gpu_nn_sha256";
 /// Bumped when the layout changes incompatibly.
 pub const CHECKPOINT_FORMAT: u32 = 1;
+
+/// Whether a file's tensors were checked against its checksum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Checked {
+    /// They match `gpu_nn_sha256`.
+    Verified,
+    /// The file has no checksum (another tool wrote it): read as it is.
+    NoChecksum,
+}
+
+impl Checked {
+    /// The note a command prints for a file it read without a checksum.
+    pub fn note(self, path: &Path) -> Option<String> {
+        (self == Checked::NoChecksum).then(|| {
+            format!("note: {} carries no checksum (written by another tool or an older gpu-nn); its tensors could not be verified", path.display())
+        })
+    }
+}
+
+/// SHA-256 of tensors given as (name, dtype, shape, bytes), in name order.
+fn digest<'a>(tensors: impl Iterator<Item = (&'a str, Dtype, &'a [usize], &'a [u8])>) -> String {
+    let mut all: Vec<_> = tensors.collect();
+    all.sort_by(|a, b| a.0.cmp(b.0));
+    let mut h = Sha256::new();
+    for (name, dtype, shape, bytes) in all {
+        h.update(name.as_bytes());
+        h.update(format!("\0{dtype:?}{shape:?}\0").as_bytes());
+        h.update(bytes);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// safetensors bytes of `buffers` (name, shape, bytes, all of `dtype`) with `meta` and the
+/// checksum in the metadata, the header's keys in sorted order.
+fn serialize(buffers: &[(String, Vec<usize>, Vec<u8>)], dtype: Dtype, mut meta: HashMap<String, String>) -> Result<Vec<u8>> {
+    let sum = digest(buffers.iter().map(|(n, s, b)| (n.as_str(), dtype, s.as_slice(), b.as_slice())));
+    meta.insert(CHECKSUM_KEY.to_string(), sum);
+    let views: Vec<(String, TensorView)> = buffers
+        .iter()
+        .map(|(n, s, b)| Ok((n.clone(), TensorView::new(dtype, s.clone(), b)?)))
+        .collect::<Result<_>>()?;
+    let mut bytes = safetensors::serialize(views, Some(meta))?;
+    // safetensors writes its metadata HashMap in iteration order, which differs between
+    // processes: rewrite the header with sorted keys (the same text reordered, so no longer)
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n])?;
+    let text = serde_json::to_string(&header)?;
+    if text.len() > n {
+        bail!("internal: the sorted safetensors header is longer than the original");
+    }
+    bytes[8..8 + text.len()].copy_from_slice(text.as_bytes());
+    bytes[8 + text.len()..8 + n].fill(b' ');
+    Ok(bytes)
+}
+
+/// Checks `st` against the checksum in `meta`, if it has one.
+fn verify(st: &SafeTensors, meta: &HashMap<String, String>, file: &str) -> Result<Checked> {
+    let Some(want) = meta.get(CHECKSUM_KEY) else { return Ok(Checked::NoChecksum) };
+    let names = st.names();
+    let views: Vec<(&str, TensorView)> = names.iter().map(|n| (&n[..], st.tensor(n).unwrap())).collect();
+    let got = digest(views.iter().map(|(n, t)| (*n, t.dtype(), t.shape(), t.data())));
+    if &got != want {
+        bail!(
+            "{file}: its tensors do not match the checksum stored with them (sha256 {}… instead of {}…): the file is damaged; use another copy",
+            &got[..12],
+            &want[..want.len().min(12)]
+        );
+    }
+    Ok(Checked::Verified)
+}
 
 /// Element type a model file is written in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,15 +126,9 @@ pub fn model_bytes(params: &Params, spec: &ModelSpec, dtype: FileDtype) -> Resul
         FileDtype::F32 => Dtype::F32,
         FileDtype::F64 => Dtype::F64,
     };
-    let views: Vec<(String, TensorView)> = buffers
-        .iter()
-        .map(|(n, s, b)| Ok((n.clone(), TensorView::new(st_dtype, s.clone(), b)?)))
-        .collect::<Result<_>>()?;
-    // One metadata key only: safetensors takes a HashMap, whose order would make identical
-    // runs write different bytes.
     let mut meta = HashMap::new();
     meta.insert("architecture".to_string(), serde_json::to_string(spec)?);
-    Ok(safetensors::serialize(views, Some(meta))?)
+    serialize(&buffers, st_dtype, meta)
 }
 
 fn encode(v: &[f64], dtype: FileDtype) -> Vec<u8> {
@@ -73,6 +146,11 @@ pub fn save_model(path: &Path, params: &Params, spec: &ModelSpec, dtype: FileDty
 /// Reads a model file written by gpu-nn (or any safetensors file with the same tensor names and
 /// the architecture in its metadata). A checkpoint is a model file too.
 pub fn load_model(path: &Path) -> Result<(Params, ModelSpec)> {
+    read_model(path).map(|(p, s, _)| (p, s))
+}
+
+/// `load_model`, also saying whether the tensors were verified against a checksum.
+pub fn read_model(path: &Path) -> Result<(Params, ModelSpec, Checked)> {
     let name = path.display();
     let bytes = std::fs::read(path).with_context(|| format!("cannot read model file {name}"))?;
     let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| anyhow::anyhow!("{name}: not a safetensors file ({e})"))?;
@@ -87,7 +165,8 @@ pub fn load_model(path: &Path) -> Result<(Params, ModelSpec)> {
     };
     spec.validate().with_context(|| format!("{name}: architecture"))?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| anyhow::anyhow!("{name}: not a safetensors file ({e})"))?;
-    Ok((read_params(&st, &spec, &name.to_string())?, spec))
+    let checked = verify(&st, &meta, &name.to_string())?;
+    Ok((read_params(&st, &spec, &name.to_string())?, spec, checked))
 }
 
 fn read_params(st: &SafeTensors, spec: &ModelSpec, file: &str) -> Result<Params> {
@@ -156,15 +235,9 @@ pub fn checkpoint_bytes(ck: &Checkpoint) -> Result<Vec<u8>> {
             }
         }
     }
-    let views: Vec<(String, TensorView)> = buffers
-        .iter()
-        .map(|(n, s, b)| Ok((n.clone(), TensorView::new(Dtype::F64, s.clone(), b)?)))
-        .collect::<Result<_>>()?;
-    // one key: safetensors takes a HashMap, whose order would make identical states write
-    // different bytes
     let mut meta = HashMap::new();
     meta.insert(CHECKPOINT_KEY.to_string(), serde_json::to_string(&ck.meta)?);
-    Ok(safetensors::serialize(views, Some(meta))?)
+    serialize(&buffers, Dtype::F64, meta)
 }
 
 /// Writes a checkpoint atomically: a crash or a failed write leaves the previous one.
@@ -174,6 +247,11 @@ pub fn save_checkpoint(path: &Path, ck: &Checkpoint) -> Result<()> {
 
 /// Reads and checks a checkpoint: format, every tensor's presence, shape, dtype and finiteness.
 pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
+    read_checkpoint(path).map(|(c, _)| c)
+}
+
+/// `load_checkpoint`, also saying whether the tensors were verified against a checksum.
+pub fn read_checkpoint(path: &Path) -> Result<(Checkpoint, Checked)> {
     let name = path.display().to_string();
     let bytes = std::fs::read(path).with_context(|| format!("cannot read checkpoint {name}"))?;
     let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| anyhow::anyhow!("{name}: not a safetensors file ({e})"))?;
@@ -189,6 +267,7 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
     let spec = &meta.architecture;
     spec.validate().with_context(|| format!("{name}: architecture"))?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| anyhow::anyhow!("{name}: not a safetensors file ({e})"))?;
+    let checked = verify(&st, header.metadata().as_ref().unwrap_or(&HashMap::new()), &name)?;
     let params = read_params(&st, spec, &name)?;
     let slots = meta.optimizer.state_slots();
     let mut optim = OptimState { step: meta.optim_step, slots: Vec::new() };
@@ -199,7 +278,7 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
         };
         optim.slots.push([read(0, &[n_out, n_in])?, read(1, &[n_out])?]);
     }
-    Ok(Checkpoint { meta, params, optim })
+    Ok((Checkpoint { meta, params, optim }, checked))
 }
 
 fn read_tensor(st: &SafeTensors, tensor: &str, shape: &[usize], file: &str) -> Result<Vec<f64>> {
