@@ -5,11 +5,12 @@
 // keeps arrays indexed in loops in memory, which halves the speed).
 //
 // The host uses these kernels only for layers whose every operand row is vec4-aligned: all
-// offsets below are multiples of 4 floats (src/gpu/layout.rs aligns layer_off and param_off), and
-//   forward        needs k = n_in % 4 == 0            (the output width may be anything)
-//   backward_data  needs n_in % 4 == 0 and n_out % 4 == 0
-//   weight_grad    needs n_in % 4 == 0 and n_out % 4 == 0
-// Other layers use the scalar kernels of matmul.wgsl. Loads are clamped to the last valid
+// offsets below are multiples of 4 floats (src/gpu/layout.rs aligns layer_off and param_off),
+// and all three kernels need n_in % 4 == 0 and n_out % 4 == 0. For the forward kernel that is
+// what makes its single-component stores safe: with rows of a multiple of 4 floats, every vec4
+// of Z and A belongs to one thread's output block, so no two invocations write parts of one
+// vec4 (WGSL promises nothing about neighbours writing components of the same vector).
+// Other layers use the scalar kernels of matmul.wgsl, whose buffers are arrays of f32. Loads are clamped to the last valid
 // row/column and stores are masked, so any number of rows and columns works.
 
 @group(0) @binding(0) var<uniform> d: MatmulDims;

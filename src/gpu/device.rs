@@ -51,12 +51,13 @@ impl Device {
     pub(super) fn new(gpu: Gpu, spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, config: KernelConfig) -> Result<Device> {
         let k = Kernels::new(&gpu, config)?;
         let layout = Layout::new(spec, opt, batch, &gpu.limits)?;
-        // per layer, the vec4 kernels where their shape conditions hold (matmul_vec4.wgsl)
+        // per layer, the vec4 kernels where their shape conditions hold (matmul_vec4.wgsl): all
+        // three need both widths to be multiples of 4
         let vec4 = (0..spec.num_layers())
             .map(|i| {
                 let (n_in, n_out) = spec.layer_dims(i);
-                let both = n_in % 4 == 0 && n_out % 4 == 0;
-                [config.vec4 && n_in % 4 == 0, config.vec4 && both, config.vec4 && both]
+                let both = config.vec4 && n_in % 4 == 0 && n_out % 4 == 0;
+                [both; 3]
             })
             .collect();
         let params = storage(&gpu, "params", 4 * layout.param_len());
