@@ -21,9 +21,16 @@ const MAX_ROWS: usize = 8192;
 /// Dims entries: per layer forward, backward_data, weight_grad; loss; optimiser; gather slots.
 const GATHER_SLOTS: usize = 5;
 
-/// The most bytes one storage binding may cover on a device with these limits.
+/// The most bytes one storage binding may cover on a device with these limits, rounded down to
+/// 16: buffers are allocated in multiples of 16 bytes (`device::storage`), so any size checked
+/// against this stays within the limit after that rounding.
 pub fn max_binding(limits: &wgpu::Limits) -> usize {
-    (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size) as usize
+    ((limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size) as usize) & !15
+}
+
+/// Floats of one activation buffer for `rows` rows: every layer's block padded to 4 floats.
+fn activation_floats(spec: &ModelSpec, rows: usize) -> usize {
+    spec.layers.iter().map(|&n| (rows * n).next_multiple_of(4)).sum()
 }
 
 /// Where everything of one model sits in the backend's buffers (in floats unless named bytes).
@@ -53,7 +60,12 @@ impl Layout {
     pub fn rows_cap_for(spec: &ModelSpec, batch: usize, limits: &wgpu::Limits) -> usize {
         let max_bind = max_binding(limits);
         let widths: usize = spec.layers.iter().sum();
-        batch.max(1024).min(MAX_ROWS).min(max_bind / (4 * widths))
+        let mut rows = batch.max(1024).min(MAX_ROWS).min(max_bind / (4 * widths));
+        // the padding of each layer's block to 4 floats counts too (at most 3 floats a layer)
+        while rows > 0 && 4 * activation_floats(spec, rows) > max_bind {
+            rows -= 1;
+        }
+        rows
     }
 
     /// The layout for micro-batches of `batch` rows (capped by `rows_cap_for`); fails if one
@@ -62,8 +74,7 @@ impl Layout {
         let max_bind = max_binding(limits);
         let widths: usize = spec.layers.iter().sum();
         // rows of one micro-batch: the batch (or the evaluation chunk) if it fits the binding limit
-        let fit = max_bind / (4 * widths);
-        if fit == 0 {
+        if Self::rows_cap_for(spec, 1, limits) == 0 {
             bail!(
                 "the model's layer widths sum to {widths} values per sample, {} bytes, more than the adapter's max_storage_buffer_binding_size of {max_bind} bytes",
                 4 * widths
@@ -316,6 +327,21 @@ mod tests {
         assert_eq!(Layout::rows_cap_for(&s, 4000, &small), 100);
         let tiny = wgpu::Limits { max_storage_buffer_binding_size: 100, ..lim };
         assert!(Layout::new(&s, &adam(), 1, &tiny).is_err(), "one sample does not fit");
+    }
+
+    /// Widths that are not multiples of 4 pad every layer's block: the padded activation
+    /// buffer, not just rows × widths, has to fit the binding, for limits of any size.
+    #[test]
+    fn padded_activation_buffers_fit_the_binding_limit() {
+        let s = spec(&[5, 7, 3]);
+        let lim = wgpu::Limits::default();
+        for bind in (4 * 15 * 40..4 * 15 * 48).step_by(4) {
+            let small = wgpu::Limits { max_storage_buffer_binding_size: bind, ..lim.clone() };
+            let l = Layout::new(&s, &adam(), 4000, &small).unwrap();
+            let rows = l.rows_cap();
+            assert!(4 * activation_floats(&s, rows) <= max_binding(&small), "limit {bind}: {rows} rows overflow");
+            assert!(4 * activation_floats(&s, rows + 1) > max_binding(&small), "limit {bind}: {rows} rows is not the most that fit");
+        }
     }
 
     #[test]

@@ -191,7 +191,7 @@ impl Residency {
         if !self.stream_slots.is_empty() {
             return;
         }
-        self.stream_cap = dev.layout.rows_cap().max(4096);
+        self.stream_cap = stream_capacity(dev.layout.rows_cap(), words(data), max_binding(&dev.gpu.limits));
         for _ in 0..2 {
             let images = storage(&dev.gpu, "stream images", 4 * words(data) * self.stream_cap);
             let labels = storage(&dev.gpu, "stream labels", 4 * self.stream_cap);
@@ -252,5 +252,26 @@ impl Residency {
         let labels: Vec<u32> = samples.iter().map(|&s| data.labels[s] as u32).collect();
         dev.gpu.queue.write_buffer(&self.stream_slots[slot].images, 0, bytemuck::cast_slice(&packed));
         dev.gpu.queue.write_buffer(&self.stream_slots[slot].labels, 0, bytemuck::cast_slice(&labels));
+    }
+}
+
+/// Samples of one stream slot: a few micro-batches' worth (at least 4096), as long as the
+/// slot's images (`words` u32 per sample) fit one binding. Never below `rows_cap`, which the
+/// binding limit already bounds (a sample's activations outweigh its words).
+fn stream_capacity(rows_cap: usize, words: usize, max_bind: usize) -> usize {
+    rows_cap.max(4096).min(max_bind / (4 * words)).max(rows_cap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stream_capacity;
+
+    #[test]
+    fn a_stream_slot_fits_one_binding() {
+        assert_eq!(stream_capacity(1024, 196, 128 << 20), 4096);
+        // very wide inputs: fewer samples per slot, still at least a micro-batch
+        let (words, max_bind) = (200_000, 128 << 20);
+        let cap = stream_capacity(100, words, max_bind);
+        assert!(cap >= 100 && 4 * words * cap <= max_bind, "{cap}");
     }
 }
