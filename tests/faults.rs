@@ -92,6 +92,7 @@ fn tmpfs(size: &str, read_only: bool) -> Option<tempfile::TempDir> {
     let opts = if read_only { format!("size={size},ro") } else { format!("size={size}") };
     let ok = Command::new("mount").args(["-t", "tmpfs", "-o", &opts, "tmpfs"]).arg(dir.path()).status().is_ok_and(|s| s.success());
     if !ok {
+        assert!(!in_ci(), "cannot mount a tmpfs (needs root) and CI is set: the disk tests must run in CI");
         eprintln!("SKIPPED: cannot mount a tmpfs here (needs root)");
         return None;
     }
@@ -131,6 +132,7 @@ fn a_full_or_read_only_disk_is_reported_before_training() {
 /// with one line naming the loss and the last good checkpoint, which still resumes.
 #[test]
 fn a_device_lost_mid_run_keeps_the_last_checkpoint() {
+    assert!(cfg!(feature = "test-aids"), "the device-loss aid needs the test-aids feature: run the README's test command, cargo test --release --features test-aids");
     if gpu_or_skip("a_device_lost_mid_run").is_none() || !Path::new(MNIST).is_dir() {
         assert!(!in_ci() || Path::new(MNIST).is_dir(), "{MNIST} missing in CI");
         return;
@@ -178,11 +180,13 @@ fn an_unreadable_data_directory_is_named() {
         .env("GPU_NN_OFFLINE", "1")
         .output();
     let Ok(o) = o else {
+        assert!(!in_ci(), "setpriv is not available and CI is set: this test must run in CI (util-linux)");
         eprintln!("SKIPPED an_unreadable_data_directory_is_named: setpriv is not available");
         return;
     };
     let err = String::from_utf8_lossy(&o.stderr);
     if err.contains("setpriv:") {
+        assert!(!in_ci(), "cannot switch to an unprivileged user and CI is set: {}", err.trim());
         eprintln!("SKIPPED an_unreadable_data_directory_is_named: cannot switch to an unprivileged user ({})", err.trim());
         return;
     }

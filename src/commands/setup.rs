@@ -10,8 +10,10 @@ use crate::gpu::GpuBackend;
 use crate::report::console::Console;
 use anyhow::Result;
 
-/// Testing aid read by the binary, never by the library: lose the GPU device once the run has
-/// taken this many steps, to exercise the path a real device loss (driver reset) takes.
+/// Testing aid, read only by a binary built with the `test-aids` feature (the tests build it
+/// so): lose the GPU device once the run has taken this many steps, to exercise the path a real
+/// device loss (driver reset) takes.
+#[cfg(feature = "test-aids")]
 pub const LOSE_DEVICE_VAR: &str = "GPU_NN_TEST_LOSE_DEVICE_AT_STEP";
 
 /// What computes a run. A checkpoint records it: resuming on another engine would change the
@@ -72,7 +74,9 @@ pub fn cpu_backend(cfg: &Config) -> (Box<dyn Backend>, Engine) {
 /// Builds the backend a configuration asks for; `batch` is the resolved batch size.
 pub fn make_engine(cfg: &Config, batch: usize, console: &Console) -> Result<(Box<dyn Backend>, Engine)> {
     let open = || {
+        #[allow(unused_mut)]
         let mut b = GpuBackend::new(&cfg.model, &cfg.optimizer, batch, cfg.backend.adapter.as_deref(), cfg.backend.stream, console.quiet)?;
+        #[cfg(feature = "test-aids")]
         b.lose_device_at_step(std::env::var(LOSE_DEVICE_VAR).ok().and_then(|v| v.parse::<u64>().ok()));
         Ok(b)
     };
