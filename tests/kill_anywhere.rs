@@ -7,7 +7,7 @@ mod common;
 
 use common::{command, mnist_dir_or_skip};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// A small network over all of MNIST: many epochs of a few dozen steps, so checkpoints (and
 /// with them atomic writes) come often.

@@ -151,9 +151,13 @@ pub fn load_model(path: &Path) -> Result<(Params, ModelSpec)> {
 
 /// `load_model`, also saying whether the tensors were verified against a checksum.
 pub fn read_model(path: &Path) -> Result<(Params, ModelSpec, Checked)> {
-    let name = path.display();
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read model file {name}"))?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| anyhow::anyhow!("{name}: not a safetensors file ({e})"))?;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read model file {}", path.display()))?;
+    model_from_bytes(&bytes, &path.display().to_string())
+}
+
+/// `read_model` on a file's bytes; `name` names it in errors.
+pub fn model_from_bytes(bytes: &[u8], name: &str) -> Result<(Params, ModelSpec, Checked)> {
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| anyhow::anyhow!("{name}: not a safetensors file ({e})"))?;
     let meta = meta.metadata().clone().unwrap_or_default();
     let spec: ModelSpec = if let Some(arch) = meta.get("architecture") {
         serde_json::from_str(arch).map_err(|e| anyhow::anyhow!("{name}: architecture metadata is invalid: {e}"))?
@@ -164,8 +168,8 @@ pub fn read_model(path: &Path) -> Result<(Params, ModelSpec, Checked)> {
         bail!("{name}: no 'architecture' entry in the safetensors metadata; was it written by gpu-nn?");
     };
     spec.validate().with_context(|| format!("{name}: architecture"))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| anyhow::anyhow!("{name}: not a safetensors file ({e})"))?;
-    let checked = verify(&st, &meta, &name.to_string())?;
+    let st = SafeTensors::deserialize(bytes).map_err(|e| anyhow::anyhow!("{name}: not a safetensors file ({e})"))?;
+    let checked = verify(&st, &meta, name)?;
     Ok((read_params(&st, &spec, &name.to_string())?, spec, checked))
 }
 
@@ -252,8 +256,13 @@ pub fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
 
 /// `load_checkpoint`, also saying whether the tensors were verified against a checksum.
 pub fn read_checkpoint(path: &Path) -> Result<(Checkpoint, Checked)> {
-    let name = path.display().to_string();
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read checkpoint {name}"))?;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read checkpoint {}", path.display()))?;
+    checkpoint_from_bytes(&bytes, &path.display().to_string())
+}
+
+/// `read_checkpoint` on a file's bytes; `name` names it in errors.
+pub fn checkpoint_from_bytes(bytes: &[u8], name: &str) -> Result<(Checkpoint, Checked)> {
+    let name = name.to_string();
     let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| anyhow::anyhow!("{name}: not a safetensors file ({e})"))?;
     let text = header
         .metadata()

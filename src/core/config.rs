@@ -268,10 +268,14 @@ impl Config {
 
     pub fn load_file(path: &Path) -> Result<Value> {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read configuration {}", path.display()))?;
-        let v: Value = serde_json::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: not valid JSON: {e}", path.display()))?;
+        Self::layer_from_str(&text, &path.display().to_string())
+    }
+
+    /// A configuration layer from JSON text (a config.json's); `name` names it in errors.
+    pub fn layer_from_str(text: &str, name: &str) -> Result<Value> {
+        let v: Value = serde_json::from_str(text).map_err(|e| anyhow::anyhow!("{name}: not valid JSON: {e}"))?;
         // Validate this layer on its own so an unknown key is reported against the file.
-        Config::from_layers(std::slice::from_ref(&v)).map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))?;
+        Config::from_layers(std::slice::from_ref(&v)).map_err(|e| anyhow::anyhow!("{name}: {e:#}"))?;
         Ok(v)
     }
 

@@ -43,16 +43,27 @@ pub struct Prepared {
 
 /// Reads a PNG or JPEG (the format is recognised from the content, not the name).
 pub fn load_image(path: &Path) -> Result<DynamicImage> {
-    let reader = image::ImageReader::open(path)
-        .with_context(|| format!("cannot open image {}", path.display()))?
+    let bytes = std::fs::read(path).with_context(|| format!("cannot open image {}", path.display()))?;
+    decode_image(&bytes, &path.display().to_string())
+}
+
+/// Decodes a PNG or JPEG from its bytes; `name` names it in errors. Pictures over 16,384 pixels
+/// a side or 256 MiB decoded are refused (a digit needs far less; a hostile file asks for more).
+pub fn decode_image(bytes: &[u8], name: &str) -> Result<DynamicImage> {
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
-        .with_context(|| format!("cannot read image {}", path.display()))?;
+        .with_context(|| format!("cannot read image {name}"))?;
     match reader.format() {
         Some(image::ImageFormat::Png | image::ImageFormat::Jpeg) => {}
-        Some(f) => bail!("{}: {f:?} images are not supported; expected PNG or JPEG", path.display()),
-        None => bail!("{}: not a PNG or JPEG image", path.display()),
+        Some(f) => bail!("{name}: {f:?} images are not supported; expected PNG or JPEG"),
+        None => bail!("{name}: not a PNG or JPEG image"),
     }
-    reader.decode().with_context(|| format!("{}: cannot decode the image", path.display()))
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(16_384);
+    limits.max_image_height = Some(16_384);
+    limits.max_alloc = Some(256 << 20);
+    reader.limits(limits);
+    reader.decode().with_context(|| format!("{name}: cannot decode the image"))
 }
 
 /// Centre of mass (x, y) of a w×h image in pixel-index coordinates; `None` when it is all zero.
