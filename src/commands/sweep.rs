@@ -23,7 +23,7 @@
 use crate::atomic_file::write_atomic;
 use crate::commands::args::SweepArgs;
 use crate::commands::config_args::ConfigArgs;
-use crate::commands::run_dir::{diverged, execute, prepare_out_dir};
+use crate::commands::run_dir::{diverged, execute, lock_run_dir, prepare_out_dir};
 use crate::commands::setup::{Engine, cpu_backend, gpu_or_cpu, prepare};
 use crate::core::backend::Backend;
 use crate::core::config::Config;
@@ -204,6 +204,8 @@ pub fn sweep_command(o: &SweepOptions) -> Result<Sweep> {
         bail!("--out {}: already holds a sweep; pass --force to overwrite it", out.display());
     }
     std::fs::create_dir_all(out).with_context(|| format!("--out {}: cannot create the directory", out.display()))?;
+    // held until the sweep ends: a second sweep does not write the same tables meanwhile
+    let _lock = lock_run_dir(out)?;
 
     // the data, once for every cell (only the batch size and learning rate differ)
     let data = prepare(&mut base, &console)?;
