@@ -4,15 +4,11 @@
 
 mod common;
 
-use common::gpu_nn;
+use common::{error_line, gpu_nn, s};
 use gpu_nn::core::checkpoint::{CHECKSUM_KEY, Checked, load_model, model_bytes, read_model};
 use gpu_nn::core::checkpoint::FileDtype;
 use safetensors::SafeTensors;
 use std::path::Path;
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// A finished seed000-hand run (f64 CPU, no data files needed) in `dir/run`.
 fn hand_run(dir: &Path) -> std::path::PathBuf {
@@ -28,13 +24,6 @@ fn flip_last_bit(path: &Path) {
     let last = b.len() - 1;
     b[last] ^= 0x01;
     std::fs::write(path, b).unwrap();
-}
-
-fn error_line(o: &std::process::Output) -> String {
-    let err = String::from_utf8_lossy(&o.stderr);
-    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(lines.len(), 1, "expected one error line, got:\n{err}");
-    lines[0].to_string()
 }
 
 #[test]

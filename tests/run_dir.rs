@@ -4,27 +4,16 @@
 
 mod common;
 
-use common::{command, gpu_nn};
+use common::{command, error_line, gpu_nn, s};
 use gpu_nn::commands::run_dir::{LOCK_FILE, RUN_FILES, lock_run_dir};
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// seed000-hand on the f64 CPU: a run of a few milliseconds without data files.
 fn hand(out: &Path, extra: &[&str]) -> std::process::Output {
     let mut args = vec!["train", "--preset", "seed000-hand", "--backend", "cpu", "--precision", "f64", "--out", s(out), "--quiet"];
     args.extend_from_slice(extra);
     gpu_nn(&args)
-}
-
-fn error_line(o: &std::process::Output) -> String {
-    let err = String::from_utf8_lossy(&o.stderr);
-    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(lines.len(), 1, "expected one error line, got:\n{err}");
-    lines[0].to_string()
 }
 
 #[test]

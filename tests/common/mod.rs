@@ -17,6 +17,19 @@ pub fn gpu_nn(args: &[&str]) -> Output {
     command(args).output().expect("the gpu-nn binary runs")
 }
 
+/// The one `error:` line a failed run printed (panics unless there is exactly one).
+pub fn error_line(o: &Output) -> String {
+    let err = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(lines.len(), 1, "expected one error line, got:\n{err}");
+    lines[0].to_string()
+}
+
+/// A path as the &str a command line takes.
+pub fn s(p: &std::path::Path) -> &str {
+    p.to_str().unwrap()
+}
+
 /// Where the real MNIST files live (the shared dataset directory beside the project).
 pub const MNIST_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/datasets/mnist");
 
