@@ -9,7 +9,7 @@ use crate::commands::args::TrainArgs;
 use crate::commands::config_args::ConfigArgs;
 use crate::commands::run_dir::{execute, lock_run_dir, prepare_out_dir, run_dir_bytes};
 use crate::commands::setup::{make_engine, prepare};
-use crate::core::checkpoint::{CHECKPOINT_FILE, read_checkpoint, read_model};
+use crate::core::checkpoint::{CHECKPOINT_FILE, read_checkpoint};
 use crate::core::config::Config;
 use crate::core::metrics::to_csv;
 use crate::core::optim::Schedule;
@@ -76,12 +76,6 @@ pub fn train_with(cfg: &Config, out: Option<PathBuf>, force: bool, ctl: Controls
             }
         }
     }
-    if let Some(path) = &cfg.init_from {
-        // read again by initial_params below; here for whether it could be verified
-        if let Some(note) = read_model(path)?.2.note(path) {
-            console.note(&note);
-        }
-    }
     let mut cfg = cfg.clone();
     let data = prepare(&mut cfg, console)?;
     let cfg = &cfg;
@@ -98,7 +92,13 @@ pub fn train_with(cfg: &Config, out: Option<PathBuf>, force: bool, ctl: Controls
     if let Some(dir) = &out {
         write_atomic(&dir.join("config.json"), serde_json::to_string_pretty(cfg)?.as_bytes())?;
     }
-    backend.set_params(&cfg.initial_params()?)?;
+    let (params, checked) = cfg.initial_params_checked()?;
+    if let (Some(path), Some(checked)) = (&cfg.init_from, checked) {
+        if let Some(note) = checked.note(path) {
+            console.note(&note);
+        }
+    }
+    backend.set_params(&params)?;
     crate::core::train::attach_all(&data, backend.as_mut())?;
     execute(cfg, &data, backend.as_mut(), engine, out, console, RunState::default(), ctl, None)
 }

@@ -359,8 +359,14 @@ impl Config {
 
     /// The initial parameters: explicit values, a file, or drawn from the seed.
     pub fn initial_params(&self) -> Result<Params> {
+        Ok(self.initial_params_checked()?.0)
+    }
+
+    /// `initial_params`, with whether an `--init-from` file was verified against its checksum
+    /// (`None` when the weights do not come from a file).
+    pub fn initial_params_checked(&self) -> Result<(Params, Option<crate::core::checkpoint::Checked>)> {
         if let Some(path) = &self.init_from {
-            let (params, spec) = crate::core::checkpoint::load_model(path)?;
+            let (params, spec, checked) = crate::core::checkpoint::read_model(path)?;
             if spec.layers != self.model.layers {
                 bail!(
                     "--init-from {}: the file's layers {:?} differ from --layers {:?}",
@@ -369,7 +375,7 @@ impl Config {
                     self.model.layers
                 );
             }
-            return Ok(params);
+            return Ok((params, Some(checked)));
         }
         if self.init == Init::Explicit {
             let vals = self.initial_params.as_ref().context("init explicit without initial_params")?;
@@ -386,8 +392,8 @@ impl Config {
                     bail!("initial_params: layer {i} weight rows must have {n_in} values each");
                 }
             }
-            return Ok(params);
+            return Ok((params, None));
         }
-        crate::core::init::initialize(&self.model, self.init, self.training.seed)
+        Ok((crate::core::init::initialize(&self.model, self.init, self.training.seed)?, None))
     }
 }

@@ -12,7 +12,9 @@ use std::sync::{Arc, OnceLock};
 /// The inputs of one attached split.
 pub struct Inputs<T> {
     pub data: Arc<Dataset>,
-    norm: InputNorm,
+    /// The input normalisation's mean and std in `T`.
+    mean: T,
+    std: T,
     /// x of each byte value (for byte pixels).
     table: Vec<T>,
     /// The whole split converted, row-major [samples × sample_len], once it is read in place.
@@ -27,11 +29,11 @@ impl<T: Real> Inputs<T> {
             Pixels::U8(_) => (0..=255u8).map(|p| (T::of(p as f64) * scale - mean) / std).collect(),
             Pixels::F64(_) => Vec::new(),
         };
-        Inputs { data, norm, table, x: OnceLock::new() }
+        Inputs { data, mean, std, table, x: OnceLock::new() }
     }
 
     fn of_f64(&self, p: f64) -> T {
-        (T::of(p) - T::of(self.norm.mean)) / T::of(self.norm.std)
+        (T::of(p) - self.mean) / self.std
     }
 
     /// The whole split converted (done on the first call).
