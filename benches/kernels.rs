@@ -97,7 +97,7 @@ fn main() -> anyhow::Result<()> {
         }
     }
     drop(gpu);
-    let shapes = shapes();
+    let shapes = shapes(&[1024]);
     println!("{:<14} {:<16} {:<16} {:>13}  {:>15}  {:>7}", "kernel", "M×K×N", "config", "per dispatch", "wall", "per CPU-s");
     for (kind, shape) in &shapes {
         for (name, cfg) in &configs {

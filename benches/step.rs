@@ -9,7 +9,7 @@ use gpu_nn::core::backend::{Backend, Split};
 use gpu_nn::core::config::{Config, preset_json};
 use gpu_nn::cpu::FastBackend;
 use gpu_nn::data::{Dataset, Pixels};
-use gpu_nn::gpu::{Gpu, GpuBackend, Matmul};
+use gpu_nn::gpu::{Gpu, GpuBackend, KernelChoice, Matmul};
 use gpu_nn::workbench::matmul::{adapters_choice, network};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -53,7 +53,7 @@ fn bench_step(c: &mut Criterion) {
             cpu.train_steps(&order[at..at + chunk], 64, &[1e-3; 64]).unwrap()
         })
     });
-    match GpuBackend::new(&cfg.model, &cfg.optimizer, 64, None, false, true) {
+    match GpuBackend::new(&cfg.model, &cfg.optimizer, 64, None, false, true, &KernelChoice::Default) {
         Ok(mut gpu) => {
             gpu.set_params(&params).unwrap();
             gpu.attach(Split::Train, data.clone()).unwrap();

@@ -6,7 +6,7 @@ use gpu_nn::core::backend::{Backend, Split};
 use gpu_nn::core::config::{Config, preset_json};
 use gpu_nn::cpu::ReferenceBackend;
 use gpu_nn::data::{Dataset, Pixels};
-use gpu_nn::gpu::GpuBackend;
+use gpu_nn::gpu::{GpuBackend, KernelChoice};
 use gpu_nn::core::model::{Activation, LayerParams, Loss, ModelSpec, Params, Reduction};
 use gpu_nn::core::optim::{OptimState, OptimizerKind, OptimizerSpec};
 use serde_json::json;
@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 /// A GPU backend, or None with a printed reason (a failure in CI).
 fn gpu_or_skip(test: &str, spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, stream: bool) -> Option<GpuBackend> {
-    match GpuBackend::new(spec, opt, batch, None, stream, true) {
+    match GpuBackend::new(spec, opt, batch, None, stream, true, &KernelChoice::Default) {
         Ok(b) => Some(b),
         Err(e) if in_ci() => panic!("{test}: no GPU adapter in CI: {e:#}"),
         Err(e) => {

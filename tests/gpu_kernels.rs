@@ -16,7 +16,7 @@ use gpu_nn::core::optim::{OptimizerKind, OptimizerSpec};
 use gpu_nn::cpu::ReferenceBackend;
 use gpu_nn::data::InputNorm;
 use gpu_nn::gpu::context::{instance, list_adapters};
-use gpu_nn::gpu::{Gpu, GpuBackend, KernelConfig, Matmul};
+use gpu_nn::gpu::{Gpu, GpuBackend, KernelChoice, KernelConfig, Matmul};
 use gpu_nn::workbench::compare::{TOLERANCE, compare as diffs, tolerance_for};
 use gpu_nn::workbench::matmul::{layer_shapes, variants};
 use gpu_nn::workbench::step::{gpu_step, random_dataset as dataset, random_params as params, reference_step};
@@ -179,10 +179,12 @@ fn odd_shapes_match_cpu() {
     }
 }
 
-/// Shapes the vec4 kernels take, chosen to miss every tile: batches of 9, 33 and 100 rows (not
-/// multiples of 8 or 32), widths of 12, 20, 36, 44 (not multiples of 8 or 16), an output
-/// of 10 (always the scalar forward kernel: its rows are not vec4-aligned), every activation
-/// and loss; input normalisation on bytes and on float pixels.
+/// Shapes the vec4 kernels take, chosen to miss every tile: batches of 9, 33, 100 and 150 rows
+/// (not multiples of 8 or 32), widths of 12, 20, 36, 44, 132, 140 (not multiples of 8 or 16),
+/// products spanning several workgroup tiles of every size (32, 64, 128) in each dimension with
+/// a partial tile at the end, an output of 10 (always the scalar forward kernel: its rows are
+/// not vec4-aligned), every activation and loss; input normalisation on bytes and on float
+/// pixels.
 #[test]
 fn vec4_shapes_match_cpu() {
     if !have_adapter() {
@@ -198,6 +200,7 @@ fn vec4_shapes_match_cpu() {
         floats,
         case("identity layers", &[12, 16, 4], &[Identity, Identity], Loss::Sse, Reduction::Sum, OptimizerKind::Nesterov, 9),
         case("sigmoid squares", &[16, 8, 4], &[Sigmoid, Sigmoid], Loss::HalfSse, Reduction::Mean, OptimizerKind::Sgd, 5),
+        case("several tiles", &[132, 140, 36], &[Relu, Sigmoid], Loss::HalfSse, Reduction::Mean, OptimizerKind::Adam, 150),
     ];
     let seen = run_cases(&cases);
     for (kind, shape) in [
@@ -208,6 +211,10 @@ fn vec4_shapes_match_cpu() {
         ("WeightGrad", [20, 33, 68]),
         ("WeightGrad", [36, 100, 784]),
         ("WeightGrad", [4, 9, 16]),
+        ("Forward", [150, 132, 140]),
+        ("BackwardData", [150, 36, 140]),
+        ("WeightGrad", [140, 150, 132]),
+        ("WeightGrad", [36, 150, 140]),
     ] {
         for vec4 in [true, false] {
             assert!(seen.contains(&(kind.to_string(), shape, vec4)), "no case ran {kind} {shape:?} (vec4: {vec4})");
@@ -279,7 +286,7 @@ fn default_backend_matches_cpu() {
     cpu.set_params(&p).unwrap();
     cpu.attach(Split::Train, data.clone()).unwrap();
     let want = cpu.trace_step(&idx, opt.lr).unwrap();
-    let mut gpu = GpuBackend::new(&spec, &opt, 64, None, false, true).unwrap();
+    let mut gpu = GpuBackend::new(&spec, &opt, 64, None, false, true, &KernelChoice::Default).unwrap();
     gpu.set_params(&p).unwrap();
     gpu.attach(Split::Train, data).unwrap();
     gpu.poison().unwrap();
@@ -297,7 +304,7 @@ fn parameters_and_state_round_trip() {
     let opt = OptimizerSpec { kind: OptimizerKind::Adam, ..Default::default() };
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let p = params(&spec, &mut rng);
-    let mut gpu = GpuBackend::new(&spec, &opt, 4, None, false, true).unwrap();
+    let mut gpu = GpuBackend::new(&spec, &opt, 4, None, false, true, &KernelChoice::Default).unwrap();
     gpu.set_params(&p).unwrap();
     let f32_round = |v: &[f64]| v.iter().map(|&x| x as f32 as f64).collect::<Vec<_>>();
     let back = gpu.params().unwrap();

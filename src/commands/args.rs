@@ -169,9 +169,10 @@ pub struct BenchArgs {
     /// Only the CPU (no adapter needed).
     #[arg(long)]
     pub cpu_only: bool,
-    /// GFLOP/s of each matmul kernel at the shapes training uses and at 1024³, against the CPU GEMM.
-    #[arg(long)]
-    pub kernels: bool,
+    /// With --kernels: the sizes S of the S×S×S products timed after the training shapes
+    /// (default 1024).
+    #[arg(long, value_delimiter = ',', value_name = "S,...")]
+    pub sizes: Option<Vec<usize>>,
     /// Time per step of seed001's network against batch size and against width; writes
     /// scaling.csv, scaling.svg and scaling.png into --out (default: the current directory).
     #[arg(long)]
@@ -215,6 +216,10 @@ pub struct TrainArgs {
     /// Print only errors.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Also say how the run is computed (on the GPU: which matmul kernels, and how they were
+    /// chosen).
+    #[arg(long, short)]
+    pub verbose: bool,
     /// Testing aid: behave as if Ctrl-C came right after optimiser step N of the run.
     #[arg(long, hide = true, value_name = "N")]
     pub stop_after_steps: Option<u64>,

@@ -2,6 +2,7 @@
 //! configuration layer over the defaults and a preset or config file.
 
 use crate::core::config::Config;
+use crate::gpu::KernelConfig;
 use anyhow::{Result, bail};
 use clap::Args;
 use serde_json::{Value, json};
@@ -111,6 +112,11 @@ pub struct ConfigArgs {
     /// same bytes whatever the number.
     #[arg(long)]
     pub threads: Option<usize>,
+    /// GPU matmul kernels: auto (timed on first use per adapter and shape class, the winner kept
+    /// in the user cache) or one of scalar, plain, plain-software, subgroup, tiled-32, tiled-64,
+    /// tiled-128. `gpu-nn bench --kernels [NAME]` times every variant (or NAME).
+    #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
+    pub kernels: Option<String>,
 }
 
 fn parse<T: std::str::FromStr<Err = anyhow::Error> + serde::Serialize>(s: &str) -> Result<Value> {
@@ -235,6 +241,12 @@ impl ConfigArgs {
         }
         if let Some(t) = self.threads {
             set(&["backend", "threads"], json!(t));
+        }
+        match self.kernels.as_deref() {
+            None => {}
+            Some("") => bail!("--kernels needs a name: auto, {} (a bare --kernels is for gpu-nn bench, which then times every kernel)", KernelConfig::NAMES.join(", ")),
+            Some(k) if k == "auto" || KernelConfig::named(k).is_some() => set(&["backend", "kernels"], json!(k)),
+            Some(k) => bail!("unknown --kernels '{k}'; expected auto, {}", KernelConfig::NAMES.join(", ")),
         }
         Ok(v)
     }

@@ -3,7 +3,7 @@
 //! step (activations, deltas, gradients, updated weights, optimiser state).
 
 use crate::commands::args::ParityArgs;
-use crate::commands::setup::prepare;
+use crate::commands::setup::{kernel_choice, prepare};
 use crate::core::backend::{Backend, Split, StepTrace};
 use crate::core::config::Config;
 use crate::core::run_data::RunData;
@@ -75,7 +75,7 @@ pub fn compare_backends(cfg: &Config, data: &RunData, steps: usize, adapter: Opt
     let n = data.train.len();
     let batch = cfg.training.batch_size.resolve(n).min(n);
     let mut cpu = ReferenceBackend::new(&cfg.model, &cfg.optimizer);
-    let mut gpu = GpuBackend::new(&cfg.model, &cfg.optimizer, batch, adapter, false, true)?;
+    let mut gpu = GpuBackend::new(&cfg.model, &cfg.optimizer, batch, adapter, false, true, &kernel_choice(cfg))?;
     if batch > gpu.rows_cap() {
         bail!("parity compares single micro-batches; batch {batch} exceeds {} rows — use a smaller --batch-size", gpu.rows_cap());
     }

@@ -6,9 +6,10 @@ use crate::core::backend::Backend;
 use crate::core::config::{BackendKind, Config, Precision};
 use crate::core::run_data::{self, RunData};
 use crate::cpu::{FastBackend, ReferenceBackend, all_cores};
-use crate::gpu::GpuBackend;
+use crate::gpu::{GpuBackend, KernelChoice};
 use crate::report::console::Console;
 use anyhow::Result;
+use std::path::PathBuf;
 
 /// Testing aid, read only by a binary built with the `test-aids` feature (the tests build it
 /// so): lose the GPU device once the run has taken this many steps, to exercise the path a real
@@ -71,11 +72,37 @@ pub fn cpu_backend(cfg: &Config) -> (Box<dyn Backend>, Engine) {
     }
 }
 
+/// Where the tuned kernel choices are kept: `$GPU_NN_CACHE_DIR/kernels.json`, else the user's
+/// cache directory (`~/.cache/gpu-nn/kernels.json` on Linux).
+pub fn kernel_cache() -> Option<PathBuf> {
+    let dir = std::env::var_os("GPU_NN_CACHE_DIR").map(PathBuf::from).or_else(|| dirs::cache_dir().map(|d| d.join("gpu-nn")))?;
+    Some(dir.join("kernels.json"))
+}
+
+/// The GPU kernels `cfg` asks for: `backend.kernels` (`--kernels`), else `$GPU_NN_KERNELS`,
+/// else tuned and kept in `kernel_cache()`.
+pub fn kernel_choice(cfg: &Config) -> KernelChoice {
+    let named = cfg.backend.kernels.clone().or_else(|| std::env::var("GPU_NN_KERNELS").ok().filter(|s| !s.is_empty()));
+    match named {
+        Some(n) if n != "auto" => KernelChoice::Named(n),
+        _ => KernelChoice::Tuned { cache: kernel_cache() },
+    }
+}
+
+/// The GPU backend of `cfg` for batches of `batch`; says which kernels it chose when `verbose`.
+pub fn gpu_backend(cfg: &Config, batch: usize, quiet: bool, verbose: bool) -> Result<GpuBackend> {
+    let b = GpuBackend::new(&cfg.model, &cfg.optimizer, batch, cfg.backend.adapter.as_deref(), cfg.backend.stream, quiet, &kernel_choice(cfg))?;
+    if verbose {
+        eprintln!("{}", b.kernel_note());
+    }
+    Ok(b)
+}
+
 /// Builds the backend a configuration asks for; `batch` is the resolved batch size.
 pub fn make_engine(cfg: &Config, batch: usize, console: &Console) -> Result<(Box<dyn Backend>, Engine)> {
     let open = || {
         #[allow(unused_mut)]
-        let mut b = GpuBackend::new(&cfg.model, &cfg.optimizer, batch, cfg.backend.adapter.as_deref(), cfg.backend.stream, console.quiet)?;
+        let mut b = gpu_backend(cfg, batch, console.quiet, console.verbose)?;
         #[cfg(feature = "test-aids")]
         b.lose_device_at_step(std::env::var(LOSE_DEVICE_VAR).ok().and_then(|v| v.parse::<u64>().ok()));
         Ok(b)

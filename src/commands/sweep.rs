@@ -24,7 +24,7 @@ use crate::atomic_file::write_atomic;
 use crate::commands::args::SweepArgs;
 use crate::commands::config_args::ConfigArgs;
 use crate::commands::run_dir::{diverged, execute, lock_run_dir, prepare_out_dir};
-use crate::commands::setup::{Engine, cpu_backend, gpu_or_cpu, prepare};
+use crate::commands::setup::{Engine, cpu_backend, gpu_or_cpu, kernel_choice, prepare};
 use crate::core::backend::Backend;
 use crate::core::config::Config;
 use crate::core::metrics::EpochMetrics;
@@ -245,7 +245,7 @@ pub fn sweep_command(o: &SweepOptions) -> Result<Sweep> {
                 let rows = GpuBackend::rows_cap_for(gpu, &cfg.model, n_batch);
                 if current.as_ref().is_none_or(|(r, _)| *r != rows) {
                     *current = None; // free the previous backend's buffers first
-                    let mut b = GpuBackend::with_gpu(gpu.clone(), &cfg.model, &cfg.optimizer, n_batch, cfg.backend.stream)?;
+                    let mut b = GpuBackend::with_gpu(gpu.clone(), &cfg.model, &cfg.optimizer, n_batch, cfg.backend.stream, &kernel_choice(cfg))?;
                     crate::core::train::attach_all(&data, &mut b)?;
                     backends_built += 1;
                     *current = Some((rows, b));

@@ -164,6 +164,9 @@ pub struct BackendConfig {
     /// CPU f32: cores the matrix products use (unset: all). Results do not depend on it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<usize>,
+    /// GPU: matmul kernels by name (unset or "auto": tuned once per adapter and shape class).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernels: Option<String>,
 }
 
 impl Default for Config {
@@ -192,7 +195,7 @@ impl Default for Config {
                 max_steps: None,
                 early_stop: None,
             },
-            backend: BackendConfig { kind: BackendKind::Auto, precision: Precision::F32, adapter: None, stream: false, threads: None },
+            backend: BackendConfig { kind: BackendKind::Auto, precision: Precision::F32, adapter: None, stream: false, threads: None, kernels: None },
         }
     }
 }
@@ -292,7 +295,7 @@ impl Config {
         c.training.epochs = 0;
         c.training.max_steps = None;
         c.training.early_stop = None;
-        c.backend = BackendConfig { kind: BackendKind::Auto, precision: Precision::F32, adapter: None, stream: false, threads: None };
+        c.backend = BackendConfig { kind: BackendKind::Auto, precision: Precision::F32, adapter: None, stream: false, threads: None, kernels: None };
         c
     }
 

@@ -5,12 +5,13 @@
 //! the model's buffers (`device`), the attached datasets (`residency`) and the micro-batch
 //! scheduler (`scheduler`).
 
-use super::context::{Gpu, is_software};
+use super::autotune::{Chosen, KernelChoice, choose};
+use super::context::Gpu;
 use super::device::Device;
-use super::instrument::Counters;
+use super::instrument::{Counters, DispatchTiming};
 use super::kernels::Matmul;
 use super::layout::Layout;
-use super::matmul_vec4::KernelConfig;
+use super::kernel_config::KernelConfig;
 use super::residency::Residency;
 use super::scheduler::{self, Scheduler};
 use super::test_aids;
@@ -29,19 +30,23 @@ pub struct GpuBackend {
     step: u64,
     /// Testing aid: the step at which `train_steps` destroys the device.
     lose_device_at: Option<u64>,
+    /// The matmul kernels' name and how they were chosen (None: built from a bare config).
+    chosen: Option<Chosen>,
 }
 
 impl GpuBackend {
     /// Opens the adapter and allocates everything a batch of `batch` samples needs.
-    pub fn new(spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, adapter: Option<&str>, stream: bool, quiet: bool) -> Result<Self> {
+    pub fn new(spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, adapter: Option<&str>, stream: bool, quiet: bool, kernels: &KernelChoice) -> Result<Self> {
         let gpu = Gpu::new(adapter, quiet)?;
-        Self::with_gpu(gpu, spec, opt, batch, stream)
+        Self::with_gpu(gpu, spec, opt, batch, stream, kernels)
     }
 
-    /// With the matmul kernels chosen for the adapter (`KernelConfig::for_adapter`).
-    pub fn with_gpu(gpu: Gpu, spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, stream: bool) -> Result<Self> {
-        let config = KernelConfig::for_adapter(&gpu.info, gpu.features, is_software(&gpu.info));
-        Self::with_config(gpu, spec, opt, batch, stream, config)
+    /// With the matmul kernels `kernels` picks (`autotune::choose`).
+    pub fn with_gpu(gpu: Gpu, spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, stream: bool, kernels: &KernelChoice) -> Result<Self> {
+        let chosen = choose(&gpu, spec, opt, batch, kernels)?;
+        let mut b = Self::with_config(gpu, spec, opt, batch, stream, chosen.config)?;
+        b.chosen = Some(chosen);
+        Ok(b)
     }
 
     /// Rows of one micro-batch of a backend built for `batch` on `gpu`: the batch (at least
@@ -59,7 +64,7 @@ impl GpuBackend {
         let data = Residency::new(&dev, stream);
         dev.write_static_dims();
         dev.gpu.check("setting up the GPU backend")?;
-        Ok(GpuBackend { dev, data, sched, step: 0, lose_device_at: None })
+        Ok(GpuBackend { dev, data, sched, step: 0, lose_device_at: None, chosen: None })
     }
 
     /// Fills every work buffer (activations, pre-activations, deltas, gradients, statistics)
@@ -85,6 +90,17 @@ impl GpuBackend {
     pub fn kernel_config(&self) -> KernelConfig {
         self.dev.k.config
     }
+    /// The matmul kernels' name (`KernelConfig::NAMES`, or "custom").
+    pub fn kernel_name(&self) -> &'static str {
+        self.dev.k.config.name().unwrap_or("custom")
+    }
+    /// The kernels and how they were chosen, one line (`--verbose`).
+    pub fn kernel_note(&self) -> String {
+        match &self.chosen {
+            Some(c) => format!("kernels: {} ({})", c.name, c.how),
+            None => format!("kernels: {}", self.kernel_name()),
+        }
+    }
     /// Dispatches, submissions and host-clock time so far (for benchmarks).
     pub fn counters(&self) -> Counters {
         self.sched.counters()
@@ -97,7 +113,7 @@ impl GpuBackend {
     /// Seconds per dispatch of one matrix product of layer `l` (1-based) on `rows` samples
     /// (at most `rows_cap`), timed over `reps` dispatches in one submission after a warm-up
     /// that compiles the kernel. Operands are whatever the buffers hold; for benchmarks.
-    pub fn time_matmul(&mut self, kind: Matmul, l: usize, rows: usize, reps: usize) -> Result<f64> {
+    pub fn time_matmul(&mut self, kind: Matmul, l: usize, rows: usize, reps: usize) -> Result<DispatchTiming> {
         scheduler::time_matmul(&self.dev, kind, l, rows, reps)
     }
 }

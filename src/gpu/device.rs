@@ -8,7 +8,7 @@
 use super::context::Gpu;
 use super::kernels::{Kernels, Matmul, bind};
 use super::layout::{Layout, MAX_ENTRIES};
-use super::matmul_vec4::KernelConfig;
+use super::kernel_config::KernelConfig;
 use crate::core::model::ModelSpec;
 use crate::core::optim::OptimizerSpec;
 use anyhow::{Context, Result};

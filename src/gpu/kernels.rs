@@ -3,7 +3,8 @@
 //! static dimensions and the per-step entry, so one bind group serves every dispatch.
 
 use super::context::Gpu;
-use super::matmul_vec4::{self, KernelConfig};
+use super::kernel_config::KernelConfig;
+use super::{matmul_tiled, matmul_vec4};
 use anyhow::{Result, bail};
 use bytemuck::{Pod, Zeroable};
 
@@ -182,7 +183,7 @@ pub fn bind(gpu: &Gpu, k: &Kernel, dims: &wgpu::Buffer, steps: &wgpu::Buffer, st
     gpu.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(k.name), layout: &k.layout, entries: &entries })
 }
 
-/// A vec4 matmul kernel, the output tile (rows, columns) of one of its workgroups and whether
+/// A vec4 matmul kernel (register-blocked or tiled), the output tile (rows, columns) of one of its workgroups and whether
 /// workgroup x runs over the tile rows (see `matmul_vec4::Generated`).
 pub struct Vec4Kernel {
     pub kernel: Kernel,
@@ -207,8 +208,8 @@ pub struct Kernels {
 
 impl Kernels {
     pub fn new(gpu: &Gpu, config: KernelConfig) -> Result<Kernels> {
-        if !config.supported(&gpu.info, gpu.features) {
-            bail!("kernel config {config:?} needs 8-lane subgroups, which adapter '{}' lacks", gpu.info.name);
+        if let Some(why) = config.unsupported(&gpu.info, gpu.features, &gpu.limits) {
+            bail!("kernel configuration {} {why}", config.name().unwrap_or("(custom)"));
         }
         let mm = std::mem::size_of::<MatmulDims>() as u64;
         // matmul bindings: acts, pre, dlt, params (read), grads
@@ -220,10 +221,14 @@ impl Kernels {
             let source = format!("{}\n{}", matmul_vec4::HEADER, g.source);
             Ok(Some(Vec4Kernel { kernel: kernel(gpu, &source, entry, mm, &mm_storage, ParamBlocks::Uniform)?, tile: g.tile, rows_in_x: g.rows_in_x }))
         };
+        let [f, b, w] = match &config.tile {
+            Some(t) => [matmul_tiled::forward(t), matmul_tiled::backward_data(t), matmul_tiled::weight_grad(t)],
+            None => [matmul_vec4::forward(&config), matmul_vec4::backward_data(&config), matmul_vec4::weight_grad(&config)],
+        };
         Ok(Kernels {
-            forward4: vec4(matmul_vec4::forward(&config), "forward")?,
-            backward_data4: vec4(matmul_vec4::backward_data(&config), "backward_data")?,
-            weight_grad4: vec4(matmul_vec4::weight_grad(&config), "weight_grad")?,
+            forward4: vec4(f, "forward")?,
+            backward_data4: vec4(b, "backward_data")?,
+            weight_grad4: vec4(w, "weight_grad")?,
             config,
             // images, labels, index (read), acts, batch_labels
             gather: kernel(gpu, GATHER, "gather", std::mem::size_of::<GatherDims>() as u64, &[true, true, true, false, false], ParamBlocks::Uniform)?,

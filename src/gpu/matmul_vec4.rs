@@ -3,7 +3,7 @@
 //! a per-adapter choice and must be unrolled in the source: WGSL cannot unroll a loop, and
 //! lavapipe keeps arrays indexed in loops in memory.
 //!
-//! Two families, chosen per adapter (`KernelConfig::for_adapter`):
+//! Two families (the third, workgroup-memory tiles for hardware GPUs, is `matmul_tiled`):
 //! - *plain*: each thread computes a register block, loading vec4s along the contiguous axis
 //!   of both operands. Portable; what hardware GPUs get.
 //! - *subgroup8*: for lavapipe. There every load from a storage buffer is a loop over the 8
@@ -16,121 +16,11 @@
 //! The kernels assume the shape conditions listed in `shaders/matmul_vec4.wgsl`; the host
 //! checks them per layer and otherwise uses the scalar kernels of `shaders/matmul.wgsl`.
 //!
-//! One file past 450 lines on purpose: each generator holds its plain and its subgroup8
-//! variant side by side (one product, the same operands, offsets and masking), and the two
-//! are read and changed together; splitting the families would separate them.
+//! Each generator holds its plain and its subgroup8 variant side by side (one product, the same
+//! operands, offsets and masking): the two are read and changed together.
 
+use super::kernel_config::{Block, KernelConfig};
 use std::fmt::Write;
-
-/// A register block; the unit of `rows` and `cols` is given per kernel in [`KernelConfig`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Block {
-    pub rows: u32,
-    pub cols: u32,
-}
-
-/// Which matmul kernels the GPU backend builds, and their register blocks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct KernelConfig {
-    /// Use the vec4 kernels for the layers whose shapes allow them (else scalar everywhere).
-    pub vec4: bool,
-    /// Build the vec4 kernels around 8-lane subgroups (needs `Features::SUBGROUP` and a
-    /// subgroup size of exactly 8; one workgroup = one subgroup).
-    pub subgroup8: bool,
-    /// Plain: rows × columns of Z per thread. Subgroup: rows per lane × blocks of 8 columns.
-    pub forward: Block,
-    /// Plain: rows × vec4 columns of δ per thread. Subgroup: rows per lane × vec4 columns of
-    /// the subgroup's tile (even).
-    pub backward_data: Block,
-    /// Plain: vec4 rows (outputs) × vec4 columns (inputs) of ∂W per thread. Subgroup: vec4 rows
-    /// of the subgroup's tile × vec4 columns per lane.
-    pub weight_grad: Block,
-    /// Threads per workgroup (x, y) of the plain kernels.
-    pub workgroup: (u32, u32),
-}
-
-impl KernelConfig {
-    /// The scalar kernels only (the reference path; also what tests compare against).
-    pub fn scalar() -> Self {
-        KernelConfig { vec4: false, ..Self::plain() }
-    }
-
-    /// Plain vec4 kernels with 4×4 blocks and 8×8 threads: a conventional choice for
-    /// hardware GPUs, where many threads and few registers per thread are what pays.
-    pub fn plain() -> Self {
-        KernelConfig {
-            vec4: true,
-            subgroup8: false,
-            forward: Block { rows: 4, cols: 4 },
-            backward_data: Block { rows: 4, cols: 1 },
-            weight_grad: Block { rows: 1, cols: 1 },
-            workgroup: (8, 8),
-        }
-    }
-
-    /// Plain vec4 kernels with the largest blocks that still paid on lavapipe (loads there
-    /// are expensive, so more FMAs per loaded vec4 win despite register spills).
-    pub fn plain_software() -> Self {
-        KernelConfig {
-            vec4: true,
-            subgroup8: false,
-            forward: Block { rows: 8, cols: 8 },
-            backward_data: Block { rows: 4, cols: 2 },
-            weight_grad: Block { rows: 4, cols: 2 },
-            workgroup: (8, 8),
-        }
-    }
-
-    /// The 8-lane subgroup kernels, blocks measured best on lavapipe (AVX2, 8 lanes).
-    pub fn subgroup() -> Self {
-        KernelConfig {
-            vec4: true,
-            subgroup8: true,
-            forward: Block { rows: 4, cols: 2 },
-            backward_data: Block { rows: 4, cols: 4 },
-            weight_grad: Block { rows: 4, cols: 1 },
-            workgroup: (8, 1),
-        }
-    }
-
-    /// The choice for an adapter: software rasterisers (lavapipe) get the subgroup kernels when
-    /// their subgroups are exactly 8 lanes, else plain kernels with large blocks; hardware GPUs
-    /// get plain 4×4 blocks. `GPU_NN_KERNELS=scalar|plain|plain-software|subgroup` overrides
-    /// (for benchmarks), falling back to that choice where subgroups are unavailable.
-    pub fn for_adapter(info: &wgpu::AdapterInfo, features: wgpu::Features, software: bool) -> Self {
-        let sub8 = features.contains(wgpu::Features::SUBGROUP) && info.subgroup_min_size == 8 && info.subgroup_max_size == 8;
-        let auto = if software && sub8 {
-            Self::subgroup()
-        } else if software {
-            Self::plain_software()
-        } else {
-            Self::plain()
-        };
-        match std::env::var("GPU_NN_KERNELS").ok().and_then(|n| Self::named(&n)) {
-            Some(c) if sub8 || !c.subgroup8 => c,
-            _ => auto,
-        }
-    }
-
-    /// The names `named` takes (`GPU_NN_KERNELS`, the kernel workbench's variants).
-    pub const NAMES: [&'static str; 4] = ["scalar", "plain", "plain-software", "subgroup"];
-
-    /// A configuration by name, one of `NAMES`.
-    pub fn named(name: &str) -> Option<Self> {
-        match name {
-            "scalar" => Some(Self::scalar()),
-            "plain" => Some(Self::plain()),
-            "plain-software" => Some(Self::plain_software()),
-            "subgroup" => Some(Self::subgroup()),
-            _ => None,
-        }
-    }
-
-    /// Whether the subgroup kernels can run on this device.
-    pub fn supported(&self, info: &wgpu::AdapterInfo, features: wgpu::Features) -> bool {
-        !self.subgroup8 || (features.contains(wgpu::Features::SUBGROUP) && info.subgroup_min_size == 8 && info.subgroup_max_size == 8)
-    }
-}
 
 /// A generated entry point: its WGSL (after the header) and the output tile of one workgroup.
 pub struct Generated {

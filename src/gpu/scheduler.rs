@@ -7,7 +7,7 @@
 //! and reads back each row's loss and prediction.
 
 use super::device::{Device, map_read_timed, storage};
-use super::instrument::{Counters, time_dispatches};
+use super::instrument::{Counters, DispatchTiming, PassTimer, TIMER_BYTES, time_dispatches};
 use super::kernels::{Matmul, StepUniform, bind};
 use super::layout::MAX_ENTRIES;
 use super::residency::{Residency, Source};
@@ -33,6 +33,8 @@ pub(super) struct Scheduler {
     row_pred: wgpu::Buffer,
     loss_bg: wgpu::BindGroup,
     counters: Counters,
+    /// Device time of every submission's pass, where the adapter has timestamp queries.
+    timer: Option<PassTimer>,
 }
 
 fn groups(n: usize, per: usize) -> u32 {
@@ -104,7 +106,9 @@ impl Scheduler {
         let row_loss = storage(&dev.gpu, "row loss", 4 * stats_cap);
         let row_pred = storage(&dev.gpu, "row pred", 4 * stats_cap);
         let loss_bg = bind(&dev.gpu, &dev.k.output_layer, &dev.dims, &dev.steps, &[&dev.pre, &dev.acts, &dev.dlt, &dev.batch_labels, &row_loss, &row_pred]);
-        Scheduler { stats_cap, row_loss, row_pred, loss_bg, counters: Counters::default() }
+        let timer = PassTimer::new(&dev.gpu);
+        let counters = Counters { device: timer.as_ref().map(|_| Default::default()), ..Default::default() };
+        Scheduler { stats_cap, row_loss, row_pred, loss_bg, counters, timer }
     }
 
     pub(super) fn counters(&self) -> Counters {
@@ -199,7 +203,7 @@ impl Scheduler {
             let t_encode = std::time::Instant::now();
             let mut enc = dev.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("steps") });
             {
-                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("steps"), timestamp_writes: None });
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("steps"), timestamp_writes: self.timer.as_ref().map(PassTimer::writes) });
                 for (n, m) in micros[i..j].iter().enumerate() {
                     let eoff = (n * align) as u32;
                     self.encode_micro(dev, data, &mut pass, m, eoff, slot)?;
@@ -207,21 +211,28 @@ impl Scheduler {
             }
             let readback = dev.gpu.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("stats readback"),
-                size: (8 * rows as u64).max(8),
+                size: 8 * rows as u64 + TIMER_BYTES,
                 usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             });
             enc.copy_buffer_to_buffer(&self.row_loss, 0, &readback, 0, 4 * rows as u64);
             enc.copy_buffer_to_buffer(&self.row_pred, 0, &readback, 4 * rows as u64, 4 * rows as u64);
+            if let Some(t) = &self.timer {
+                t.copy_to(&mut enc, &readback, 8 * rows as u64);
+            }
             let cmd = enc.finish();
             self.counters.timing.encode += t_encode.elapsed();
             let t_compute = std::time::Instant::now();
             dev.gpu.queue.submit([cmd]);
             self.counters.submissions += 1;
-            let (bytes, copy) = map_read_timed(&dev.gpu, &readback, 8 * rows as u64)?;
+            let (bytes, copy) = map_read_timed(&dev.gpu, &readback, 8 * rows as u64 + TIMER_BYTES)?;
             self.counters.timing.compute += t_compute.elapsed() - copy;
             self.counters.timing.readback += copy;
-            let (l, p) = bytes.split_at(4 * rows);
+            let (stats, ticks) = bytes.split_at(8 * rows);
+            if let (Some(t), Some(d)) = (&self.timer, &mut self.counters.device) {
+                *d += t.duration(ticks);
+            }
+            let (l, p) = stats.split_at(4 * rows);
             losses.extend_from_slice(bytemuck::cast_slice::<u8, f32>(l));
             preds.extend_from_slice(bytemuck::cast_slice::<u8, u32>(p));
             dev.gpu.check("training")?;
@@ -310,7 +321,7 @@ fn dispatch_matmul(dev: &Device, pass: &mut wgpu::ComputePass, kind: Matmul, l: 
 
 /// `GpuBackend::time_matmul`: one step entry of `rows` rows, then `reps` dispatches of the
 /// product timed by `instrument::time_dispatches`.
-pub(super) fn time_matmul(dev: &Device, kind: Matmul, l: usize, rows: usize, reps: usize) -> Result<f64> {
+pub(super) fn time_matmul(dev: &Device, kind: Matmul, l: usize, rows: usize, reps: usize) -> Result<DispatchTiming> {
     if rows == 0 || rows > dev.layout.rows_cap() || l == 0 || l >= dev.spec.layers.len() || (kind == Matmul::BackwardData && l < 2) {
         bail!("time_matmul: no {kind:?} of layer {l} on {rows} rows");
     }

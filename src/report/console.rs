@@ -6,7 +6,8 @@
 //!   summary line per epoch on stdout;
 //! - json: exactly one JSON object per epoch on stdout, with the fields of `metrics.csv`, and
 //!   nothing else on stdout (notes go to stderr);
-//! - `--quiet`: nothing at all except errors, whatever the format.
+//! - `--quiet`: nothing at all except errors, whatever the format;
+//! - `--verbose`: also how the run is computed (for the GPU: which kernels, and why).
 
 use crate::core::metrics::EpochMetrics;
 
@@ -19,16 +20,22 @@ pub enum LogFormat {
     Json,
 }
 
-/// Where a command's messages go: its `--log-format` and `--quiet`.
+/// Where a command's messages go: its `--log-format`, `--quiet` and `--verbose`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Console {
     pub format: LogFormat,
     pub quiet: bool,
+    pub verbose: bool,
 }
 
 impl Console {
     pub fn new(format: LogFormat, quiet: bool) -> Console {
-        Console { format, quiet }
+        Console { format, quiet, verbose: false }
+    }
+
+    /// The same, also printing how the run is computed when `verbose` (and not quiet).
+    pub fn with_verbose(self, verbose: bool) -> Console {
+        Console { verbose: verbose && !self.quiet, ..self }
     }
 
     /// Text output, nothing suppressed.
@@ -38,7 +45,7 @@ impl Console {
 
     /// Text output that prints nothing but errors.
     pub fn quiet() -> Console {
-        Console { format: LogFormat::Text, quiet: true }
+        Console { format: LogFormat::Text, quiet: true, verbose: false }
     }
 
     /// An informational line: stdout for text, stderr for json (whose stdout carries only the

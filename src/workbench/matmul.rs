@@ -14,8 +14,9 @@ use crate::gpu::{Gpu, GpuBackend, KernelConfig, Matmul};
 use anyhow::{Result, bail};
 use std::time::Instant;
 
-/// The shapes (M×K×N) training seed001 uses, then 512×784×512 and 1024³, per product.
-pub fn shapes() -> Vec<(Matmul, [usize; 3])> {
+/// The shapes (M×K×N) training seed001 uses, then 512×784×512 and each of `squares` cubed,
+/// per product.
+pub fn shapes(squares: &[usize]) -> Vec<(Matmul, [usize; 3])> {
     let mut v = vec![
         (Matmul::Forward, [64, 784, 128]),
         (Matmul::Forward, [64, 128, 64]),
@@ -28,7 +29,11 @@ pub fn shapes() -> Vec<(Matmul, [usize; 3])> {
     ];
     for kind in [Matmul::Forward, Matmul::BackwardData, Matmul::WeightGrad] {
         v.push((kind, [512, 784, 512]));
-        v.push((kind, [1024, 1024, 1024]));
+    }
+    for &s in squares {
+        for kind in [Matmul::Forward, Matmul::BackwardData, Matmul::WeightGrad] {
+            v.push((kind, [s, s, s]));
+        }
     }
     v
 }
@@ -60,12 +65,12 @@ pub fn layer_shapes(spec: &ModelSpec, rows: usize, gpu: &GpuBackend) -> Vec<(Mat
     v
 }
 
-/// The adapter's own choice (`KernelConfig::for_adapter`).
+/// The adapter's untimed default (`KernelConfig::default_for`).
 pub fn adapters_choice(gpu: &Gpu) -> KernelConfig {
-    KernelConfig::for_adapter(&gpu.info, gpu.features, is_software(&gpu.info))
+    KernelConfig::default_for(&gpu.info, gpu.features, is_software(&gpu.info)).1
 }
 
-/// A variant by name: `auto` (the adapter's choice) or a `KernelConfig::named` one; refused
+/// A variant by name: `auto` (the adapter's default) or a `KernelConfig::named` one; refused
 /// when the adapter cannot run it.
 pub fn variant(name: &str, gpu: &Gpu) -> Result<KernelConfig> {
     let c = match name {
@@ -75,25 +80,19 @@ pub fn variant(name: &str, gpu: &Gpu) -> Result<KernelConfig> {
             None => bail!("unknown kernel configuration '{n}'; expected auto, {}", KernelConfig::NAMES.join(", ")),
         },
     };
-    if !c.supported(&gpu.info, gpu.features) {
-        bail!("kernel configuration '{name}' needs 8-lane subgroups, which adapter '{}' lacks", gpu.info.name);
+    if let Some(why) = c.unsupported(&gpu.info, gpu.features, &gpu.limits) {
+        bail!("kernel configuration '{name}' {why}");
     }
     Ok(c)
 }
 
-/// Every variant the adapter runs, once each: scalar, the two plain vec4 families, the
-/// adapter's choice and the subgroup kernels where they differ from those.
+/// Every named variant the adapter runs (`KernelConfig::NAMES`, in that order).
 pub fn variants(gpu: &Gpu) -> Vec<(&'static str, KernelConfig)> {
-    let mut v: Vec<(&'static str, KernelConfig)> = vec![("scalar", KernelConfig::scalar()), ("plain", KernelConfig::plain()), ("plain-software", KernelConfig::plain_software())];
-    let auto = adapters_choice(gpu);
-    if !v.iter().any(|(_, c)| *c == auto) {
-        v.push(("adapter's choice", auto));
-    }
-    let sub = KernelConfig::subgroup();
-    if sub.supported(&gpu.info, gpu.features) && !v.iter().any(|(_, c)| *c == sub) {
-        v.push(("subgroup", sub));
-    }
-    v
+    KernelConfig::NAMES
+        .into_iter()
+        .map(|n| (n, KernelConfig::named(n).unwrap()))
+        .filter(|(_, c)| c.unsupported(&gpu.info, gpu.features, &gpu.limits).is_none())
+        .collect()
 }
 
 /// CPU seconds of this process (all threads), where /proc tells.
@@ -108,6 +107,8 @@ pub fn cpu_seconds() -> Option<f64> {
 pub struct GpuTiming {
     /// Wall seconds per dispatch, over `reps` dispatches in one submission.
     pub seconds: f64,
+    /// The device's own seconds per dispatch (timestamp queries), where it has them.
+    pub device_seconds: Option<f64>,
     pub reps: usize,
     /// CPU seconds of this process per dispatch (a software adapter's cost), where known.
     pub cpu_seconds: Option<f64>,
@@ -122,12 +123,12 @@ pub fn time_gpu(gpu: Gpu, config: KernelConfig, kind: Matmul, shape: [usize; 3],
     let (spec, batch, l) = network(kind, shape);
     let mut b = GpuBackend::with_config(gpu, &spec, &OptimizerSpec::default(), batch, false, config)?;
     b.set_params(&initialize(&spec, Init::GlorotUniform, 1)?)?;
-    let once = b.time_matmul(kind, l, batch, 1)?;
+    let once = b.time_matmul(kind, l, batch, 1)?.host;
     let reps = ((budget / once) as usize).clamp(2, 20_000);
     let c0 = cpu_seconds();
-    let seconds = b.time_matmul(kind, l, batch, reps)?;
+    let t = b.time_matmul(kind, l, batch, reps)?;
     let cpu_seconds = cpu_seconds().zip(c0).map(|(a, b)| (a - b) / reps as f64);
-    Ok(GpuTiming { seconds, reps, cpu_seconds, vec4: b.uses_vec4(l - 1, kind) })
+    Ok(GpuTiming { seconds: t.host, device_seconds: t.device, reps, cpu_seconds, vec4: b.uses_vec4(l - 1, kind) })
 }
 
 /// Seconds per call of the CPU GEMM (the f32 backend's) on the same product and layout.

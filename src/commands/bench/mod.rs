@@ -1,14 +1,15 @@
 //! `gpu-nn bench`: training throughput of the CPU fast path and the GPU side by side in one
 //! process, on real data: samples/s, time per step and where it goes, achieved GFLOP/s,
 //! dispatches and submissions per step, and the GPU/CPU ratio. Warm-up excluded, median of
-//! several repeats. `--kernels` times each matmul kernel (`kernels`), `--scaling` the cost
-//! against batch size and width (`scaling`).
+//! several repeats; the GPU's kernels and, where the adapter has timestamp queries, its own
+//! time per step. `--kernels [NAME]` times each matmul kernel (`kernels`), `--scaling` the
+//! cost against batch size and width (`scaling`).
 
 pub mod kernels;
 pub mod scaling;
 
 use crate::commands::args::BenchArgs;
-use crate::commands::setup::prepare;
+use crate::commands::setup::{kernel_choice, prepare};
 use crate::core::backend::{Backend, Split};
 use crate::core::config::{Config, preset_json};
 use crate::core::model::ModelSpec;
@@ -27,7 +28,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if args.scaling {
         return scaling::run(&args);
     }
-    if args.kernels {
+    // `--kernels [NAME]` (a ConfigArgs flag elsewhere: the kernels to train with) times the
+    // kernels here
+    if args.cfg.kernels.is_some() {
         return kernels::run(&args);
     }
     let cases: Vec<(String, Vec<Value>)> = if args.cfg.selects_model() {
@@ -88,6 +91,10 @@ pub struct BackendRow {
     pub readback_ms: Option<f64>,
     pub dispatches_per_step: Option<f64>,
     pub submissions_per_step: Option<f64>,
+    /// GPU only: the device's own ms per step (timestamp queries), where the adapter has them.
+    pub device_ms: Option<f64>,
+    /// GPU only: the matmul kernels and how they were chosen.
+    pub kernels: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -162,7 +169,7 @@ pub fn run_case(name: &str, cfg: &Config, data: &RunData, steps: usize, repeats:
     }
 
     if with_gpu {
-        let mut gpu = GpuBackend::new(&cfg.model, &cfg.optimizer, batch, adapter, cfg.backend.stream, true)?;
+        let mut gpu = GpuBackend::new(&cfg.model, &cfg.optimizer, batch, adapter, cfg.backend.stream, true, &kernel_choice(cfg))?;
         gpu.set_params(&params)?;
         gpu.attach(Split::Train, data.train.clone())?;
         // warm-up outside the counters: the first dispatch JIT-compiles the shaders
@@ -185,6 +192,8 @@ pub fn run_case(name: &str, cfg: &Config, data: &RunData, steps: usize, repeats:
             readback_ms: ms(c1.timing.readback, c0.timing.readback),
             dispatches_per_step: Some((c1.dispatches - c0.dispatches) as f64 / runs),
             submissions_per_step: Some((c1.submissions - c0.submissions) as f64 / runs),
+            device_ms: c1.device.zip(c0.device).map(|(a, b)| 1e3 * (a - b).as_secs_f64() / runs),
+            kernels: Some(gpu.kernel_note()),
         });
     }
     let mut r = CaseResult { case: name.into(), layers: cfg.model.layers.clone(), batch, steps, repeats, rows, gpu_over_cpu: None };
@@ -204,12 +213,12 @@ pub fn print(results: &[CaseResult]) {
             r.repeats
         );
         println!(
-            "{:<44} {:>11} {:>9} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10} {:>8}",
-            "backend", "samples/s", "ms/step", "GFLOP/s", "upload", "encode", "compute", "readback", "disp/step", "sub/step"
+            "{:<44} {:>11} {:>9} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>8}",
+            "backend", "samples/s", "ms/step", "GFLOP/s", "upload", "encode", "compute", "readback", "device", "disp/step", "sub/step"
         );
         for b in &r.rows {
             println!(
-                "{:<44} {:>11.0} {:>9.3} {:>8.2} {:>9} {:>9} {:>9} {:>9} {:>10} {:>8}",
+                "{:<44} {:>11.0} {:>9.3} {:>8.2} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>8}",
                 b.backend.chars().take(44).collect::<String>(),
                 b.samples_per_sec,
                 b.ms_per_step,
@@ -218,9 +227,16 @@ pub fn print(results: &[CaseResult]) {
                 opt(b.encode_ms, 3),
                 opt(b.compute_ms, 3),
                 opt(b.readback_ms, 3),
+                opt(b.device_ms, 3),
                 opt(b.dispatches_per_step, 1),
                 opt(b.submissions_per_step, 3)
             );
+        }
+        if let Some(k) = r.gpu().and_then(|g| g.kernels.as_deref()) {
+            println!("GPU {k}");
+            if r.gpu().is_some_and(|g| g.device_ms.is_none()) {
+                println!("GPU device time: - (the adapter has no timestamp queries)");
+            }
         }
         if let Some(x) = r.gpu_over_cpu {
             println!("GPU/CPU samples/s ratio: {x:.2}");

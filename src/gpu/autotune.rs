@@ -1,0 +1,178 @@
+//! Which matmul kernels a backend uses: forced by name, the adapter's untimed default, or tuned:
+//! on the first run of a shape class on an adapter, every configuration the adapter supports
+//! is timed on the run's own products (a few milliseconds each on a GPU), and the fastest is
+//! kept in a cache file per (adapter, driver, shape class), so the next run starts at once and
+//! a new GPU gets its best kernels without a code change.
+//!
+//! A kept choice is never re-timed: the first process to record a key wins (the file is
+//! updated under a lock), so every run of one shape class on one machine uses the same kernels
+//! and its results stay byte-identical from run to run. The kernels only change results
+//! within f32 rounding (`tests/gpu_kernels.rs` holds every configuration to the f64 reference).
+
+use super::context::{Gpu, is_software};
+use super::device::Device;
+use super::kernel_config::KernelConfig;
+use super::kernels::Matmul;
+use super::scheduler::time_matmul;
+use crate::atomic_file::write_atomic;
+use crate::core::model::ModelSpec;
+use crate::core::optim::OptimizerSpec;
+use anyhow::{Context, Result, bail};
+use serde_json::{Map, Value, json};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// How to pick the kernels.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KernelChoice {
+    /// Time the candidates on first use and keep the winner in `cache` (None: time in this
+    /// process and keep nothing).
+    Tuned { cache: Option<PathBuf> },
+    /// `KernelConfig::default_for` the adapter, untimed (tests: no timing noise in the choice).
+    Default,
+    /// One of `KernelConfig::NAMES`.
+    Named(String),
+}
+
+/// The kernels a backend was built with, and how they were chosen (for `--verbose`, `bench`).
+#[derive(Clone, Debug)]
+pub struct Chosen {
+    pub name: &'static str,
+    pub config: KernelConfig,
+    pub how: String,
+}
+
+/// The candidates' milliseconds for one training step's matrix products, fastest first.
+type Timings = Vec<(&'static str, f64)>;
+
+/// Resolves `choice` on `gpu` for `spec` trained in batches of `batch`.
+pub fn choose(gpu: &Gpu, spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, choice: &KernelChoice) -> Result<Chosen> {
+    let (default_name, default) = KernelConfig::default_for(&gpu.info, gpu.features, is_software(&gpu.info));
+    match choice {
+        KernelChoice::Default => Ok(Chosen { name: default_name, config: default, how: "the adapter's default".into() }),
+        KernelChoice::Named(n) => {
+            let Some((name, config)) = KernelConfig::NAMES.into_iter().find(|x| x == n).map(|x| (x, KernelConfig::named(x).unwrap())) else {
+                bail!("unknown kernels '{n}'; expected auto or one of {}", KernelConfig::NAMES.join(", "));
+            };
+            if let Some(why) = config.unsupported(&gpu.info, gpu.features, &gpu.limits) {
+                bail!("--kernels {name}: {why}");
+            }
+            Ok(Chosen { name, config, how: "chosen with --kernels".into() })
+        }
+        KernelChoice::Tuned { cache } => {
+            if !any_vec4_layer(spec) {
+                return Ok(Chosen { name: default_name, config: default, how: "no layer can use the vec4 kernels (widths not multiples of 4)".into() });
+            }
+            let key = cache_key(gpu, spec, batch);
+            if let Some(path) = cache
+                && let Some(name) = lookup(path, &key)
+            {
+                return Ok(Chosen { name, config: KernelConfig::named(name).unwrap(), how: format!("tuned earlier, kept in {}", path.display()) });
+            }
+            let t0 = Instant::now();
+            let timings = time_candidates(gpu, spec, opt, batch)?;
+            let secs = t0.elapsed().as_secs_f64();
+            let table: Vec<String> = timings.iter().map(|(n, ms)| format!("{n} {ms:.3}")).collect();
+            let mut name = timings[0].0;
+            let mut how = format!("tuned now in {secs:.1} s (ms per step's products: {})", table.join(", "));
+            if let Some(path) = cache {
+                match record(path, &key, name, &timings) {
+                    Ok(kept) => {
+                        if kept != name {
+                            how = format!("{how}; another run kept {kept} first");
+                        }
+                        name = kept;
+                        how = format!("{how}; kept in {}", path.display());
+                    }
+                    // a cache that cannot be written costs a re-tune next time, never the run
+                    Err(e) => how = format!("{how}; not kept: {e:#}"),
+                }
+            }
+            Ok(Chosen { name, config: KernelConfig::named(name).unwrap(), how })
+        }
+    }
+}
+
+fn any_vec4_layer(spec: &ModelSpec) -> bool {
+    (0..spec.num_layers()).any(|i| {
+        let (a, b) = spec.layer_dims(i);
+        a % 4 == 0 && b % 4 == 0
+    })
+}
+
+/// Adapter, driver and shape class: the widths and the batch rounded up to powers of two (a
+/// kernel's ranking changes with the order of magnitude of a product, not with every size).
+pub fn cache_key(gpu: &Gpu, spec: &ModelSpec, batch: usize) -> String {
+    let i = &gpu.info;
+    let widths: Vec<String> = spec.layers.iter().map(|w| w.next_power_of_two().to_string()).collect();
+    format!(
+        "{} ({:?}, {:04x}:{:04x}, driver {} {}) | widths {} | batch {}",
+        i.name,
+        i.backend,
+        i.vendor,
+        i.device,
+        i.driver,
+        i.driver_info,
+        widths.join("-"),
+        batch.next_power_of_two()
+    )
+}
+
+/// Every supported candidate's time for the products of one training step, fastest first.
+fn time_candidates(gpu: &Gpu, spec: &ModelSpec, opt: &OptimizerSpec, batch: usize) -> Result<Timings> {
+    let mut out = Vec::new();
+    for name in KernelConfig::NAMES {
+        let config = KernelConfig::named(name).unwrap();
+        if config.unsupported(&gpu.info, gpu.features, &gpu.limits).is_some() {
+            continue;
+        }
+        let dev = Device::new(gpu.clone(), spec, opt, batch, config).with_context(|| format!("tuning kernels: building {name}"))?;
+        dev.write_static_dims();
+        let rows = batch.min(dev.layout.rows_cap());
+        let mut secs = 0.0;
+        for l in 1..spec.layers.len() {
+            for kind in [Matmul::Forward, Matmul::BackwardData, Matmul::WeightGrad] {
+                if kind == Matmul::BackwardData && l < 2 {
+                    continue;
+                }
+                // one dispatch tells the cost; then about 2 ms of repeats (at least 3), timed by
+                // the device's clock where it has one
+                let once = time_matmul(&dev, kind, l, rows, 1)?.host;
+                let reps = ((2e-3 / once.max(1e-7)) as usize).clamp(3, 200);
+                let t = time_matmul(&dev, kind, l, rows, reps)?;
+                secs += t.device.unwrap_or(t.host);
+            }
+        }
+        out.push((name, secs * 1e3));
+    }
+    out.sort_by(|a, b| a.1.total_cmp(&b.1));
+    Ok(out)
+}
+
+/// The kept choice for `key`, if the cache has a valid one.
+fn lookup(path: &Path, key: &str) -> Option<&'static str> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: Value = serde_json::from_str(&text).ok()?;
+    let name = v.get(key)?.get("kernels")?.as_str()?;
+    KernelConfig::NAMES.into_iter().find(|n| *n == name)
+}
+
+/// Records `name` for `key` unless another run recorded one first; returns the kept name.
+/// The read-modify-write happens under an exclusive lock on `<cache>.lock`; an unreadable cache
+/// is replaced.
+fn record(path: &Path, key: &str, name: &'static str, timings: &Timings) -> Result<&'static str> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let lock_path = path.with_extension("lock");
+    let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).with_context(|| format!("cannot open {}", lock_path.display()))?;
+    lock.lock().with_context(|| format!("cannot lock {}", lock_path.display()))?;
+    if let Some(kept) = lookup(path, key) {
+        return Ok(kept);
+    }
+    let mut all: Map<String, Value> = std::fs::read_to_string(path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+    let ms: Map<String, Value> = timings.iter().map(|(n, ms)| (n.to_string(), json!(ms))).collect();
+    all.insert(key.to_string(), json!({"kernels": name, "ms_per_step_products": ms}));
+    write_atomic(path, serde_json::to_string_pretty(&Value::Object(all))?.as_bytes())?;
+    Ok(name)
+}
