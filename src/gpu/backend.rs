@@ -60,6 +60,7 @@ impl GpuBackend {
     /// With the given matmul kernels (tests and benchmarks compare the variants).
     pub fn with_config(gpu: Gpu, spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, stream: bool, config: KernelConfig) -> Result<Self> {
         let dev = Device::new(gpu, spec, opt, batch, config)?;
+        scheduler::check_grids(&dev)?;
         let sched = Scheduler::new(&dev);
         let data = Residency::new(&dev, stream);
         dev.write_static_dims();

@@ -288,14 +288,14 @@ impl Scheduler {
     }
 }
 
-/// Sets the pipeline, dims and grid of one matrix product of layer `l` (1-based) on `rows`
-/// samples: the vec4 kernel where the layer's shapes allow, else the scalar one.
-fn dispatch_matmul(dev: &Device, pass: &mut wgpu::ComputePass, kind: Matmul, l: usize, rows: usize, eoff: u32) {
+/// The pipeline and workgroup grid (x, y) of one matrix product of layer `l` (1-based) on
+/// `rows` samples: the vec4 kernel where the layer's shapes allow, else the scalar one.
+fn matmul_grid(dev: &Device, kind: Matmul, l: usize, rows: usize) -> (&wgpu::ComputePipeline, (u32, u32)) {
     let (n_in, n_out) = dev.spec.layer_dims(l - 1);
-    let (slot, kernel, vec4) = match kind {
-        Matmul::Forward => (dev.layout.fwd_slot(l), &dev.k.forward, &dev.k.forward4),
-        Matmul::BackwardData => (dev.layout.bwd_slot(l), &dev.k.backward_data, &dev.k.backward_data4),
-        Matmul::WeightGrad => (dev.layout.wg_slot(l), &dev.k.weight_grad, &dev.k.weight_grad4),
+    let (kernel, vec4) = match kind {
+        Matmul::Forward => (&dev.k.forward, &dev.k.forward4),
+        Matmul::BackwardData => (&dev.k.backward_data, &dev.k.backward_data4),
+        Matmul::WeightGrad => (&dev.k.weight_grad, &dev.k.weight_grad4),
     };
     // output rows × columns; the scalar weight_grad has the bias as an extra column
     let (out_rows, out_cols) = match kind {
@@ -303,20 +303,56 @@ fn dispatch_matmul(dev: &Device, pass: &mut wgpu::ComputePass, kind: Matmul, l: 
         Matmul::BackwardData => (rows, n_in),
         Matmul::WeightGrad => (n_out, n_in),
     };
-    pass.set_bind_group(0, &dev.matmul_bg, &[slot as u32 * dev.layout.align() as u32, eoff]);
     match vec4.as_ref().filter(|_| dev.uses_vec4(l - 1, kind)) {
         Some(v) => {
-            pass.set_pipeline(&v.kernel.pipeline);
             let (gx, gy) = (groups(out_cols, v.tile.1 as usize), groups(out_rows, v.tile.0 as usize));
-            if v.rows_in_x { pass.dispatch_workgroups(gy, gx, 1) } else { pass.dispatch_workgroups(gx, gy, 1) }
+            (&v.kernel.pipeline, if v.rows_in_x { (gy, gx) } else { (gx, gy) })
         }
         None => {
             // 8×8 threads of 4×4 outputs
             let cols = if kind == Matmul::WeightGrad { out_cols + 1 } else { out_cols };
-            pass.set_pipeline(&kernel.pipeline);
-            pass.dispatch_workgroups(groups(cols, 32), groups(out_rows, 32), 1);
+            (&kernel.pipeline, (groups(cols, 32), groups(out_rows, 32)))
         }
     }
+}
+
+/// Sets the pipeline, dims and grid of one matrix product of layer `l` (1-based) on `rows`.
+fn dispatch_matmul(dev: &Device, pass: &mut wgpu::ComputePass, kind: Matmul, l: usize, rows: usize, eoff: u32) {
+    let slot = match kind {
+        Matmul::Forward => dev.layout.fwd_slot(l),
+        Matmul::BackwardData => dev.layout.bwd_slot(l),
+        Matmul::WeightGrad => dev.layout.wg_slot(l),
+    };
+    pass.set_bind_group(0, &dev.matmul_bg, &[slot as u32 * dev.layout.align() as u32, eoff]);
+    let (pipeline, (gx, gy)) = matmul_grid(dev, kind, l, rows);
+    pass.set_pipeline(pipeline);
+    pass.dispatch_workgroups(gx, gy, 1);
+}
+
+/// Checks, when the backend is built, that no dispatch of a micro-batch of up to `rows_cap`
+/// rows needs more workgroups per dimension than the device allows: a clear error naming the
+/// layer now, instead of a validation error in the middle of a run. (The 1-D dispatches split
+/// over x and y at 65535, the least WebGPU guarantees.)
+pub(super) fn check_grids(dev: &Device) -> Result<()> {
+    let max = dev.gpu.limits.max_compute_workgroups_per_dimension;
+    for l in 1..dev.spec.layers.len() {
+        for kind in [Matmul::Forward, Matmul::BackwardData, Matmul::WeightGrad] {
+            let (_, (gx, gy)) = matmul_grid(dev, kind, l, dev.layout.rows_cap());
+            if gx.max(gy) > max {
+                let (n_in, n_out) = dev.spec.layer_dims(l - 1);
+                bail!(
+                    "layer {l} ({n_in}→{n_out}) needs {} workgroups in one dimension for its {kind:?} product; adapter '{}' allows {max} (max_compute_workgroups_per_dimension): use narrower layers or --backend cpu",
+                    gx.max(gy),
+                    dev.gpu.info.name
+                );
+            }
+        }
+    }
+    let update = groups(dev.layout.param_len() / 4, 256);
+    if grid(update).1 > max.min(65535) {
+        bail!("the model's {} parameters need more update workgroups than adapter '{}' allows", dev.layout.param_len(), dev.gpu.info.name);
+    }
+    Ok(())
 }
 
 /// `GpuBackend::time_matmul`: one step entry of `rows` rows, then `reps` dispatches of the

@@ -4,11 +4,18 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-/// The gpu-nn binary with downloads off and no data directory or adapter from the caller's
-/// environment, so a test sees only what it passes.
+/// The gpu-nn binary with downloads off and no data directory, adapter or kernels from the
+/// caller's environment, so a test sees only what it passes. Tuned kernel choices are kept in
+/// one cache under the build directory, shared by every test of a build (so the runs of one
+/// shape class all use the same kernels) and apart from the user's own.
 pub fn command(args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_gpu-nn"));
-    c.args(args).env("GPU_NN_OFFLINE", "1").env_remove("GPU_NN_DATA").env_remove("GPU_NN_ADAPTER");
+    c.args(args)
+        .env("GPU_NN_OFFLINE", "1")
+        .env("GPU_NN_CACHE_DIR", concat!(env!("CARGO_TARGET_TMPDIR"), "/kernel-cache"))
+        .env_remove("GPU_NN_DATA")
+        .env_remove("GPU_NN_ADAPTER")
+        .env_remove("GPU_NN_KERNELS");
     c
 }
 
