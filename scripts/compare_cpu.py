@@ -43,10 +43,14 @@ def timed(run, steps, repeats, batch):
     return steps * batch / statistics.median(times)
 
 
-def torch_rate(net, x, y, steps, repeats, threads):
+def torch_rate(net, x, y, steps, repeats, threads=None, device="cpu"):
+    """PyTorch eager on `device` (scripts/torch_gpu_bench.py: cuda), the data resident there;
+    on a GPU each timed run ends with a synchronize."""
     import torch
-    torch.set_num_threads(threads)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
+    if threads:
+        torch.set_num_threads(threads)
+    dev = torch.device(device)
+    xt, yt = torch.from_numpy(x).to(dev), torch.from_numpy(y.astype(np.int64)).to(dev)
     mods = []
     for i, act in enumerate(net["acts"]):
         mods.append(torch.nn.Linear(net["layers"][i], net["layers"][i + 1]))
@@ -54,12 +58,12 @@ def torch_rate(net, x, y, steps, repeats, threads):
             mods.append(torch.nn.ReLU())
         elif act == "sigmoid":
             mods.append(torch.nn.Sigmoid())
-    model = torch.nn.Sequential(*mods)  # a softmax output is folded into the cross-entropy
+    model = torch.nn.Sequential(*mods).to(dev)  # a softmax output is folded into the cross-entropy
     params = model.parameters()
     opt = torch.optim.Adam(params, lr=net["lr"]) if net["opt"] == "adam" else torch.optim.SGD(params, lr=net["lr"])
     onehot = torch.nn.functional.one_hot(yt, 10).float()
     b = net["batch"]
-    order = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(1))
+    order = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(1)).to(dev)
 
     def loss_of(out, idx):
         if net["loss"] == "ce":
@@ -73,6 +77,8 @@ def torch_rate(net, x, y, steps, repeats, threads):
             opt.zero_grad(set_to_none=True)
             loss_of(model(xt[idx]), idx).backward()
             opt.step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
 
     return timed(run, steps, repeats, b), torch.__version__
 

@@ -1,13 +1,13 @@
 //! Where the data lives and how it gets there: the four IDX files of each supported dataset,
-//! the directory they are looked up in, and the download from public mirrors with checksums.
+//! the directory they are looked up in, and the download from public mirrors with checksums
+//! (only with the default cargo feature `download`: its TLS stack needs the target's C compiler).
 
-use crate::atomic_file::write_atomic;
-use anyhow::{Context, Result, bail};
-use md5::{Digest, Md5};
+use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+// what only the download uses
+#[cfg(feature = "download")]
+use {crate::atomic_file::write_atomic, anyhow::Context, md5::{Digest, Md5}, std::io::Read, std::time::Duration};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -126,7 +126,7 @@ fn find_all(dir: &Path) -> Option<DataFiles> {
 }
 
 /// Finds the dataset's files, downloading the missing ones unless `GPU_NN_OFFLINE` is set
-/// (with a progress bar unless `quiet`).
+/// (with a progress bar unless `quiet`) or the build has no `download` feature.
 /// The directory may hold the files directly or in a subdirectory named after the dataset.
 pub fn locate(name: DatasetName, explicit: Option<&Path>, quiet: bool) -> Result<DataFiles> {
     let dir = data_dir(name, explicit);
@@ -144,6 +144,24 @@ pub fn locate(name: DatasetName, explicit: Option<&Path>, quiet: bool) -> Result
         }
     }
     let expected = FILES.map(|f| format!("{f}.gz")).join(", ");
+    obtain(name, &dir, &expected, quiet)
+}
+
+/// Without the `download` feature the missing files can only be put there by hand.
+#[cfg(not(feature = "download"))]
+fn obtain(name: DatasetName, dir: &Path, expected: &str, _quiet: bool) -> Result<DataFiles> {
+    bail!(
+        "{} data not found in {} (expected the four files {expected}, gzip or uncompressed); \
+         this build of gpu-nn cannot download (built without the cargo feature `download`): \
+         put the files into that directory or point --data at a directory that has them",
+        name.name(),
+        dir.display()
+    )
+}
+
+/// Downloads the missing files into `dir` unless `GPU_NN_OFFLINE` is set.
+#[cfg(feature = "download")]
+fn obtain(name: DatasetName, dir: &Path, expected: &str, quiet: bool) -> Result<DataFiles> {
     let offline = std::env::var_os("GPU_NN_OFFLINE").is_some_and(|v| !v.is_empty() && v != "0");
     if offline {
         bail!(
@@ -153,7 +171,7 @@ pub fn locate(name: DatasetName, explicit: Option<&Path>, quiet: bool) -> Result
             dir.display()
         );
     }
-    download(name, &dir, quiet).with_context(|| {
+    download(name, dir, quiet).with_context(|| {
         format!(
             "{} data not found in {} (expected the four files {expected}, gzip or uncompressed) and the download failed; \
              fetch them by hand into that directory or point --data at a directory that has them",
@@ -161,10 +179,11 @@ pub fn locate(name: DatasetName, explicit: Option<&Path>, quiet: bool) -> Result
             dir.display()
         )
     })?;
-    find_all(&dir).with_context(|| format!("download finished but the files are not in {}", dir.display()))
+    find_all(dir).with_context(|| format!("download finished but the files are not in {}", dir.display()))
 }
 
 /// Mirrors to use: `$GPU_NN_MIRROR` (one base URL, for tests and private mirrors) or the public ones.
+#[cfg(feature = "download")]
 fn mirrors(name: DatasetName) -> Vec<String> {
     match std::env::var("GPU_NN_MIRROR") {
         Ok(m) if !m.is_empty() => vec![if m.ends_with('/') { m } else { format!("{m}/") }],
@@ -173,6 +192,7 @@ fn mirrors(name: DatasetName) -> Vec<String> {
 }
 
 /// Downloads every missing file of the set into `dir`, verifying each archive's MD5.
+#[cfg(feature = "download")]
 pub fn download(name: DatasetName, dir: &Path, quiet: bool) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create the data directory {}", dir.display()))?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -211,6 +231,7 @@ pub fn download(name: DatasetName, dir: &Path, quiet: bool) -> Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "download")]
 fn fetch(agent: &ureq::Agent, url: &str, label: &str, quiet: bool) -> Result<Vec<u8>> {
     let mut resp = agent.get(url).call().with_context(|| format!("{url}"))?;
     let total = resp.body().content_length();
@@ -242,6 +263,7 @@ fn fetch(agent: &ureq::Agent, url: &str, label: &str, quiet: bool) -> Result<Vec
     Ok(out)
 }
 
+#[cfg(feature = "download")]
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
