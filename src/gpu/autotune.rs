@@ -42,8 +42,9 @@ pub struct Chosen {
     pub how: String,
 }
 
-/// The candidates' milliseconds for one training step's matrix products, fastest first.
-type Timings = Vec<(&'static str, f64)>;
+/// The candidates' milliseconds for one training step's matrix products, fastest first, and
+/// whether the candidate was timed to the end (else it was dropped once slower than the best).
+type Timings = Vec<(&'static str, f64, bool)>;
 
 /// Resolves `choice` on `gpu` for `spec` trained in batches of `batch`.
 pub fn choose(gpu: &Gpu, spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, choice: &KernelChoice) -> Result<Chosen> {
@@ -70,9 +71,9 @@ pub fn choose(gpu: &Gpu, spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, ch
                 return Ok(Chosen { name, config: KernelConfig::named(name).unwrap(), how: format!("tuned earlier, kept in {}", path.display()) });
             }
             let t0 = Instant::now();
-            let timings = time_candidates(gpu, spec, opt, batch)?;
+            let timings = time_candidates(gpu, spec, opt, batch, default_name)?;
             let secs = t0.elapsed().as_secs_f64();
-            let table: Vec<String> = timings.iter().map(|(n, ms)| format!("{n} {ms:.3}")).collect();
+            let table: Vec<String> = timings.iter().map(|(n, ms, all)| format!("{n} {}{ms:.3}", if *all { "" } else { ">" })).collect();
             let mut name = timings[0].0;
             let mut how = format!("tuned now in {secs:.1} s (ms per step's products: {})", table.join(", "));
             if let Some(path) = cache {
@@ -119,9 +120,17 @@ pub fn cache_key(gpu: &Gpu, spec: &ModelSpec, batch: usize) -> String {
 }
 
 /// Every supported candidate's time for the products of one training step, fastest first.
-fn time_candidates(gpu: &Gpu, spec: &ModelSpec, opt: &OptimizerSpec, batch: usize) -> Result<Timings> {
-    let mut out = Vec::new();
-    for name in KernelConfig::NAMES {
+/// The adapter's default goes first and sets the bar; a candidate is dropped as soon as its
+/// products so far take longer than the best complete step (it cannot win), so slow families
+/// cost a product or two, not a whole step: on lavapipe that keeps tuning the wide network at
+/// seconds instead of minutes. Dropped candidates are listed with the time at which they were
+/// dropped, marked `>`.
+fn time_candidates(gpu: &Gpu, spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, default: &'static str) -> Result<Timings> {
+    let mut names: Vec<&'static str> = vec![default];
+    names.extend(KernelConfig::NAMES.into_iter().filter(|n| *n != default));
+    let mut out: Timings = Vec::new();
+    let mut best = f64::INFINITY;
+    for name in names {
         let config = KernelConfig::named(name).unwrap();
         if config.unsupported(&gpu.info, gpu.features, &gpu.limits).is_some() {
             continue;
@@ -130,22 +139,29 @@ fn time_candidates(gpu: &Gpu, spec: &ModelSpec, opt: &OptimizerSpec, batch: usiz
         dev.write_static_dims();
         let rows = batch.min(dev.layout.rows_cap());
         let mut secs = 0.0;
-        for l in 1..spec.layers.len() {
+        let mut complete = true;
+        'products: for l in 1..spec.layers.len() {
             for kind in [Matmul::Forward, Matmul::BackwardData, Matmul::WeightGrad] {
                 if kind == Matmul::BackwardData && l < 2 {
                     continue;
                 }
-                // one dispatch tells the cost; then about 2 ms of repeats (at least 3), timed by
-                // the device's clock where it has one
-                let once = time_matmul(&dev, kind, l, rows, 1)?.host;
-                let reps = ((2e-3 / once.max(1e-7)) as usize).clamp(3, 200);
-                let t = time_matmul(&dev, kind, l, rows, reps)?;
+                // one dispatch tells the cost and is enough above a millisecond; below,
+                // about 2 ms of repeats. The device's clock where it has one.
+                let once = time_matmul(&dev, kind, l, rows, 1)?;
+                let t = if once.host >= 1e-3 { once } else { time_matmul(&dev, kind, l, rows, ((2e-3 / once.host.max(1e-7)) as usize).clamp(3, 200))? };
                 secs += t.device.unwrap_or(t.host);
+                if secs > best {
+                    complete = false;
+                    break 'products;
+                }
             }
         }
-        out.push((name, secs * 1e3));
+        if complete {
+            best = best.min(secs);
+        }
+        out.push((name, secs * 1e3, complete));
     }
-    out.sort_by(|a, b| a.1.total_cmp(&b.1));
+    out.sort_by(|a, b| b.2.cmp(&a.2).then(a.1.total_cmp(&b.1)));
     Ok(out)
 }
 
@@ -171,7 +187,8 @@ fn record(path: &Path, key: &str, name: &'static str, timings: &Timings) -> Resu
         return Ok(kept);
     }
     let mut all: Map<String, Value> = std::fs::read_to_string(path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
-    let ms: Map<String, Value> = timings.iter().map(|(n, ms)| (n.to_string(), json!(ms))).collect();
+    // a dropped candidate's figure is a lower bound: recorded as the string ">ms"
+    let ms: Map<String, Value> = timings.iter().map(|(n, ms, all)| (n.to_string(), if *all { json!(ms) } else { json!(format!(">{ms:.3}")) })).collect();
     all.insert(key.to_string(), json!({"kernels": name, "ms_per_step_products": ms}));
     write_atomic(path, serde_json::to_string_pretty(&Value::Object(all))?.as_bytes())?;
     Ok(name)

@@ -87,7 +87,7 @@ pub struct DispatchTiming {
 }
 
 /// Seconds per call of `dispatch`, timed over `reps` calls recorded into one compute pass and
-/// one submission, after a warm-up submission of two calls (lavapipe compiles a shader at its
+/// one submission, after a warm-up submission of one call (lavapipe compiles a shader at its
 /// first dispatch). What the dispatches compute is the caller's business.
 pub(super) fn time_dispatches(gpu: &Gpu, reps: usize, dispatch: impl Fn(&mut wgpu::ComputePass<'_>)) -> Result<DispatchTiming> {
     let timer = PassTimer::new(gpu);
@@ -119,7 +119,7 @@ pub(super) fn time_dispatches(gpu: &Gpu, reps: usize, dispatch: impl Fn(&mut wgp
         };
         Ok(DispatchTiming { host, device })
     };
-    run(2)?;
+    run(1)?;
     let n = reps.max(1);
     let all = run(n)?;
     Ok(DispatchTiming { host: all.host / n as f64, device: all.device.map(|d| d / n as f64) })
