@@ -26,6 +26,7 @@ use inputs::Inputs;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+mod elementwise;
 pub mod inputs;
 
 pub type ReferenceBackend = CpuBackend<f64>;
@@ -144,11 +145,7 @@ impl<T: Real> CpuBackend<T> {
             }
             // Z += A_{l−1} [rows×in] · Wᵀ [in×out]   (Wᵀ read through strides: rs = 1, cs = in)
             T::gemm_threads(threads, rows, n_in, n_out, T::one(), input, n_in, 1, &p.weight, 1, n_in, T::one(), z, n_out);
-            let act = self.spec.activations[l - 1];
-            for r in 0..rows {
-                let s = r * n_out..(r + 1) * n_out;
-                math::activate_row(act, &z[s.clone()], &mut rest[0][s]);
-            }
+            elementwise::activate_rows(threads, self.spec.activations[l - 1], n_out, z, &mut rest[0][..rows * n_out]);
         }
     }
 
@@ -188,19 +185,15 @@ impl<T: Real> CpuBackend<T> {
             let input = if l == 1 { x } else { &self.a[l - 1][..rows * n_in] };
             // ∂W [out×in] = s · δᵀ [out×rows] · A_{l−1} [rows×in]   (δᵀ through strides: rs = 1, cs = out)
             T::gemm_threads(self.threads, n_out, rows, n_in, scale, &self.delta[l][..rows * n_out], 1, n_out, input, n_in, 1, T::zero(), &mut g.weight, n_in);
-            for (o, gb) in g.bias.iter_mut().enumerate() {
-                *gb = scale * (0..rows).map(|r| self.delta[l][r * n_out + o]).sum::<T>();
-            }
+            elementwise::bias_gradient(self.threads, scale, &self.delta[l][..rows * n_out], n_out, &mut g.bias);
             if l > 1 {
                 // δ_{l−1} [rows×in] = (δ_l [rows×out] · W [out×in]) ⊙ f'(Z_{l−1})
                 let (lo, hi) = self.delta.split_at_mut(l);
                 let w = &self.params.layers[l - 1].weight;
                 let d_prev = &mut lo[l - 1][..rows * n_in];
                 T::gemm_threads(self.threads, rows, n_out, n_in, T::one(), &hi[0][..rows * n_out], n_out, 1, w, n_in, 1, T::zero(), d_prev, n_in);
-                let act = self.spec.activations[l - 2];
-                for ((d, &z), &a) in d_prev.iter_mut().zip(&self.z[l - 1]).zip(&self.a[l - 1]) {
-                    *d = *d * math::activation_derivative(act, z, a);
-                }
+                let (z, a) = (&self.z[l - 1][..rows * n_in], &self.a[l - 1][..rows * n_in]);
+                elementwise::times_derivative(self.threads, self.spec.activations[l - 2], n_in, d_prev, z, a);
             }
         }
     }

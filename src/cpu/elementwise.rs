@@ -1,0 +1,106 @@
+//! The element-wise work of a step beside the matrix products: activations, the derivative
+//! factor of δ and the bias-gradient sums. On large layers it runs in pieces on the backend's
+//! threads (rows for the first two, columns for the sums); every element is computed exactly as
+//! on one thread, in the same order, so the bytes do not depend on the thread count.
+
+use crate::core::math::{self, Real};
+use crate::core::model::Activation;
+
+/// Elements of a layer's work from which it is split over threads (below, the threads' start
+/// costs more than they save: seed001's 64 × 128 stays on one).
+pub const PARALLEL_MIN_ELEMENTS: usize = 1 << 16;
+
+/// Rows per piece, so that `threads` pieces cover `rows`; None when one thread should do it.
+fn piece_rows(threads: usize, rows: usize, width: usize) -> Option<usize> {
+    (threads > 1 && rows > 1 && rows * width >= PARALLEL_MIN_ELEMENTS).then(|| rows.div_ceil(threads))
+}
+
+/// A = f(Z) row by row (`math::activate_row`; softmax needs the whole row).
+pub fn activate_rows<T: Real>(threads: usize, act: Activation, width: usize, z: &[T], a: &mut [T]) {
+    let one = |z: &[T], a: &mut [T]| {
+        for (zr, ar) in z.chunks(width).zip(a.chunks_mut(width)) {
+            math::activate_row(act, zr, ar);
+        }
+    };
+    match piece_rows(threads, z.len() / width, width) {
+        None => one(z, a),
+        Some(p) => rayon::scope(|s| {
+            for (zc, ac) in z.chunks(p * width).zip(a.chunks_mut(p * width)) {
+                s.spawn(move |_| one(zc, ac));
+            }
+        }),
+    }
+}
+
+/// δ ← δ ⊙ f'(Z) from Z and A = f(Z).
+pub fn times_derivative<T: Real>(threads: usize, act: Activation, width: usize, d: &mut [T], z: &[T], a: &[T]) {
+    let one = |d: &mut [T], z: &[T], a: &[T]| {
+        for ((d, &z), &a) in d.iter_mut().zip(z).zip(a) {
+            *d = *d * math::activation_derivative(act, z, a);
+        }
+    };
+    match piece_rows(threads, d.len() / width, width) {
+        None => one(d, z, a),
+        Some(p) => rayon::scope(|s| {
+            for ((dc, zc), ac) in d.chunks_mut(p * width).zip(z.chunks(p * width)).zip(a.chunks(p * width)) {
+                s.spawn(move |_| one(dc, zc, ac));
+            }
+        }),
+    }
+}
+
+/// ∂b[o] = s · Σ_r δ[r, o], each column summed over the rows in order from zero (as
+/// `Iterator::sum` would), walking δ row by row so the reads are contiguous.
+pub fn bias_gradient<T: Real>(threads: usize, scale: T, delta: &[T], width: usize, out: &mut [T]) {
+    let rows = delta.len() / width;
+    let one = |c0: usize, out: &mut [T]| {
+        out.iter_mut().for_each(|g| *g = T::zero());
+        for r in 0..rows {
+            let row = &delta[r * width + c0..r * width + c0 + out.len()];
+            for (g, &d) in out.iter_mut().zip(row) {
+                *g = *g + d;
+            }
+        }
+        out.iter_mut().for_each(|g| *g = scale * *g);
+    };
+    match piece_rows(threads, rows, width).map(|_| width.div_ceil(threads)) {
+        Some(cols) if cols >= 16 => rayon::scope(|s| {
+            for (i, oc) in out.chunks_mut(cols).enumerate() {
+                s.spawn(move |_| one(i * cols, oc));
+            }
+        }),
+        _ => one(0, out),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pieces give the same bits as one thread, at sizes above and below the split.
+    #[test]
+    fn pieces_match_one_thread_bit_for_bit() {
+        for (rows, width) in [(3, 5), (300, 257), (1000, 70)] {
+            let z: Vec<f32> = (0..rows * width).map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 97.0).collect();
+            for act in [Activation::Relu, Activation::Sigmoid, Activation::Softmax, Activation::Tanh] {
+                let (mut a1, mut a4) = (vec![0f32; z.len()], vec![0f32; z.len()]);
+                activate_rows(1, act, width, &z, &mut a1);
+                activate_rows(4, act, width, &z, &mut a4);
+                assert_eq!(a1, a4, "{act:?} {rows}×{width}");
+                if act == Activation::Softmax {
+                    continue; // an output activation: its δ comes fused with the loss
+                }
+                let (mut d1, mut d4) = (z.clone(), z.clone());
+                times_derivative(1, act, width, &mut d1, &z, &a1);
+                times_derivative(4, act, width, &mut d4, &z, &a1);
+                assert_eq!(d1, d4);
+            }
+            let (mut b1, mut b4) = (vec![9f32; width], vec![9f32; width]);
+            bias_gradient(1, 0.25, &z, width, &mut b1);
+            bias_gradient(4, 0.25, &z, width, &mut b4);
+            assert_eq!(b1, b4);
+            let want: Vec<f32> = (0..width).map(|o| 0.25 * (0..rows).map(|r| z[r * width + o]).sum::<f32>()).collect();
+            assert_eq!(b1, want, "the column sums in row order, as Iterator::sum");
+        }
+    }
+}
