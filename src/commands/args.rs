@@ -39,6 +39,12 @@ pub enum Command {
     /// Compare backpropagated gradients with finite differences of the batch loss on sampled
     /// parameters of every layer; exits non-zero above the tolerance.
     Gradcheck(GradcheckArgs),
+    /// Print a shell completion script: `gpu-nn completions bash > ~/.local/share/bash-completion/completions/gpu-nn`
+    /// (zsh: into a directory of $fpath as _gpu-nn; fish: ~/.config/fish/completions/gpu-nn.fish).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Where a saved model's data is and what runs it (`eval`, `predict`). Unset values come from

@@ -294,7 +294,16 @@ impl ConfigArgs {
     pub fn resolve_over(&self, base: &[Value]) -> Result<Config> {
         let mut layers = base.to_vec();
         layers.push(self.overrides()?);
-        let cfg = Config::from_layers(&layers)?;
+        self.finish(Config::from_layers(&layers)?)
+    }
+
+    /// `--layers` without `--activation`, when the activations of the layers below do not fit
+    /// the new depth or the loss: the defaults (`ModelSpec::default_activations`) instead of an
+    /// error. Where they fit (a preset's, same depth), they stay. Then validates.
+    fn finish(&self, mut cfg: Config) -> Result<Config> {
+        if self.layers.is_some() && self.activation.is_none() && (cfg.model.activations.len() + 1 != cfg.model.layers.len() || cfg.model.validate().is_err()) {
+            cfg.model.activations = crate::core::model::ModelSpec::default_activations(&cfg.model.layers, cfg.model.loss);
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -309,8 +318,6 @@ impl ConfigArgs {
             layers.push(Config::load_file(c)?);
         }
         layers.push(self.overrides()?);
-        let cfg = Config::from_layers(&layers)?;
-        cfg.validate()?;
-        Ok(cfg)
+        self.finish(Config::from_layers(&layers)?)
     }
 }

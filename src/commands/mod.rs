@@ -36,5 +36,16 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Predict(a) => done(predict::run(a)),
         Command::Sweep(a) => done(sweep::run(a)),
         Command::Gradcheck(a) => done(gradcheck::run(a)),
+        Command::Completions { shell } => {
+            // generated from the same clap definitions the parser uses, so they never drift;
+            // into memory first (clap_complete panics on a write error), and a reader that
+            // closes early (`| head`) is no error
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut <crate::commands::args::Cli as clap::CommandFactory>::command(), "gpu-nn", &mut script);
+            match std::io::Write::write_all(&mut std::io::stdout(), &script) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(anyhow::anyhow!("cannot write the completion script: {e}")),
+                _ => Ok(ExitCode::SUCCESS),
+            }
+        }
     }
 }

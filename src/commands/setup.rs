@@ -45,12 +45,17 @@ pub fn prepare(cfg: &mut Config, console: &Console) -> Result<RunData> {
 
 /// Whether `cfg` runs on the GPU: `Some` of what `open` built when it does, `None` for the CPU.
 /// `auto` takes the GPU when `open` succeeds (and f32 was asked for), else says why not and
-/// takes the CPU.
+/// takes the CPU; it takes the CPU too when every adapter is CPU-emulated (lavapipe is several
+/// times slower than the CPU backend on the same cores), and says how to force the GPU.
 pub fn gpu_or_cpu<T>(cfg: &Config, console: &Console, open: impl FnOnce() -> Result<T>) -> Result<Option<T>> {
     match cfg.backend.kind {
         BackendKind::Cpu => Ok(None),
         BackendKind::Gpu => open().map(Some),
         BackendKind::Auto if cfg.backend.precision == Precision::F64 => Ok(None),
+        BackendKind::Auto if cfg.backend.adapter.is_none() && only_emulated_adapters() => {
+            console.note("note: the only GPU adapters here are CPU-emulated (see gpu-nn adapters), slower than the CPU backend; training on the CPU (--backend gpu uses the emulated adapter anyway)");
+            Ok(None)
+        }
         BackendKind::Auto => match open() {
             Ok(g) => Ok(Some(g)),
             Err(e) => {
@@ -59,6 +64,16 @@ pub fn gpu_or_cpu<T>(cfg: &Config, console: &Console, open: impl FnOnce() -> Res
             }
         },
     }
+}
+
+/// Whether adapters exist and every one is CPU-emulated (`$GPU_NN_ADAPTER` naming one counts as
+/// a choice of it: then this is false).
+fn only_emulated_adapters() -> bool {
+    if std::env::var_os("GPU_NN_ADAPTER").is_some_and(|v| !v.is_empty()) {
+        return false;
+    }
+    let all = crate::gpu::list_adapters(&crate::gpu::context::instance());
+    !all.is_empty() && all.iter().all(|a| a.is_software())
 }
 
 /// The CPU backend of `cfg`'s precision (f32 on `backend.threads` cores, else all).

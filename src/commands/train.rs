@@ -8,9 +8,9 @@ use crate::atomic_file::write_atomic;
 use crate::commands::args::TrainArgs;
 use crate::commands::config_args::ConfigArgs;
 use crate::commands::run_dir::{execute, lock_run_dir, prepare_out_dir, run_dir_bytes};
-use crate::commands::setup::{make_engine, prepare};
+use crate::commands::setup::{Engine, make_engine, prepare};
 use crate::core::checkpoint::{CHECKPOINT_FILE, read_checkpoint};
-use crate::core::config::Config;
+use crate::core::config::{BackendKind, Config};
 use crate::core::metrics::to_csv;
 use crate::core::optim::Schedule;
 use crate::core::run_state::RunState;
@@ -81,8 +81,10 @@ pub fn train_with(cfg: &Config, out: Option<PathBuf>, force: bool, ctl: Controls
     let cfg = &cfg;
     let (mut backend, engine) = make_engine(cfg, cfg.training.batch_size.resolve(data.train.len()), console)?;
     console.info(&format!(
-        "training {} on {} ({} train{}{} samples) with {}",
+        "training {} ({}; {}) on {} ({} train{}{} samples) with {}",
         cfg.model.layers.iter().map(|n| n.to_string()).collect::<Vec<_>>().join("-"),
+        cfg.model.activations.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "),
+        cfg.model.loss,
         cfg.data.dataset.name(),
         data.train.len(),
         data.val.as_ref().map(|v| format!(", {} val", v.len())).unwrap_or_default(),
@@ -181,6 +183,11 @@ pub fn resume_command(dir: &Path, flags: &ConfigArgs, ctl: Controls, console: &C
             state.describe(),
             data.train.source
         );
+    }
+    // `auto` resumes on the engine the run was computed on, if it is there (auto's own choice
+    // may have changed since, e.g. it no longer takes a CPU-emulated adapter)
+    if cfg.backend.kind == BackendKind::Auto {
+        cfg.backend.kind = if ck.meta.engine == Engine::Gpu.name() { BackendKind::Gpu } else { BackendKind::Cpu };
     }
     let (mut backend, engine) = make_engine(&cfg, cfg.training.batch_size.resolve(n), console)?;
     if engine.name() != ck.meta.engine {

@@ -166,6 +166,19 @@ pub struct ModelSpec {
 }
 
 impl ModelSpec {
+    /// The activations a network of `layers` gets when none are given: ReLU for every hidden
+    /// layer, and for the output the one its loss implies (softmax for cross-entropy, sigmoid
+    /// for binary cross-entropy, identity for the squared errors).
+    pub fn default_activations(layers: &[usize], loss: Loss) -> Vec<Activation> {
+        let out = match loss {
+            Loss::CrossEntropy => Activation::Softmax,
+            Loss::BinaryCrossEntropy => Activation::Sigmoid,
+            Loss::HalfSse | Loss::Sse => Activation::Identity,
+        };
+        let hidden = layers.len().saturating_sub(2);
+        std::iter::repeat_n(Activation::Relu, hidden).chain([out]).collect()
+    }
+
     pub fn num_layers(&self) -> usize {
         self.layers.len().saturating_sub(1)
     }
