@@ -155,6 +155,12 @@ pub fn read_model(path: &Path) -> Result<(Params, ModelSpec, Checked)> {
     model_from_bytes(&bytes, &path.display().to_string())
 }
 
+/// Whether a safetensors file carries gpu-nn's architecture (a model or a checkpoint); false
+/// for other tools' files and for what is no safetensors file (the reader then says why).
+pub fn has_architecture(bytes: &[u8]) -> bool {
+    SafeTensors::read_metadata(bytes).is_ok_and(|(_, m)| m.metadata().as_ref().is_some_and(|m| m.contains_key("architecture") || m.contains_key(CHECKPOINT_KEY)))
+}
+
 /// `read_model` on a file's bytes; `name` names it in errors.
 pub fn model_from_bytes(bytes: &[u8], name: &str) -> Result<(Params, ModelSpec, Checked)> {
     let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| anyhow::anyhow!("{name}: not a safetensors file ({e})"))?;
@@ -165,7 +171,7 @@ pub fn model_from_bytes(bytes: &[u8], name: &str) -> Result<(Params, ModelSpec, 
         let ck: CheckpointMeta = serde_json::from_str(ck).map_err(|e| anyhow::anyhow!("{name}: checkpoint metadata is invalid: {e}"))?;
         ck.architecture
     } else {
-        bail!("{name}: no 'architecture' entry in the safetensors metadata; was it written by gpu-nn?");
+        bail!("{name}: no 'architecture' entry in the safetensors metadata (a file from another tool is read by --init-from, which takes the architecture from --layers or the preset)");
     };
     spec.validate().with_context(|| format!("{name}: architecture"))?;
     let st = SafeTensors::deserialize(bytes).map_err(|e| anyhow::anyhow!("{name}: not a safetensors file ({e})"))?;
@@ -290,7 +296,9 @@ pub fn checkpoint_from_bytes(bytes: &[u8], name: &str) -> Result<(Checkpoint, Ch
     Ok((Checkpoint { meta, params, optim }, checked))
 }
 
-fn read_tensor(st: &SafeTensors, tensor: &str, shape: &[usize], file: &str) -> Result<Vec<f64>> {
+/// Tensor `tensor` of `st` as f64, checked to have `shape` and finite values; F16, BF16, F32
+/// and F64 are read (other tools write the half types).
+pub(crate) fn read_tensor(st: &SafeTensors, tensor: &str, shape: &[usize], file: &str) -> Result<Vec<f64>> {
     let t = st.tensor(tensor).map_err(|_| anyhow::anyhow!("{file}: tensor '{tensor}' is missing"))?;
     if t.shape() != shape {
         bail!("{file}: tensor '{tensor}' has shape {:?}; expected {shape:?}", t.shape());
@@ -298,7 +306,9 @@ fn read_tensor(st: &SafeTensors, tensor: &str, shape: &[usize], file: &str) -> R
     let v: Vec<f64> = match t.dtype() {
         Dtype::F32 => t.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
         Dtype::F64 => t.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(),
-        d => bail!("{file}: tensor '{tensor}' has dtype {d:?}; expected F32 or F64"),
+        Dtype::F16 => t.data().chunks_exact(2).map(|c| half::f16::from_le_bytes(c.try_into().unwrap()).to_f64()).collect(),
+        Dtype::BF16 => t.data().chunks_exact(2).map(|c| half::bf16::from_le_bytes(c.try_into().unwrap()).to_f64()).collect(),
+        d => bail!("{file}: tensor '{tensor}' has dtype {d:?}; expected F16, BF16, F32 or F64"),
     };
     if let Some(x) = v.iter().find(|x| !x.is_finite()) {
         bail!("{file}: tensor '{tensor}' holds the non-finite value {x}");

@@ -369,7 +369,14 @@ impl Config {
     /// (`None` when the weights do not come from a file).
     pub fn initial_params_checked(&self) -> Result<(Params, Option<crate::core::checkpoint::Checked>)> {
         if let Some(path) = &self.init_from {
-            let (params, spec, checked) = crate::core::checkpoint::read_model(path)?;
+            let bytes = std::fs::read(path).with_context(|| format!("cannot read --init-from {}", path.display()))?;
+            let name = path.display().to_string();
+            if !crate::core::checkpoint::has_architecture(&bytes) {
+                // another tool's weights: the architecture is the configuration's
+                let params = crate::core::foreign_weights::read_foreign(&bytes, &name, &self.model)?;
+                return Ok((params, Some(crate::core::checkpoint::Checked::NoChecksum)));
+            }
+            let (params, spec, checked) = crate::core::checkpoint::model_from_bytes(&bytes, &name)?;
             if spec.layers != self.model.layers {
                 bail!(
                     "--init-from {}: the file's layers {:?} differ from --layers {:?}",

@@ -3,11 +3,12 @@
 //! checkpoints. It knows no backend and prints nothing.
 //!
 //! Read in this order: `model` → `math` → `optim` → `init` → `config` → `run_data` →
-//! `backend` → `metrics` → `run_state` → `train` → `checkpoint`.
+//! `backend` → `metrics` → `run_state` → `train` → `checkpoint` → `foreign_weights`.
 
 pub mod backend;
 pub mod checkpoint;
 pub mod config;
+pub mod foreign_weights;
 pub mod init;
 pub mod math;
 pub mod metrics;
