@@ -122,3 +122,35 @@ fn a_run_from_foreign_weights_computes_the_same() {
         assert_eq!(ta.tensor(n).unwrap().data(), tb.tensor(n).unwrap().data(), "{n}");
     }
 }
+
+/// `eval --model` on another tool's file, the architecture from `--layers` (activations and
+/// loss defaulted): the same loss, accuracy and confusion matrix as gpu-nn's own file of the
+/// same weights; without matching `--layers`, one line says what the file holds.
+#[test]
+fn eval_reads_foreign_weights_with_the_architecture_from_flags() {
+    let Some(data) = common::mnist_dir_or_skip("eval foreign") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let o = gpu_nn(&["train", "--preset", "seed001", "--backend", "cpu", "--max-steps", "30", "--epochs", "1", "--data", s(&data), "--out", s(&a)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let own = std::fs::read(a.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&own).unwrap();
+    std::fs::create_dir(&b).unwrap();
+    let foreign = b.join("sequential.safetensors");
+    let views: Vec<(String, safetensors::tensor::TensorView)> = (0..3)
+        .flat_map(|i| ["weight", "bias"].map(|t| (format!("{}.{t}", 2 * i), st.tensor(&format!("layers.{i}.{t}")).unwrap())))
+        .collect();
+    safetensors::serialize_to_file(views, None, &foreign).unwrap();
+    let eval = |model: &Path, extra: &[&str]| {
+        let mut args = vec!["eval", "--model", s(model), "--json", "--data", s(&data)];
+        args.extend_from_slice(extra);
+        let o = gpu_nn(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        (v["loss"].clone(), v["correct"].clone(), v["confusion"].clone())
+    };
+    let want = eval(&a.join("model.safetensors"), &[]);
+    assert_eq!(eval(&foreign, &["--layers", "784,128,64,10"]), want);
+    let o = gpu_nn(&["eval", "--model", s(&foreign), "--layers", "784,100,10", "--data", s(&data)]);
+    assert!(error_line(&o).contains("its linear layers are 784→128 (0.weight), 128→64 (2.weight), 64→10 (4.weight)"));
+}

@@ -60,6 +60,16 @@ pub struct ModelDataArgs {
     /// classify, or binary:D for a model trained on digit D against all others.
     #[arg(long)]
     pub task: Option<String>,
+    /// For a model file from another tool (no gpu-nn metadata): its layer sizes, input first.
+    #[arg(long, value_delimiter = ',')]
+    pub layers: Option<Vec<usize>>,
+    /// For a model file from another tool: one activation per weight layer (default: relu,
+    /// then the output the loss implies).
+    #[arg(long, value_delimiter = ',')]
+    pub activation: Option<Vec<String>>,
+    /// For a model file from another tool: its loss (default cross_entropy).
+    #[arg(long)]
+    pub loss: Option<String>,
 }
 
 impl ModelDataArgs {
@@ -68,6 +78,9 @@ impl ModelDataArgs {
             dataset: self.dataset.clone(),
             data: self.data.clone(),
             task: self.task.clone(),
+            layers: self.layers.clone(),
+            activation: self.activation.clone(),
+            loss: self.loss.clone(),
             backend,
             adapter,
             ..Default::default()

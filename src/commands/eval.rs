@@ -6,7 +6,8 @@ use crate::commands::args::EvalArgs;
 use crate::commands::config_args::ConfigArgs;
 use crate::commands::setup::make_backend;
 use crate::core::backend::{EvalResult, Split};
-use crate::core::checkpoint::read_model;
+use crate::core::checkpoint::{Checked, has_architecture, model_from_bytes};
+use crate::core::foreign_weights::read_foreign;
 use crate::core::config::Config;
 use crate::core::model::Params;
 use crate::data::{Dataset, DatasetName};
@@ -21,13 +22,22 @@ use std::sync::Arc;
 /// model when there is one (dataset, task, data directory, precision), then the architecture
 /// from the file's metadata, then the flags.
 pub fn open_model(model: &Path, flags: &ConfigArgs, console: &Console) -> Result<(Params, Config)> {
-    let (params, spec, checked) = read_model(model)?;
-    if let Some(note) = checked.note(model) {
-        console.note(&note);
-    }
+    let bytes = std::fs::read(model).with_context(|| format!("cannot read model file {}", model.display()))?;
+    let name = model.display().to_string();
     let mut layers = Vec::new();
     if let Some(beside) = model.parent().map(|d| d.join("config.json")).filter(|p| p.is_file()) {
         layers.push(Config::load_file(&beside)?);
+    }
+    let (params, spec, checked) = if has_architecture(&bytes) {
+        model_from_bytes(&bytes, &name)?
+    } else {
+        // another tool's weights: the architecture from --layers/--activation/--loss (or a
+        // config.json beside the file), checked against the tensors' shapes
+        let spec = flags.resolve_over(&layers)?.model;
+        (read_foreign(&bytes, &name, &spec)?, spec, Checked::NoChecksum)
+    };
+    if let Some(note) = checked.note(model) {
+        console.note(&note);
     }
     layers.push(json!({ "model": serde_json::to_value(&spec)? }));
     let mut over = flags.overrides()?;
