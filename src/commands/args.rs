@@ -39,6 +39,9 @@ pub enum Command {
     /// Compare backpropagated gradients with finite differences of the batch loss on sampled
     /// parameters of every layer; exits non-zero above the tolerance.
     Gradcheck(GradcheckArgs),
+    /// Print one training step in the documents' terms: each layer's z and a, the loss, each
+    /// δ, each gradient and each updated weight (W rows = destination units), on any backend.
+    Trace(TraceArgs),
     /// Print a shell completion script: `gpu-nn completions bash > ~/.local/share/bash-completion/completions/gpu-nn`
     /// (zsh: into a directory of $fpath as _gpu-nn; fish: ~/.config/fish/completions/gpu-nn.fish).
     Completions {
@@ -133,6 +136,21 @@ pub struct PredictArgs {
     /// Also print the 28×28 input the network sees, as text.
     #[arg(long)]
     pub show: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct TraceArgs {
+    #[command(flatten)]
+    pub cfg: ConfigArgs,
+    /// Which training step to print (1-based; the steps before it run untraced).
+    #[arg(long, default_value_t = 1)]
+    pub step: u64,
+    /// Samples of the batch printed per tensor (the gradients and weights cover the whole batch).
+    #[arg(long, default_value_t = 4)]
+    pub show: usize,
+    /// One JSON document: the batch, the per-sample losses and every tensor in full.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -14,6 +14,7 @@ pub mod presets;
 pub mod run_dir;
 pub mod setup;
 pub mod sweep;
+pub mod trace;
 pub mod train;
 
 use crate::core::train::Outcome;
@@ -36,6 +37,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Predict(a) => done(predict::run(a)),
         Command::Sweep(a) => done(sweep::run(a)),
         Command::Gradcheck(a) => done(gradcheck::run(a)),
+        Command::Trace(a) => done(trace::run(a)),
         Command::Completions { shell } => {
             // generated from the same clap definitions the parser uses, so they never drift;
             // into memory first (clap_complete panics on a write error), and a reader that

@@ -66,6 +66,12 @@ pub struct StepTrace {
 }
 
 impl StepTrace {
+    /// The tensor named `name` (a name the two functions below push; its absence is a bug in
+    /// the backend that recorded the trace).
+    pub fn get(&self, name: &str) -> &[f64] {
+        self.tensors.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice()).unwrap_or_else(|| panic!("the step trace has no tensor '{name}'"))
+    }
+
     /// Z_l, A_l and δ_l of layer `l` (1-based; layer 0 is the input) over the batch:
     /// `layer{l}.z`, `layer{l}.a`, `layer{l}.delta`.
     pub fn push_layer(&mut self, l: usize, z: Vec<f64>, a: Vec<f64>, delta: Vec<f64>) {
