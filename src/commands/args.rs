@@ -39,6 +39,9 @@ pub enum Command {
     /// Compare backpropagated gradients with finite differences of the batch loss on sampled
     /// parameters of every layer; exits non-zero above the tolerance.
     Gradcheck(GradcheckArgs),
+    /// Write a trained model for other tools: `--onnx OUT.onnx` (input `pixels` [N, in] scaled
+    /// to [0, 1], output `outputs` [N, out]; onnxruntime, ONNX-compatible runtimes).
+    Export(ExportArgs),
     /// Print one training step in the documents' terms: each layer's z and a, the loss, each
     /// δ, each gradient and each updated weight (W rows = destination units), on any backend.
     Trace(TraceArgs),
@@ -136,6 +139,18 @@ pub struct PredictArgs {
     /// Also print the 28×28 input the network sees, as text.
     #[arg(long)]
     pub show: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// The model.safetensors to export.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Write the network as an ONNX model (opset 13) here.
+    #[arg(long, value_name = "OUT.onnx")]
+    pub onnx: PathBuf,
+    #[command(flatten)]
+    pub data: ModelDataArgs,
 }
 
 #[derive(Args, Debug)]

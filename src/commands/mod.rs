@@ -7,6 +7,7 @@ pub mod args;
 pub mod bench;
 pub mod config_args;
 pub mod eval;
+pub mod export;
 pub mod gradcheck;
 pub mod parity;
 pub mod predict;
@@ -38,6 +39,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Sweep(a) => done(sweep::run(a)),
         Command::Gradcheck(a) => done(gradcheck::run(a)),
         Command::Trace(a) => done(trace::run(a)),
+        Command::Export(a) => done(export::run(a)),
         Command::Completions { shell } => {
             // generated from the same clap definitions the parser uses, so they never drift;
             // into memory first (clap_complete panics on a write error), and a reader that
