@@ -7,7 +7,11 @@ use common::in_ci;
 use std::path::Path;
 use std::process::Command;
 
-const MNIST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/datasets/mnist");
+/// MNIST, found as the CLI finds it (`common::mnist_dir_or_skip`); where it cannot be found, the
+/// shared path, which the tests below then find missing.
+static MNIST_DIR: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    common::mnist_dir_or_skip("faults").unwrap_or_else(|| std::path::PathBuf::from(common::MNIST_DIR)).display().to_string()
+});
 
 
 fn gpu_or_skip(test: &str) -> Option<gpu_nn::gpu::Gpu> {
@@ -74,11 +78,11 @@ fn a_model_over_the_device_limits_names_the_limit_and_the_size() {
     // one weight matrix larger than a storage binding
     let wide = (max / 4 / 784 + 1) as usize;
     let (code, _, err) = gpu_nn(
-        &["train", "--backend", "gpu", "--data", MNIST, "--layers", &format!("784,{wide},10"), "--activation", "relu,softmax", "--epochs", "1"],
+        &["train", "--backend", "gpu", "--data", MNIST_DIR.as_str(), "--layers", &format!("784,{wide},10"), "--activation", "relu,softmax", "--epochs", "1"],
         &[],
     );
-    if !Path::new(MNIST).is_dir() {
-        assert!(!in_ci(), "{MNIST} missing in CI");
+    if !Path::new(MNIST_DIR.as_str()).is_dir() {
+        assert!(!in_ci(), "{} missing in CI", MNIST_DIR.as_str());
         return;
     }
     assert_eq!(code, 2, "{err}");
@@ -105,13 +109,13 @@ fn unmount(dir: &tempfile::TempDir) {
 
 #[test]
 fn a_full_or_read_only_disk_is_reported_before_training() {
-    if !Path::new(MNIST).is_dir() {
-        assert!(!in_ci(), "{MNIST} missing in CI");
+    if !Path::new(MNIST_DIR.as_str()).is_dir() {
+        assert!(!in_ci(), "{} missing in CI", MNIST_DIR.as_str());
         return;
     }
     if let Some(d) = tmpfs("256k", false) {
         let out = d.path().join("run");
-        let (code, _, err) = gpu_nn(&["train", "--preset", "seed001", "--backend", "cpu", "--data", MNIST, "--out", out.to_str().unwrap()], &[]);
+        let (code, _, err) = gpu_nn(&["train", "--preset", "seed001", "--backend", "cpu", "--data", MNIST_DIR.as_str(), "--out", out.to_str().unwrap()], &[]);
         unmount(&d);
         assert_eq!(code, 2, "{err}");
         let line = one_error_line(&err);
@@ -133,14 +137,14 @@ fn a_full_or_read_only_disk_is_reported_before_training() {
 #[test]
 fn a_device_lost_mid_run_keeps_the_last_checkpoint() {
     assert!(cfg!(feature = "test-aids"), "the device-loss aid needs the test-aids feature: run the README's test command, cargo test --release --features test-aids");
-    if gpu_or_skip("a_device_lost_mid_run").is_none() || !Path::new(MNIST).is_dir() {
-        assert!(!in_ci() || Path::new(MNIST).is_dir(), "{MNIST} missing in CI");
+    if gpu_or_skip("a_device_lost_mid_run").is_none() || !Path::new(MNIST_DIR.as_str()).is_dir() {
+        assert!(!in_ci() || Path::new(MNIST_DIR.as_str()).is_dir(), "{} missing in CI", MNIST_DIR.as_str());
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let out_s = out.to_str().unwrap();
-    let args = ["train", "--preset", "seed000-mnist", "--backend", "gpu", "--data", MNIST, "--batch-size", "200", "--epochs", "3", "--max-steps", "600", "--quiet", "--out", out_s];
+    let args = ["train", "--preset", "seed000-mnist", "--backend", "gpu", "--data", MNIST_DIR.as_str(), "--batch-size", "200", "--epochs", "3", "--max-steps", "600", "--quiet", "--out", out_s];
     let (code, _, err) = gpu_nn(&args, &[("GPU_NN_TEST_LOSE_DEVICE_AT_STEP", "350")]);
     assert_eq!(code, 2, "{err}");
     let line = one_error_line(&err);

@@ -29,13 +29,7 @@ fn gpu_or_skip(test: &str, spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, 
 }
 
 fn mnist_or_skip(test: &str) -> Option<PathBuf> {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/datasets/mnist"));
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(!in_ci(), "{test}: {} is missing in CI", dir.display());
-    eprintln!("SKIPPED {test}: {} is missing", dir.display());
-    None
+    common::mnist_dir_or_skip(test)
 }
 
 fn preset(name: &str, extra: serde_json::Value) -> Config {

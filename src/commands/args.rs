@@ -39,6 +39,9 @@ pub enum Command {
     /// Compare backpropagated gradients with finite differences of the batch loss on sampled
     /// parameters of every layer; exits non-zero above the tolerance.
     Gradcheck(GradcheckArgs),
+    /// Fetch a dataset ahead of time (with a progress bar), each file verified by the SHA-256 of
+    /// its decompressed content (a recompressed mirror is fine); files already there are checked.
+    Download(DownloadArgs),
     /// Write a trained model for other tools: `--onnx OUT.onnx` (input `pixels` [N, in] scaled
     /// to [0, 1], output `outputs` [N, out]; onnxruntime, ONNX-compatible runtimes).
     Export(ExportArgs),
@@ -139,6 +142,20 @@ pub struct PredictArgs {
     /// Also print the 28×28 input the network sees, as text.
     #[arg(long)]
     pub show: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DownloadArgs {
+    /// mnist, fashion-mnist or kmnist.
+    #[arg(long, default_value = "mnist")]
+    pub dataset: String,
+    /// Where to put the files (default: $GPU_NN_DATA, else the per-user cache, where the other
+    /// commands look).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Print only errors.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug)]

@@ -45,10 +45,27 @@ pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
 }
 
-/// The real MNIST directory, or `None` (with the reason printed) when it is absent.
-/// In CI a missing dataset is a failure, not a skip: a silently skipped test proves nothing.
+/// The real MNIST directory, found the way the CLI finds it: `../shared/datasets/mnist` where
+/// it exists, else `$GPU_NN_DATA`, else the user cache, downloading into it (verified). `None`
+/// (with the reason printed) when none works; in CI that is a failure, not a skip: a silently
+/// skipped test proves nothing.
 pub fn mnist_dir_or_skip(test: &str) -> Option<PathBuf> {
-    dataset_dir_or_skip(PathBuf::from(MNIST_DIR), in_ci(), test)
+    let shared = PathBuf::from(MNIST_DIR);
+    if shared.is_dir() {
+        return Some(shared);
+    }
+    static FOUND: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    let found = FOUND.get_or_init(|| {
+        gpu_nn::data::sources::locate(gpu_nn::data::DatasetName::Mnist, None, true).map(|f| f.dir).map_err(|e| format!("{e:#}"))
+    });
+    match found {
+        Ok(dir) => Some(dir.clone()),
+        Err(e) if in_ci() => panic!("{test}: MNIST is neither in {MNIST_DIR} nor obtainable ({e}); the test cannot be skipped in CI"),
+        Err(e) => {
+            eprintln!("SKIPPED {test}: no MNIST ({e})");
+            None
+        }
+    }
 }
 
 /// `dir` if it exists; else a panic when `ci`, or `None` with the skip reason printed.
