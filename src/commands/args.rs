@@ -1,7 +1,7 @@
 //! The command line: the subcommands and their flags (those that configure a run are
 //! `config_args::ConfigArgs`).
 
-use crate::commands::config_args::ConfigArgs;
+use crate::commands::config_args::{ConfigArgs, NetworkFlags};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -69,16 +69,9 @@ pub struct ModelDataArgs {
     /// classify, or binary:D for a model trained on digit D against all others.
     #[arg(long)]
     pub task: Option<String>,
-    /// For a model file from another tool (no gpu-nn metadata): its layer sizes, input first.
-    #[arg(long, value_delimiter = ',')]
-    pub layers: Option<Vec<usize>>,
-    /// For a model file from another tool: one activation per weight layer (default: relu,
-    /// then the output the loss implies).
-    #[arg(long, value_delimiter = ',')]
-    pub activation: Option<Vec<String>>,
-    /// For a model file from another tool: its loss (default cross_entropy).
-    #[arg(long)]
-    pub loss: Option<String>,
+    /// For a model file from another tool (no gpu-nn metadata): its shape.
+    #[command(flatten)]
+    pub net: NetworkFlags,
 }
 
 impl ModelDataArgs {
@@ -87,9 +80,7 @@ impl ModelDataArgs {
             dataset: self.dataset.clone(),
             data: self.data.clone(),
             task: self.task.clone(),
-            layers: self.layers.clone(),
-            activation: self.activation.clone(),
-            loss: self.loss.clone(),
+            net: self.net.clone(),
             backend,
             adapter,
             ..Default::default()

@@ -8,6 +8,22 @@ use clap::Args;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 
+/// The network's shape: what `train` configures and what `eval`/`predict` need for a model
+/// file from another tool (a gpu-nn file carries its own).
+#[derive(Args, Debug, Default, Clone)]
+pub struct NetworkFlags {
+    /// Layer sizes, input first, e.g. 784,128,64,10.
+    #[arg(long, value_delimiter = ',')]
+    pub layers: Option<Vec<usize>>,
+    /// One activation per weight layer: identity, sigmoid, tanh, relu, leaky_relu, softmax
+    /// (default: relu, then the output the loss implies).
+    #[arg(long, value_delimiter = ',')]
+    pub activation: Option<Vec<String>>,
+    /// half_sse, sse, cross_entropy or binary_cross_entropy.
+    #[arg(long)]
+    pub loss: Option<String>,
+}
+
 /// Everything that selects or overrides a configuration value.
 #[derive(Args, Debug, Default, Clone)]
 pub struct ConfigArgs {
@@ -35,15 +51,8 @@ pub struct ConfigArgs {
     #[arg(long)]
     pub standardize: bool,
 
-    /// Layer sizes, input first, e.g. 784,128,64,10.
-    #[arg(long, value_delimiter = ',')]
-    pub layers: Option<Vec<usize>>,
-    /// One activation per weight layer: identity, sigmoid, tanh, relu, leaky_relu, softmax.
-    #[arg(long, value_delimiter = ',')]
-    pub activation: Option<Vec<String>>,
-    /// half_sse, sse, cross_entropy or binary_cross_entropy.
-    #[arg(long)]
-    pub loss: Option<String>,
+    #[command(flatten)]
+    pub net: NetworkFlags,
     /// Batch reduction of gradients: mean or sum.
     #[arg(long)]
     pub reduction: Option<String>,
@@ -159,14 +168,14 @@ impl ConfigArgs {
         if self.standardize {
             set(&["data", "standardize"], json!(true));
         }
-        if let Some(l) = &self.layers {
+        if let Some(l) = &self.net.layers {
             set(&["model", "layers"], json!(l));
         }
-        if let Some(a) = &self.activation {
+        if let Some(a) = &self.net.activation {
             let acts: Vec<Value> = a.iter().map(|s| parse::<crate::core::model::Activation>(s)).collect::<Result<_>>()?;
             set(&["model", "activations"], Value::Array(acts));
         }
-        if let Some(l) = &self.loss {
+        if let Some(l) = &self.net.loss {
             set(&["model", "loss"], parse::<crate::core::model::Loss>(l)?);
         }
         if let Some(r) = &self.reduction {
@@ -286,8 +295,8 @@ impl ConfigArgs {
 
     /// Whether any flag other than data location and adapter selects a configuration.
     pub fn selects_model(&self) -> bool {
-        self.preset.is_some() || self.config.is_some() || self.layers.is_some() || self.batch_size.is_some()
-            || self.optimizer.is_some() || self.activation.is_some() || self.loss.is_some()
+        self.preset.is_some() || self.config.is_some() || self.net.layers.is_some() || self.batch_size.is_some()
+            || self.optimizer.is_some() || self.net.activation.is_some() || self.net.loss.is_some()
     }
 
     /// Defaults ← `base` layers ← flags; validated.
@@ -301,7 +310,7 @@ impl ConfigArgs {
     /// the new depth or the loss: the defaults (`ModelSpec::default_activations`) instead of an
     /// error. Where they fit (a preset's, same depth), they stay. Then validates.
     fn finish(&self, mut cfg: Config) -> Result<Config> {
-        if self.layers.is_some() && self.activation.is_none() && (cfg.model.activations.len() + 1 != cfg.model.layers.len() || cfg.model.validate().is_err()) {
+        if self.net.layers.is_some() && self.net.activation.is_none() && (cfg.model.activations.len() + 1 != cfg.model.layers.len() || cfg.model.validate().is_err()) {
             cfg.model.activations = crate::core::model::ModelSpec::default_activations(&cfg.model.layers, cfg.model.loss);
         }
         cfg.validate()?;
