@@ -6,6 +6,7 @@ pub mod adapters;
 pub mod args;
 pub mod bench;
 pub mod config_args;
+pub mod download;
 pub mod eval;
 pub mod export;
 pub mod gradcheck;
@@ -23,19 +24,6 @@ use args::Command;
 use std::process::ExitCode;
 
 /// Runs one subcommand; its exit status on success (a train run stopped by Ctrl-C exits 130).
-/// `gpu-nn download` (`data::sources::download_command`).
-fn download(a: crate::commands::args::DownloadArgs) -> anyhow::Result<()> {
-    let name: crate::data::DatasetName = a.dataset.parse()?;
-    if name == crate::data::DatasetName::Inline {
-        anyhow::bail!("--dataset inline has nothing to download");
-    }
-    let dir = crate::data::sources::data_dir(name, a.dir.as_deref());
-    #[cfg(feature = "download")]
-    return crate::data::sources::download_command(name, &dir, a.quiet);
-    #[cfg(not(feature = "download"))]
-    anyhow::bail!("this build of gpu-nn cannot download (built without the cargo feature `download`); put the {} files into {}", name.name(), dir.display())
-}
-
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     let done = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
     match command {
@@ -53,7 +41,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Gradcheck(a) => done(gradcheck::run(a)),
         Command::Trace(a) => done(trace::run(a)),
         Command::Export(a) => done(export::run(a)),
-        Command::Download(a) => done(download(a)),
+        Command::Download(a) => done(download::run(a)),
         Command::Completions { shell } => {
             // generated from the same clap definitions the parser uses, so they never drift;
             // into memory first (clap_complete panics on a write error), and a reader that
