@@ -52,12 +52,7 @@ pub fn choose(gpu: &Gpu, spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, ch
     match choice {
         KernelChoice::Default => Ok(Chosen { name: default_name, config: default, how: "the adapter's default".into() }),
         KernelChoice::Named(n) => {
-            let Some((name, config)) = KernelConfig::NAMES.into_iter().find(|x| x == n).map(|x| (x, KernelConfig::named(x).unwrap())) else {
-                bail!("unknown kernels '{n}'; expected auto or one of {}", KernelConfig::NAMES.join(", "));
-            };
-            if let Some(why) = config.unsupported(&gpu.info, gpu.features, &gpu.limits) {
-                bail!("--kernels {name}: {why}");
-            }
+            let (name, config) = named_for(gpu, n)?;
             Ok(Chosen { name, config, how: "chosen with --kernels".into() })
         }
         KernelChoice::Tuned { cache } => {
@@ -92,6 +87,18 @@ pub fn choose(gpu: &Gpu, spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, ch
             Ok(Chosen { name, config: KernelConfig::named(name).unwrap(), how })
         }
     }
+}
+
+/// The configuration named `n` (one of `KernelConfig::NAMES`), refused when `gpu` cannot run it.
+pub fn named_for(gpu: &Gpu, n: &str) -> Result<(&'static str, KernelConfig)> {
+    let Some(name) = KernelConfig::NAMES.into_iter().find(|x| *x == n) else {
+        bail!("unknown kernels '{n}'; expected auto or one of {}", KernelConfig::NAMES.join(", "));
+    };
+    let config = KernelConfig::named(name).unwrap();
+    if let Some(why) = config.unsupported(&gpu.info, gpu.features, &gpu.limits) {
+        bail!("--kernels {name}: {why}");
+    }
+    Ok((name, config))
 }
 
 fn any_vec4_layer(spec: &ModelSpec) -> bool {

@@ -68,13 +68,12 @@ impl KernelConfig {
     /// The 8-lane subgroup kernels, blocks measured best on lavapipe (AVX2, 8 lanes).
     pub fn subgroup() -> Self {
         KernelConfig {
-            vec4: true,
             subgroup8: true,
             forward: Block { rows: 4, cols: 2 },
             backward_data: Block { rows: 4, cols: 4 },
             weight_grad: Block { rows: 4, cols: 1 },
             workgroup: (8, 1),
-            tile: None,
+            ..Self::plain()
         }
     }
 

@@ -10,8 +10,9 @@ use crate::core::math::Real;
 use crate::core::model::{Activation, Loss, ModelSpec, Reduction};
 use crate::core::optim::OptimizerSpec;
 use crate::gpu::context::is_software;
+use crate::gpu::autotune::named_for;
 use crate::gpu::{Gpu, GpuBackend, KernelConfig, Matmul};
-use anyhow::{Result, bail};
+use anyhow::Result;
 use std::time::Instant;
 
 /// The shapes (M×K×N) training seed001 uses, then 512×784×512 and each of `squares` cubed,
@@ -73,17 +74,10 @@ pub fn adapters_choice(gpu: &Gpu) -> KernelConfig {
 /// A variant by name: `auto` (the adapter's default) or a `KernelConfig::named` one; refused
 /// when the adapter cannot run it.
 pub fn variant(name: &str, gpu: &Gpu) -> Result<KernelConfig> {
-    let c = match name {
-        "auto" => adapters_choice(gpu),
-        n => match KernelConfig::named(n) {
-            Some(c) => c,
-            None => bail!("unknown kernel configuration '{n}'; expected auto, {}", KernelConfig::NAMES.join(", ")),
-        },
-    };
-    if let Some(why) = c.unsupported(&gpu.info, gpu.features, &gpu.limits) {
-        bail!("kernel configuration '{name}' {why}");
+    match name {
+        "auto" => Ok(adapters_choice(gpu)),
+        n => Ok(named_for(gpu, n)?.1),
     }
-    Ok(c)
 }
 
 /// Every named variant the adapter runs (`KernelConfig::NAMES`, in that order).
