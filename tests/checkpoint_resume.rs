@@ -571,7 +571,7 @@ fn ctrl_c_finishes_the_current_step_on_the_cpu() {
         b.set_params(&cfg.initial_params().unwrap()).unwrap();
         b.attach(Split::Train, data.train.clone()).unwrap();
         let mut saves = Saves(Vec::new());
-        let ctl = Controls { interrupt: Some(&flag), stop_after_steps: None };
+        let ctl = Controls { interrupt: Some(&flag), ..Default::default() };
         let r = train_from(&cfg, &data, &mut b, &mut saves, RunState::default(), ctl).unwrap();
         assert_eq!(r.outcome, Outcome::Interrupted);
         assert_eq!((r.state.step, r.state.step_in_epoch, b.steps), (stops_at, stops_at as usize, stops_at), "whole chunks: {whole_chunks}");

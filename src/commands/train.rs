@@ -40,7 +40,7 @@ pub fn run(args: TrainArgs) -> Result<Outcome> {
     if let Err(e) = handler {
         eprintln!("note: cannot catch Ctrl-C ({e}); an interrupt will end the run without a checkpoint");
     }
-    let ctl = Controls { interrupt: Some(&interrupt), stop_after_steps: args.stop_after_steps };
+    let ctl = Controls { interrupt: Some(&interrupt), stop_after_steps: args.stop_after_steps, ..Default::default() };
     let console = Console::new(args.log_format, args.quiet).with_verbose(args.verbose);
     let result = match &args.resume {
         Some(dir) => resume_command(dir, &args.cfg, ctl, &console)?,

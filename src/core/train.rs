@@ -32,6 +32,8 @@ pub enum SaveReason {
     EpochEnd { new_best: bool },
     /// The run was interrupted between two steps.
     Interrupted,
+    /// `Controls::checkpoint_every` elapsed inside an epoch; the run goes on.
+    Periodic,
 }
 
 /// What the loop reports while it runs.
@@ -55,10 +57,13 @@ impl Observer for Silent {}
 
 /// Requests to stop between two steps. Ctrl-C sets `interrupt`; `stop_after_steps` is the same
 /// stop at a fixed step (tests use it to interrupt reproducibly through the Ctrl-C path).
+/// `checkpoint_every` also saves the state inside an epoch, at the first chunk boundary after
+/// that much time (a sweep cell on a cluster that may be killed and requeued at any moment).
 #[derive(Clone, Copy, Default)]
 pub struct Controls<'a> {
     pub interrupt: Option<&'a AtomicBool>,
     pub stop_after_steps: Option<u64>,
+    pub checkpoint_every: Option<std::time::Duration>,
 }
 
 impl Controls<'_> {
@@ -182,6 +187,7 @@ pub fn train_from(cfg: &Config, data: &RunData, backend: &mut dyn Backend, obs: 
     let mut test = None;
     let mut outcome = Outcome::Finished;
     let lr_at = |epoch: usize, step: u64| cfg.optimizer.schedule.lr(cfg.optimizer.lr, epoch, step, total_steps);
+    let mut last_save = Instant::now();
     'epochs: while p.epoch < cfg.training.epochs && p.step < total_steps && !p.stopped_early {
         let epoch = p.epoch;
         // an epoch cut short by max_steps and now continued replaces its metrics row
@@ -231,6 +237,13 @@ pub fn train_from(cfg: &Config, data: &RunData, backend: &mut dyn Backend, obs: 
                 done += m;
             }
             obs.progress(epoch, p.running.samples as usize, (steps_this_epoch * batch).min(n), &p.running);
+            if ctl.checkpoint_every.is_some_and(|every| last_save.elapsed() >= every) && p.step_in_epoch < steps_this_epoch {
+                // the state as an interrupt here would save it; the loop itself goes on unchanged
+                let mut here = p.clone();
+                here.epoch_seconds += start.elapsed().as_secs_f64();
+                obs.save(&here, SaveReason::Periodic, backend)?;
+                last_save = Instant::now();
+            }
         }
         let train_seconds = p.epoch_seconds + start.elapsed().as_secs_f64();
         let (train_loss, train_acc) = if cfg.training.eval_train {
@@ -281,6 +294,7 @@ pub fn train_from(cfg: &Config, data: &RunData, backend: &mut dyn Backend, obs: 
         }
         obs.epoch_end(&m, backend)?;
         obs.save(&p, SaveReason::EpochEnd { new_best }, backend)?;
+        last_save = Instant::now();
         test = t;
         if p.stopped_early {
             outcome = Outcome::StoppedEarly;
