@@ -1,8 +1,7 @@
 //! The `gpu-nn` binary: parses the command line and runs the subcommand (`commands::run`);
 //! every error is printed here, once, on one line.
 
-use clap::Parser;
-use gpu_nn::commands::args::Cli;
+use gpu_nn::commands::args::parse_cli;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -15,7 +14,7 @@ fn main() -> ExitCode {
             unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
         }
     }
-    let cli = match Cli::try_parse() {
+    let cli = match parse_cli(std::env::args_os()) {
         Ok(c) => c,
         Err(e) if !e.use_stderr() => {
             // --help, --version

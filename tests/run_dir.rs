@@ -52,15 +52,13 @@ fn a_locked_run_directory_refuses_a_second_run_and_a_resume() {
             assert!(line.contains(&pid) && line.contains("is writing to this run directory"), "{line}");
         }
         assert_eq!(std::fs::read(out.join("model.safetensors")).unwrap(), before, "the refused run touched the model");
-        // a sweep into it (its own tables) and a sweep whose cell is this directory
-        let sweep = |to: &Path| {
-            gpu_nn(&["sweep", "--preset", "seed000-hand", "--backend", "cpu", "--precision", "f64", "--lr", "0.1,0.2", "--out", s(to), "--quiet", "--keep-runs", "--force"])
-        };
+        // a sweep into it (a run directory is no sweep's) and a sweep whose cell is locked
+        let sweep = |to: &Path| gpu_nn(&["sweep", "--preset", "seed000-hand", "--backend", "cpu", "--precision", "f64", "--lr", "0.1,0.2", "--out", s(to), "--quiet", "--force"]);
         let o = sweep(&out);
-        assert_eq!(o.status.code(), Some(2), "a sweep into a locked directory must fail");
-        assert!(error_line(&o).contains(&pid));
+        assert_eq!(o.status.code(), Some(2), "a sweep into a run directory must fail");
+        assert!(error_line(&o).contains("holds a run of gpu-nn train"), "{}", error_line(&o));
         let cells = dir.path().join("sweep");
-        let cell = cells.join("runs").join("batch-2-lr-0.1");
+        let cell = cells.join("cells").join("batch-2-lr-0.1");
         std::fs::create_dir_all(&cell).unwrap();
         let _cell_held = lock_run_dir(&cell).unwrap();
         let o = sweep(&cells);

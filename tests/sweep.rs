@@ -1,13 +1,18 @@
 //! `gpu-nn sweep`: a 2×2 batch-size × learning-rate grid on real MNIST (doc 003's network, cut
 //! to a few hundred steps) writes a CSV whose every cell is exactly what `gpu-nn train` gives
-//! for that cell, a markdown table of the grid's shape and one picture per row; `train` refuses
+//! for that cell, a markdown table of the grid's shape and one picture per row, and a rerun
+//! skips every finished cell; any flag is an axis (seeds × layer sizes); shards, collected,
+//! give the unsharded sweep; a shard killed mid-cell resumes to the same bytes; `train` refuses
 //! lists; on the GPU a 1×2 grid runs on one device with one upload of the data.
 
 mod common;
 use common::gpu_nn;
 
+use gpu_nn::commands::args::SweepArgs;
 use gpu_nn::commands::config_args::ConfigArgs;
-use gpu_nn::commands::sweep::{CSV_HEADER, CellOutcome, SweepOptions, sweep_command};
+use gpu_nn::commands::sweep::record::{CellOutcome, CellResult};
+use gpu_nn::commands::sweep::sweep_command;
+use gpu_nn::commands::sweep::tables::CSV_HEADER;
 use std::path::Path;
 
 
@@ -103,38 +108,64 @@ fn a_2x2_sweep_matches_train_cell_by_cell_and_writes_table_and_pictures() {
         let svg = std::fs::read_to_string(out.join(format!("curves-batch-{b}.svg"))).unwrap();
         assert!(svg.contains("lr 0.9") && svg.contains("lr 4"), "legend names every learning rate");
     }
-    assert!(!out.join("runs").exists(), "run directories only with --keep-runs");
-
-    // a second sweep into the same directory needs --force
-    let o = gpu_nn(&args);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--force"));
-}
-
-#[test]
-fn keep_runs_writes_a_run_directory_per_cell_and_quiet_prints_nothing() {
-    let Some(data) = common::mnist_dir_or_skip("keep_runs_writes_a_run_directory_per_cell") else { return };
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("sweep");
-    let mut args = vec!["sweep".to_string(), "--quiet".into(), "--keep-runs".into()];
-    args.extend(small(&data, "50"));
-    args.extend(["--lr", "0.5,3", "--batch-size", "20", "--out", out.to_str().unwrap()].map(String::from));
-    let stdout = ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert_eq!(stdout, "", "--quiet prints nothing");
-    let rows = csv_rows(&out.join("sweep.csv"), CSV_HEADER);
-    assert_eq!(rows.len(), 2);
-    for r in &rows {
-        let dir = out.join("runs").join(format!("batch-{}-lr-{}", r[0], r[1]));
-        for f in ["config.json", "metrics.csv", "model.safetensors", "curves.png"] {
+    // each cell is a run directory, as train --out writes it, with its result
+    for (b, lr) in [("15", "0.9"), ("40", "4")] {
+        let dir = out.join("cells").join(format!("batch-{b}-lr-{lr}"));
+        for f in ["config.json", "metrics.csv", "model.safetensors", "checkpoint.safetensors", "curves.png", "result.json"] {
             assert!(dir.join(f).is_file(), "{} lacks {f}", dir.display());
         }
-        let cfg = gpu_nn::core::config::Config::load_file(&dir.join("config.json")).unwrap();
-        let cfg = gpu_nn::core::config::Config::from_layers(&[cfg]).unwrap();
-        assert_eq!((cfg.training.batch_size.to_string(), cfg.optimizer.lr.to_string()), (r[0].clone(), r[1].clone()));
-        let m = csv_rows(&dir.join("metrics.csv"), gpu_nn::core::metrics::CSV_HEADER);
-        assert_eq!(m.last().unwrap()[6].parse::<f64>().unwrap(), r[2].parse::<f64>().unwrap());
     }
-    assert!(out.join("curves-batch-20.png").is_file());
+
+    // the same sweep again: every cell finished, so nothing trains and the report is the same
+    let csv = std::fs::read_to_string(out.join("sweep.csv")).unwrap();
+    let again = ok(&args);
+    assert_eq!(again.lines().filter(|l| l.contains(": finished earlier")).count(), 4, "{again}");
+    assert_eq!(std::fs::read_to_string(out.join("sweep.csv")).unwrap(), csv);
+    // another grid into the same directory is refused, naming the difference
+    let mut other = args.clone();
+    let lr = other.iter().position(|a| *a == "0.9,4").unwrap();
+    other[lr] = "0.9,5";
+    let o = gpu_nn(&other);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("holds another sweep") && err.contains("--force"), "{err}");
+}
+
+/// Any flag is an axis: seeds × layer sizes, with `--quiet`. The table names the axes that
+/// vary (rows = seeds, columns = layers), the CSV has a column per axis, and a cell is what
+/// `train` computes with the cell's flags.
+#[test]
+fn seeds_by_layer_sizes_is_a_grid_named_by_its_axes() {
+    let Some(data) = common::mnist_dir_or_skip("seeds_by_layer_sizes") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("sweep");
+    let mut args = vec!["sweep".to_string(), "--quiet".into()];
+    args.extend(small(&data, "50"));
+    args.extend(["--seed", "1,2", "--layers", "784,16,10/784,24,10", "--activation", "sigmoid,sigmoid", "--out", out.to_str().unwrap()].map(String::from));
+    let stdout = ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(stdout, "", "--quiet prints nothing");
+    let header = "batch_size,lr,seed,layers,final_test_acc,best_test_acc,best_epoch,final_train_loss,seconds";
+    let text = std::fs::read_to_string(out.join("sweep.csv")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], header);
+    assert_eq!(lines.len(), 5);
+    assert!(lines[2].starts_with("20,0.9,1,\"784,24,10\","), "{}", lines[2]);
+    assert!(lines[3].starts_with("20,0.9,2,\"784,16,10\","), "{}", lines[3]);
+    let md = std::fs::read_to_string(out.join("sweep.md")).unwrap();
+    assert!(md.contains("| seed \\ layers | 784,16,10 | 784,24,10 |"), "{md}");
+    assert!(md.contains("2 value(s) of --seed × 2 value(s) of --layers"), "{md}");
+    assert!(!md.contains("same initial weights"), "seeds and layers change the initial weights:\n{md}");
+    for seed in ["1", "2"] {
+        assert!(out.join(format!("curves-seed-{seed}.png")).is_file());
+    }
+    // cell (seed 2, 784-24-10) against train with those flags
+    let run = tmp.path().join("train");
+    let mut targs = vec!["train".to_string(), "--quiet".into()];
+    targs.extend(small(&data, "50"));
+    targs.extend(["--seed", "2", "--layers", "784,24,10", "--activation", "sigmoid,sigmoid", "--out", run.to_str().unwrap()].map(String::from));
+    ok(&targs.iter().map(String::as_str).collect::<Vec<_>>());
+    let cell = out.join("cells/seed-2-layers-784-24-10");
+    assert_eq!(std::fs::read(cell.join("model.safetensors")).unwrap(), std::fs::read(run.join("model.safetensors")).unwrap(), "the cell's model is train's, byte for byte");
 }
 
 /// `train` (and every command but sweep) takes one learning rate and one batch size.
@@ -169,26 +200,133 @@ fn a_1x2_gpu_sweep_runs_on_one_device_with_one_upload() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let flags = ConfigArgs {
+    let out = tmp.path().join("s");
+    let args = SweepArgs::from_tokens(&["--preset", "seed003", "--data", data.to_str().unwrap(), "--epochs", "1", "--max-steps", "100", "--backend", "gpu", "--lr", "0.9,4", "--batch-size", "40", "--quiet", "--out", out.to_str().unwrap()]).unwrap();
+    let s = sweep_command(&args).unwrap();
+    assert_eq!((s.devices_opened, s.backends_built), (1, 1), "one device, one backend and upload for the row");
+    assert!(s.engine().starts_with("gpu:"), "{}", s.engine());
+    assert_eq!(s.cells.len(), 2);
+    let cell = s.cells[1].as_ref().unwrap();
+    let CellOutcome::Trained(m) = &cell.outcome else { panic!("cell diverged: {:?}", cell.outcome) };
+    // the same cell from scratch: a new device, a new backend
+    let one = ConfigArgs {
         preset: Some("seed003".into()),
         data: Some(data),
         epochs: Some(1),
         max_steps: Some(100),
         backend: Some("gpu".into()),
-        lr: Some(vec![0.9, 4.0]),
+        lr: Some(vec![4.0]),
         batch_size: Some(vec!["40".into()]),
         ..Default::default()
     };
-    let s = sweep_command(&SweepOptions { flags: flags.clone(), out: tmp.path().join("s"), keep_runs: false, force: false, quiet: true }).unwrap();
-    assert_eq!((s.devices_opened, s.backends_built), (1, 1), "one device, one backend and upload for the row");
-    assert!(s.engine.starts_with("gpu:"), "{}", s.engine);
-    assert_eq!(s.cells.len(), 2);
-    let cell = &s.cells[1];
-    let CellOutcome::Trained(m) = &cell.outcome else { panic!("cell diverged: {:?}", cell.outcome) };
-    // the same cell from scratch: a new device, a new backend
-    let one = ConfigArgs { lr: Some(vec![4.0]), ..flags };
     let r = gpu_nn::commands::train::train_command(&one.resolve().unwrap(), None, false, true).unwrap();
     let fresh = r.metrics.last().unwrap();
     let reused = m.last().unwrap();
     assert_eq!((reused.train_loss, reused.test_acc, reused.test_loss), (fresh.train_loss, fresh.test_acc, fresh.test_loss));
+}
+
+/// `sweep.csv` without its timing column.
+fn without_seconds(csv: &str) -> Vec<String> {
+    csv.lines().map(|l| l.rsplit_once(',').unwrap().0.to_string()).collect()
+}
+
+/// `sweep.md` up to its table of seconds.
+fn accuracy_tables(md: &str) -> String {
+    md.split("## Seconds per cell").next().unwrap().to_string()
+}
+
+/// Three shards of an 8-cell grid, in one directory, then `--collect`: the same report as
+/// the unsharded sweep (but the timings). Collecting before the last shard has run names the
+/// missing cells and fails.
+#[test]
+fn three_shards_collected_equal_the_unsharded_sweep() {
+    let Some(data) = common::mnist_dir_or_skip("three_shards_collected") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let grid: Vec<String> = small(&data, "40").into_iter().chain(["--batch-size", "15,40", "--lr", "0.5,3", "--seed", "1,2", "--quiet"].map(String::from)).collect();
+    let with = |extra: &[&str]| -> Vec<String> {
+        let mut a = vec!["sweep".to_string()];
+        a.extend(grid.iter().cloned());
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let run = |a: Vec<String>| gpu_nn(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let whole = tmp.path().join("whole");
+    let o = run(with(&["--out", whole.to_str().unwrap()]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let sharded = tmp.path().join("sharded");
+    for i in 0..2 {
+        let o = run(with(&["--out", sharded.to_str().unwrap(), "--shard", &format!("{i}/3")]));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert!(!sharded.join("sweep.csv").exists(), "no report while cells are missing");
+    // shard 2 of 3 owns cells 2 and 5 (k mod 3 = 2): the collection names them
+    let o = gpu_nn(&["sweep", "--collect", sharded.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("2 of 8 cells have not finished: batch-15-seed-2-lr-0.5, batch-40-seed-1-lr-3"), "{err}");
+    assert!(std::fs::read_to_string(sharded.join("sweep.md")).unwrap().contains("**2 of 8 cells missing**"));
+
+    let o = run(with(&["--out", sharded.to_str().unwrap(), "--shard", "2/3"]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = gpu_nn(&["sweep", "--collect", sharded.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let read = |d: &Path, f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+    assert_eq!(without_seconds(&read(&sharded, "sweep.csv")), without_seconds(&read(&whole, "sweep.csv")));
+    assert_eq!(read(&whole, "sweep.csv").lines().count(), 9);
+    assert_eq!(accuracy_tables(&read(&sharded, "sweep.md")), accuracy_tables(&read(&whole, "sweep.md")));
+    for k in ["batch-15-seed-2-lr-0.5", "batch-40-seed-1-lr-3"] {
+        let model = |d: &Path| std::fs::read(d.join("cells").join(k).join("model.safetensors")).unwrap();
+        assert_eq!(model(&sharded), model(&whole), "cell {k}: the same weights, byte for byte");
+    }
+}
+
+/// A shard killed (SIGKILL) in the middle of a cell, after a checkpoint inside the epoch, and
+/// run again: it resumes from the checkpoint and ends with the same weights and metrics as a
+/// shard never interrupted.
+#[test]
+fn a_shard_killed_mid_cell_resumes_to_the_same_bytes() {
+    let Some(data) = common::mnist_dir_or_skip("a_shard_killed_mid_cell") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    // two cells of two epochs (6000 steps each); shard 0 of 2 runs the first
+    let args = |out: &Path| -> Vec<String> {
+        ["sweep", "--preset", "seed003", "--data", data.to_str().unwrap(), "--backend", "cpu", "--epochs", "2", "--batch-size", "10", "--lr", "0.5,0.9"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(["--shard", "0/2", "--checkpoint-every", "0.2", "--out", out.to_str().unwrap()].map(String::from))
+            .collect()
+    };
+    let cell = "cells/batch-10-lr-0.5";
+    let killed = tmp.path().join("killed");
+    let a = args(&killed);
+    let mut child = common::command(&a.iter().map(String::as_str).collect::<Vec<_>>()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let ck = killed.join(cell).join("checkpoint.safetensors");
+    let start = std::time::Instant::now();
+    let at = loop {
+        if let Ok((c, _)) = gpu_nn::core::checkpoint::read_checkpoint(&ck) {
+            if c.meta.state.step_in_epoch > 0 {
+                break c.meta.state.clone();
+            }
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the shard ended before a checkpoint inside an epoch was seen");
+        assert!(start.elapsed().as_secs() < 120, "no checkpoint inside an epoch after 120 s");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    child.kill().unwrap(); // SIGKILL: no chance to write anything more
+    child.wait().unwrap();
+    assert!(!killed.join(cell).join("result.json").exists(), "killed before the cell finished");
+
+    let resumed = ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(resumed.contains("(resumed from epoch"), "the rerun resumes the cell from its checkpoint (killed at step {}):\n{resumed}", at.step);
+
+    let clean = tmp.path().join("clean");
+    ok(&args(&clean).iter().map(String::as_str).collect::<Vec<_>>());
+    let bytes = |d: &Path, f: &str| std::fs::read(d.join(cell).join(f)).unwrap();
+    assert_eq!(bytes(&killed, "model.safetensors"), bytes(&clean, "model.safetensors"), "the same weights, byte for byte");
+    let result = |d: &Path| CellResult::read(&d.join(cell)).unwrap().unwrap();
+    let (CellOutcome::Trained(a), CellOutcome::Trained(b)) = (result(&killed).outcome, result(&clean).outcome) else { panic!("a cell diverged") };
+    assert_eq!(a.len(), 2);
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!((x.epoch, x.step, x.train_loss, x.train_acc, x.test_loss, x.test_acc), (y.epoch, y.step, y.train_loss, y.train_acc, y.test_loss, y.test_acc));
+    }
 }

@@ -32,9 +32,10 @@ pub enum Command {
     /// Classify pictures of digits (PNG or JPEG, any size), images of the test set
     /// (--idx-index N), or write the prediction of every test image to CSV (--csv OUT).
     Predict(PredictArgs),
-    /// Train every cell of a batch-size × learning-rate grid (e.g. --batch-size 5,20 --lr
-    /// 0.5,3) from the same seed, sharing the data and the GPU device; writes sweep.md,
-    /// sweep.csv and one curves-batch-B.png/.svg per batch size into --out.
+    /// Train every cell of a grid: any flag given a list (--batch-size 5,20 --lr 0.5,3 --seed
+    /// 1,2 --layers 784,32,10/784,64,10 ...), sharing the data and the GPU device; each cell a
+    /// run directory under --out, then sweep.md, sweep.csv and one picture per table row. Shards
+    /// (--shard I/N, auto) run as Slurm or Kubernetes job arrays; --collect gathers them.
     Sweep(SweepArgs),
     /// Compare backpropagated gradients with finite differences of the batch loss on sampled
     /// parameters of every layer; exits non-zero above the tolerance.
@@ -195,22 +196,74 @@ pub struct GradcheckArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("sweep_dir").required(true).args(["out", "collect"])))]
 pub struct SweepArgs {
-    /// --lr and --batch-size take comma-separated lists here: the grid's columns and rows.
+    /// Any flag here takes a comma-separated list of values (--layers and --activation: a
+    /// '/'-separated one); the grid is their product.
     #[command(flatten)]
     pub cfg: ConfigArgs,
-    /// Write sweep.md, sweep.csv and curves-batch-B.png/.svg (one per batch size) here.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Also keep a run directory per cell (DIR/runs/batch-B-lr-LR), as gpu-nn train --out writes it.
-    #[arg(long)]
-    pub keep_runs: bool,
-    /// Overwrite an earlier sweep in --out.
+    /// The sweep's directory: one run directory per cell under DIR/cells/, then sweep.md,
+    /// sweep.csv and curves-*.png/.svg once every cell is done. A rerun skips finished cells
+    /// and resumes an interrupted one from its checkpoint.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Run only shard I of N (0 ≤ I < N): the cells k with k mod N = I, in grid order. `auto`
+    /// takes I and N from a Slurm job array; `auto/N` also from a Kubernetes Indexed Job.
+    #[arg(long, value_name = "I/N|auto|auto/N", requires = "out")]
+    pub shard: Option<String>,
+    /// Write sweep.md, sweep.csv and the pictures of the sweep in DIR from its finished cells
+    /// (after the shards have run); names the cells still missing.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "shard"])]
+    pub collect: Option<PathBuf>,
+    /// Write a checkpoint inside an epoch after this many seconds, so a killed cell resumes
+    /// close to where it stopped (epoch ends always write one).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    pub checkpoint_every: f64,
+    /// Recompute this shard's cells even where they finished, and replace another sweep's plan.
     #[arg(long)]
     pub force: bool,
     /// Print only errors (no line per finished cell).
     #[arg(long, short)]
     pub quiet: bool,
+    /// The configuration flags as given, lists taken off (`sweep::grid::lift_axes`); each cell
+    /// parses them again with its own values.
+    #[arg(skip)]
+    pub tokens: Vec<String>,
+    /// The flags given several values.
+    #[arg(skip)]
+    pub axes: Vec<crate::commands::sweep::grid::Axis>,
+}
+
+impl SweepArgs {
+    /// A sweep's arguments as typed after `gpu-nn sweep`.
+    pub fn from_tokens<S: AsRef<str>>(tokens: &[S]) -> anyhow::Result<SweepArgs> {
+        let argv = ["gpu-nn", "sweep"].into_iter().map(String::from).chain(tokens.iter().map(|t| t.as_ref().to_string()));
+        match parse_cli(argv.map(std::ffi::OsString::from))?.command {
+            Command::Sweep(a) => Ok(a),
+            _ => unreachable!("the arguments name the sweep subcommand"),
+        }
+    }
+}
+
+/// Parses a command line. A sweep's lists are lifted off first (`sweep::grid::lift_axes`):
+/// clap then sees single values, and the sweep keeps the lists and the rest of its arguments.
+pub fn parse_cli(argv: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Cli, clap::Error> {
+    let argv: Vec<std::ffi::OsString> = argv.into_iter().collect();
+    if argv.get(1).is_none_or(|a| a != "sweep") {
+        return Cli::try_parse_from(argv);
+    }
+    let bad = |m: String| clap::Error::raw(clap::error::ErrorKind::InvalidValue, m);
+    let tokens: Vec<String> = argv[2..]
+        .iter()
+        .map(|t| t.clone().into_string().map_err(|t| bad(format!("gpu-nn sweep: argument {} is not valid UTF-8", t.to_string_lossy()))))
+        .collect::<Result<_, _>>()?;
+    let (rest, axes) = crate::commands::sweep::grid::lift_axes(&tokens).map_err(|e| bad(format!("{e:#}")))?;
+    let mut cli = Cli::try_parse_from(argv[..2].iter().cloned().chain(rest.iter().map(Into::into)))?;
+    if let Command::Sweep(a) = &mut cli.command {
+        a.tokens = rest;
+        a.axes = axes;
+    }
+    Ok(cli)
 }
 
 #[derive(Args, Debug)]

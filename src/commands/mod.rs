@@ -37,7 +37,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Bench(a) => done(bench::run(a)),
         Command::Eval(a) => done(eval::run(a)),
         Command::Predict(a) => done(predict::run(a)),
-        Command::Sweep(a) => done(sweep::run(a)),
+        Command::Sweep(a) => sweep::run(a),
         Command::Gradcheck(a) => done(gradcheck::run(a)),
         Command::Trace(a) => done(trace::run(a)),
         Command::Export(a) => done(export::run(a)),

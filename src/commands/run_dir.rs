@@ -1,7 +1,7 @@
 //! A run directory (`--out DIR`): checked before training starts (`prepare_out_dir`), written
 //! as training goes by `RunObserver` (config.json, metrics.csv, model.safetensors,
 //! checkpoint.safetensors, best.safetensors with early stopping, pictures), and the run
-//! executed into it (`execute`), as `gpu-nn train` and `gpu-nn sweep --keep-runs` both do.
+//! executed into it (`execute`), as `gpu-nn train` and each cell of `gpu-nn sweep` do.
 
 use crate::commands::setup::Engine;
 use crate::core::backend::{Backend, StepStats};

@@ -7,6 +7,7 @@ use anyhow::{Result, bail};
 use std::sync::Arc;
 
 /// The sets of one run.
+#[derive(Clone)]
 pub struct RunData {
     pub train: Arc<Dataset>,
     pub val: Option<Arc<Dataset>>,
