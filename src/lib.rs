@@ -9,7 +9,8 @@
 //! - `cpu`, `gpu`: the backends (the f64 reference and f32 fast path; the WGSL kernels);
 //! - `workbench`: each GPU kernel beside its CPU reference, its check and its timing;
 //! - `report`: what a person reads: the terminal, plots, confusion matrices;
-//! - `commands`: one module per subcommand, and the setup they share.
+//! - `commands`: one module per subcommand, and the setup they share (feature `cli`);
+//! - `web`: the library's bindings for a web page (feature `web`, wasm32).
 
 /// Serialises a type through its `Display` and `FromStr` (for compact config values such as
 /// `"normal:0.1"` or `"step:10:0.5"`).
@@ -31,10 +32,13 @@ macro_rules! serde_via_string {
 }
 
 pub mod atomic_file;
+#[cfg(feature = "cli")]
 pub mod commands;
 pub mod core;
 pub mod cpu;
 pub mod data;
 pub mod gpu;
 pub mod report;
+#[cfg(feature = "web")]
+pub mod web;
 pub mod workbench;

@@ -9,6 +9,8 @@ use crate::core::model::{ModelSpec, Params, tensor_names};
 use crate::core::optim::{OptimState, OptimizerKind};
 use crate::data::Dataset;
 use anyhow::{Result, bail};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 /// Which attached dataset an evaluation refers to.
@@ -122,6 +124,14 @@ pub fn check_optimizer_state(spec: &ModelSpec, kind: OptimizerKind, st: &OptimSt
     Ok(())
 }
 
+/// A backend's result to await: ready at once on the CPU; on the GPU in a web page, once the
+/// browser has mapped the readback (natively the device is polled first, so it is ready too).
+pub type Pending<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + 'a>>;
+
+fn ready<'a, T: 'a>(r: Result<T>) -> Pending<'a, T> {
+    Box::pin(std::future::ready(r))
+}
+
 pub trait Backend {
     /// One line saying what runs the maths (e.g. "cpu f64 reference", "gpu: llvmpipe (Vulkan)").
     fn describe(&self) -> String;
@@ -159,4 +169,24 @@ pub trait Backend {
     /// (activations, deltas, gradients, updated weights, optimiser state) for parity checks,
     /// built with `StepTrace::push_layer` and `push_tensors`.
     fn trace_step(&mut self, indices: &[u32], lr: f64) -> Result<StepTrace>;
+
+    // The same operations to await, for a web page's main thread, which must never block:
+    // the training loop (`core::train`) awaits these, and the GPU backend overrides them. By
+    // default they run the blocking method and are ready at once.
+
+    fn train_steps_async<'a>(&'a mut self, indices: &'a [u32], batch_size: usize, lrs: &'a [f64]) -> Pending<'a, StepStats> {
+        ready(self.train_steps(indices, batch_size, lrs))
+    }
+    fn evaluate_async(&mut self, split: Split) -> Pending<'_, EvalResult> {
+        ready(self.evaluate(split))
+    }
+    fn params_async(&mut self) -> Pending<'_, Params> {
+        ready(self.params())
+    }
+    fn optimizer_state_async(&mut self) -> Pending<'_, OptimState> {
+        ready(self.optimizer_state())
+    }
+    fn trace_step_async<'a>(&'a mut self, indices: &'a [u32], lr: f64) -> Pending<'a, StepTrace> {
+        ready(self.trace_step(indices, lr))
+    }
 }

@@ -3,12 +3,14 @@
 //! checkpoints. It knows no backend and prints nothing.
 //!
 //! Read in this order: `model` → `math` → `optim` → `init` → `config` → `run_data` →
-//! `backend` → `metrics` → `run_state` → `train` → `checkpoint` → `foreign_weights`.
+//! `backend` → `metrics` → `run_state` → `train` → `checkpoint` → `foreign_weights` →
+//! `inference`.
 
 pub mod backend;
 pub mod checkpoint;
 pub mod config;
 pub mod foreign_weights;
+pub mod inference;
 pub mod init;
 pub mod math;
 pub mod metrics;

@@ -1,8 +1,9 @@
 //! The data sets of one run, as its configuration names them: train, validation, test.
 
-use crate::core::config::{Config, InlineData};
+use crate::core::config::Config;
 use crate::core::init::{Stream, permutation, rng};
-use crate::data::{Dataset, DatasetName, Pixels, sources};
+use crate::data::idx::decode_idx;
+use crate::data::{Dataset, DatasetName, Pixels};
 use anyhow::{Result, bail};
 use std::sync::Arc;
 
@@ -14,16 +15,22 @@ pub struct RunData {
     pub test: Option<Arc<Dataset>>,
 }
 
-/// `load_with`; with `data.standardize` sets `cfg.model.input_norm` to the training split's
-/// pixel statistics; then checks the configuration against the data (`check`). What every
-/// command that trains or measures a configuration calls (through `commands::setup`).
+/// `load_with`, then `measure`. What every command that trains or measures a configuration
+/// calls (through `commands::setup`).
+#[cfg(feature = "cli")]
 pub fn prepare(cfg: &mut Config, quiet: bool) -> Result<RunData> {
     let data = load_with(cfg, quiet)?;
+    measure(cfg, &data)?;
+    Ok(data)
+}
+
+/// With `data.standardize` sets `cfg.model.input_norm` to the training split's pixel
+/// statistics; then checks the configuration against the data (`check`).
+pub fn measure(cfg: &mut Config, data: &RunData) -> Result<()> {
     if cfg.data.standardize {
         cfg.model.input_norm = data.train.pixel_stats()?;
     }
-    check(cfg, &data)?;
-    Ok(data)
+    check(cfg, data)
 }
 
 /// The model's input and output widths and the batch size against the training set.
@@ -33,34 +40,59 @@ pub fn check(cfg: &Config, data: &RunData) -> Result<()> {
 }
 
 /// Loads the data a configuration names (downloading it if needed, without a progress bar).
+#[cfg(feature = "cli")]
 pub fn load(cfg: &Config) -> Result<RunData> {
     load_with(cfg, true)
 }
 
 /// Loads (downloading if needed, with a progress bar unless `quiet`) the train, validation
 /// and test sets a configuration names.
+#[cfg(feature = "cli")]
 pub fn load_with(cfg: &Config, quiet: bool) -> Result<RunData> {
-    let d = &cfg.data;
-    let (train, test) = match d.dataset {
-        DatasetName::Inline => {
-            let Some(inline) = &d.inline else {
-                bail!("dataset 'inline' needs the samples in data.inline (inputs and labels)");
-            };
-            (inline_dataset(inline)?, None)
-        }
+    let (train, test) = match cfg.data.dataset {
+        DatasetName::Inline => (inline_dataset(cfg)?, None),
         name => {
-            let files = sources::locate(name, d.dir.as_deref(), quiet)?;
+            let files = crate::data::sources::locate(name, cfg.data.dir.as_deref(), quiet)?;
             let train = Dataset::load(&files.train_images, &files.train_labels, 10)?;
             let test = Dataset::load(&files.test_images, &files.test_labels, 10)?;
-            if test.sample_len != train.sample_len {
-                bail!(
-                    "{}: images have {} values, but the training images {} have {}",
-                    test.source, test.sample_len, train.source, train.sample_len
-                );
-            }
             (train, Some(test))
         }
     };
+    split(cfg, train, test)
+}
+
+/// The bytes of a dataset's four IDX files (gzip-compressed or not), e.g. as a web page
+/// fetched them, with the names its messages use.
+pub struct IdxBytes<'a> {
+    /// train images, train labels, test images, test labels (`sources::FILES` order).
+    pub files: [(&'a [u8], &'a str); 4],
+}
+
+/// `load_with` for data held in memory: `files` for a named dataset, nothing for `inline`.
+pub fn from_bytes(cfg: &Config, files: Option<&IdxBytes>) -> Result<RunData> {
+    let (train, test) = match (cfg.data.dataset, files) {
+        (DatasetName::Inline, _) => (inline_dataset(cfg)?, None),
+        (name, None) => bail!("dataset {} needs its four IDX files", name.name()),
+        (_, Some(b)) => {
+            let set = |i: usize, j: usize| -> Result<Dataset> {
+                let (img, img_name) = b.files[i];
+                let (lab, lab_name) = b.files[j];
+                Dataset::from_idx(decode_idx(img, img_name)?, img_name, decode_idx(lab, lab_name)?, lab_name, 10)
+            };
+            (set(0, 1)?, Some(set(2, 3)?))
+        }
+    };
+    split(cfg, train, test)
+}
+
+/// The task applied and the validation split taken (deterministic under the seed).
+fn split(cfg: &Config, train: Dataset, test: Option<Dataset>) -> Result<RunData> {
+    let d = &cfg.data;
+    if let Some(test) = &test {
+        if test.sample_len != train.sample_len {
+            bail!("{}: images have {} values, but the training images {} have {}", test.source, test.sample_len, train.source, train.sample_len);
+        }
+    }
     let train = train.with_task(d.task)?;
     let test = test.map(|t| t.with_task(d.task)).transpose()?;
     let (train, val) = if d.val_split > 0 {
@@ -73,7 +105,10 @@ pub fn load_with(cfg: &Config, quiet: bool) -> Result<RunData> {
     Ok(RunData { train: Arc::new(train), val: val.map(Arc::new), test: test.map(Arc::new) })
 }
 
-fn inline_dataset(inline: &InlineData) -> Result<Dataset> {
+fn inline_dataset(cfg: &Config) -> Result<Dataset> {
+    let Some(inline) = &cfg.data.inline else {
+        bail!("dataset 'inline' needs the samples in data.inline (inputs and labels)");
+    };
     let n = inline.inputs.len();
     if n == 0 || inline.labels.len() != n {
         bail!(

@@ -16,7 +16,7 @@ use crate::core::metrics::EpochMetrics;
 use crate::core::run_state::RunState;
 use anyhow::Result;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use web_time::Instant;
 
 /// Steps per chunk: the granularity of progress updates and of the GPU's submissions, hence of
 /// its checks for a non-finite loss and for an interrupt (the CPU checks after every step, see
@@ -59,11 +59,14 @@ impl Observer for Silent {}
 /// stop at a fixed step (tests use it to interrupt reproducibly through the Ctrl-C path).
 /// `checkpoint_every` also saves the state inside an epoch, at the first chunk boundary after
 /// that much time (a sweep cell on a cluster that may be killed and requeued at any moment).
+/// `between_chunks` is awaited after every chunk of steps: a web page hands the browser its
+/// turn there (to draw the progress bar) when the backend computes without awaiting anything.
 #[derive(Clone, Copy, Default)]
 pub struct Controls<'a> {
     pub interrupt: Option<&'a AtomicBool>,
     pub stop_after_steps: Option<u64>,
     pub checkpoint_every: Option<std::time::Duration>,
+    pub between_chunks: Option<&'a dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>>,
 }
 
 impl Controls<'_> {
@@ -180,6 +183,14 @@ pub fn train_epochs(cfg: &Config, data: &RunData, backend: &mut dyn Backend, obs
 /// Trains from `state` (the backend holding the matching parameters and optimiser state) to
 /// the end of the run, an early stop, or a requested stop at the next chunk boundary.
 pub fn train_from(cfg: &Config, data: &RunData, backend: &mut dyn Backend, obs: &mut dyn Observer, state: RunState, ctl: Controls) -> Result<RunResult> {
+    // natively every future the loop awaits is ready when polled (the GPU's readbacks poll the
+    // device first), so this never waits on anything but the work itself
+    pollster::block_on(train_from_async(cfg, data, backend, obs, state, ctl))
+}
+
+/// `train_from`, awaiting the backend (`Backend::train_steps_async`, `evaluate_async`): the
+/// same loop, which a web page runs without blocking its main thread.
+pub async fn train_from_async(cfg: &Config, data: &RunData, backend: &mut dyn Backend, obs: &mut dyn Observer, state: RunState, ctl: Controls<'_>) -> Result<RunResult> {
     let n = data.train.len();
     let batch = cfg.training.batch_size.resolve(n).min(n);
     let (steps_per_epoch, total_steps) = step_counts(cfg, n);
@@ -218,7 +229,7 @@ pub fn train_from(cfg: &Config, data: &RunData, backend: &mut dyn Backend, obs: 
                 let lo = at * batch;
                 let hi = ((at + m) * batch).min(n);
                 let lrs: Vec<f64> = (0..m as u64).map(|i| lr_at(epoch, p.step + i)).collect();
-                let st = backend.train_steps(&order[lo..hi], batch, &lrs)?;
+                let st = backend.train_steps_async(&order[lo..hi], batch, &lrs).await?;
                 if !st.loss_sum.is_finite() {
                     return Err(Diverged {
                         what: format!("loss is {}", nonfinite_name(st.loss_sum)),
@@ -237,6 +248,9 @@ pub fn train_from(cfg: &Config, data: &RunData, backend: &mut dyn Backend, obs: 
                 done += m;
             }
             obs.progress(epoch, p.running.samples as usize, (steps_this_epoch * batch).min(n), &p.running);
+            if let Some(pause) = ctl.between_chunks {
+                pause().await;
+            }
             if ctl.checkpoint_every.is_some_and(|every| last_save.elapsed() >= every) && p.step_in_epoch < steps_this_epoch {
                 // the state as an interrupt here would save it; the loop itself goes on unchanged
                 let mut here = p.clone();
@@ -247,7 +261,7 @@ pub fn train_from(cfg: &Config, data: &RunData, backend: &mut dyn Backend, obs: 
         }
         let train_seconds = p.epoch_seconds + start.elapsed().as_secs_f64();
         let (train_loss, train_acc) = if cfg.training.eval_train {
-            let r = backend.evaluate(Split::Train)?;
+            let r = backend.evaluate_async(Split::Train).await?;
             (r.loss(), r.accuracy())
         } else {
             let d = p.running.samples.max(1) as f64;
@@ -258,8 +272,14 @@ pub fn train_from(cfg: &Config, data: &RunData, backend: &mut dyn Backend, obs: 
             let what = format!("the epoch's training loss is {}", nonfinite_name(train_loss));
             return Err(Diverged { what, epoch: epoch + 1, first_step: p.step, last_step: p.step, lr }.into());
         }
-        let val = data.val.as_ref().map(|_| backend.evaluate(Split::Val)).transpose()?;
-        let t = data.test.as_ref().map(|_| backend.evaluate(Split::Test)).transpose()?;
+        let val = match &data.val {
+            Some(_) => Some(backend.evaluate_async(Split::Val).await?),
+            None => None,
+        };
+        let t = match &data.test {
+            Some(_) => Some(backend.evaluate_async(Split::Test).await?),
+            None => None,
+        };
         let m = EpochMetrics {
             epoch: epoch + 1,
             step: p.step,

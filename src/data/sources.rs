@@ -4,6 +4,7 @@
 
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
+#[cfg(feature = "cli")]
 use std::path::{Path, PathBuf};
 // what only the download uses
 #[cfg(feature = "download")]
@@ -99,6 +100,7 @@ impl std::str::FromStr for DatasetName {
 pub const FILES: [&str; 4] =
     ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
 
+#[cfg(feature = "cli")]
 /// The four located files.
 #[derive(Clone, Debug)]
 pub struct DataFiles {
@@ -109,6 +111,7 @@ pub struct DataFiles {
     pub test_labels: PathBuf,
 }
 
+#[cfg(feature = "cli")]
 /// `--data DIR`, else `$GPU_NN_DATA`, else the per-user cache directory (`…/gpu-nn/<dataset>`).
 pub fn data_dir(name: DatasetName, explicit: Option<&Path>) -> PathBuf {
     if let Some(d) = explicit {
@@ -120,6 +123,7 @@ pub fn data_dir(name: DatasetName, explicit: Option<&Path>) -> PathBuf {
     dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("gpu-nn").join(name.name())
 }
 
+#[cfg(feature = "cli")]
 /// A file of the set in `dir`: `NAME.gz` or the uncompressed `NAME` (also `NAME` with the
 /// `-idx` written `.idx`, as some archives unpack).
 fn find_file(dir: &Path, base: &str) -> Option<PathBuf> {
@@ -130,6 +134,7 @@ fn find_file(dir: &Path, base: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+#[cfg(feature = "cli")]
 fn find_all(dir: &Path) -> Option<DataFiles> {
     let f: Vec<PathBuf> = FILES.iter().map(|b| find_file(dir, b)).collect::<Option<_>>()?;
     Some(DataFiles {
@@ -141,6 +146,7 @@ fn find_all(dir: &Path) -> Option<DataFiles> {
     })
 }
 
+#[cfg(feature = "cli")]
 /// Finds the dataset's files, downloading the missing ones unless `GPU_NN_OFFLINE` is set
 /// (with a progress bar unless `quiet`) or the build has no `download` feature.
 /// The directory may hold the files directly or in a subdirectory named after the dataset.
@@ -164,7 +170,7 @@ pub fn locate(name: DatasetName, explicit: Option<&Path>, quiet: bool) -> Result
 }
 
 /// Without the `download` feature the missing files can only be put there by hand.
-#[cfg(not(feature = "download"))]
+#[cfg(all(feature = "cli", not(feature = "download")))]
 fn obtain(name: DatasetName, dir: &Path, expected: &str, _quiet: bool) -> Result<DataFiles> {
     bail!(
         "{} data not found in {} (expected the four files {expected}, gzip or uncompressed); \

@@ -20,7 +20,7 @@ use crate::core::optim::OptimizerSpec;
 use anyhow::{Context, Result, bail};
 use serde_json::{Map, Value, json};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use web_time::Instant;
 
 /// How to pick the kernels.
 #[derive(Clone, Debug, PartialEq, Eq)]

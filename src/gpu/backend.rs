@@ -7,7 +7,7 @@
 
 use super::autotune::{Chosen, KernelChoice, choose};
 use super::context::Gpu;
-use super::device::Device;
+use super::device::{Device, wait};
 use super::instrument::{Counters, DispatchTiming};
 use super::kernels::Matmul;
 use super::layout::Layout;
@@ -15,7 +15,7 @@ use super::kernel_config::KernelConfig;
 use super::residency::Residency;
 use super::scheduler::{self, Scheduler};
 use super::test_aids;
-use crate::core::backend::{Backend, EvalResult, Split, StepStats, StepTrace, check_attach, check_optimizer_state};
+use crate::core::backend::{Backend, EvalResult, Pending, Split, StepStats, StepTrace, check_attach, check_optimizer_state};
 use crate::core::model::{ModelSpec, Params};
 use crate::core::optim::{OptimState, OptimizerSpec};
 use crate::data::Dataset;
@@ -135,13 +135,11 @@ impl Backend for GpuBackend {
     }
 
     fn params(&mut self) -> Result<Params> {
-        let v = self.dev.read_f32(&self.dev.params, 0, self.dev.layout.param_len())?;
-        Ok(self.dev.layout.params_of(&v))
+        wait(self.read_params())
     }
 
     fn optimizer_state(&mut self) -> Result<OptimState> {
-        let v = self.dev.read_f32(&self.dev.state, 0, self.dev.layout.state_len())?;
-        Ok(self.dev.layout.state_of(&v, self.step))
+        wait(self.read_state())
     }
 
     fn set_optimizer_state(&mut self, st: &OptimState) -> Result<()> {
@@ -160,11 +158,53 @@ impl Backend for GpuBackend {
     }
 
     fn train_steps(&mut self, indices: &[u32], batch_size: usize, lrs: &[f64]) -> Result<StepStats> {
+        wait(self.run_steps(indices, batch_size, lrs))
+    }
+
+    fn evaluate(&mut self, split: Split) -> Result<EvalResult> {
+        wait(self.run_evaluation(split))
+    }
+
+    fn trace_step(&mut self, indices: &[u32], lr: f64) -> Result<StepTrace> {
+        wait(self.run_trace(indices, lr))
+    }
+
+    fn train_steps_async<'a>(&'a mut self, indices: &'a [u32], batch_size: usize, lrs: &'a [f64]) -> Pending<'a, StepStats> {
+        Box::pin(self.run_steps(indices, batch_size, lrs))
+    }
+    fn evaluate_async(&mut self, split: Split) -> Pending<'_, EvalResult> {
+        Box::pin(self.run_evaluation(split))
+    }
+    fn params_async(&mut self) -> Pending<'_, Params> {
+        Box::pin(self.read_params())
+    }
+    fn optimizer_state_async(&mut self) -> Pending<'_, OptimState> {
+        Box::pin(self.read_state())
+    }
+    fn trace_step_async<'a>(&'a mut self, indices: &'a [u32], lr: f64) -> Pending<'a, StepTrace> {
+        Box::pin(self.run_trace(indices, lr))
+    }
+}
+
+// What the `Backend` methods do, as futures: their readbacks are awaited (`device::wait`
+// runs them to the end natively).
+impl GpuBackend {
+    async fn read_params(&mut self) -> Result<Params> {
+        let v = self.dev.read_f32(&self.dev.params, 0, self.dev.layout.param_len()).await?;
+        Ok(self.dev.layout.params_of(&v))
+    }
+
+    async fn read_state(&mut self) -> Result<OptimState> {
+        let v = self.dev.read_f32(&self.dev.state, 0, self.dev.layout.state_len()).await?;
+        Ok(self.dev.layout.state_of(&v, self.step))
+    }
+
+    async fn run_steps(&mut self, indices: &[u32], batch_size: usize, lrs: &[f64]) -> Result<StepStats> {
         test_aids::lose_device_if_due(&self.dev, self.lose_device_at, self.step);
         let data = self.data.data_of(Split::Train)?;
         let source = self.data.train_source();
         let (micros, pos) = scheduler::train_micros(&self.dev, source, indices, batch_size, lrs, &mut self.step);
-        let (losses, preds) = self.sched.run_micros(&self.dev, &mut self.data, Split::Train, micros, &indices[..pos])?;
+        let (losses, preds) = self.sched.run_micros(&self.dev, &mut self.data, Split::Train, micros, &indices[..pos]).await?;
         let mut st = StepStats { samples: pos as u64, ..Default::default() };
         for (r, (&l, &p)) in losses.iter().zip(&preds).enumerate() {
             st.loss_sum += l as f64;
@@ -173,13 +213,13 @@ impl Backend for GpuBackend {
         Ok(st)
     }
 
-    fn evaluate(&mut self, split: Split) -> Result<EvalResult> {
+    async fn run_evaluation(&mut self, split: Split) -> Result<EvalResult> {
         let data = self.data.data_of(split)?;
         let n = data.len();
         let source = self.data.eval_source(split);
         let all: Vec<u32> = (0..n as u32).collect();
         let micros = scheduler::eval_micros(&self.dev, source, n);
-        let (losses, preds) = self.sched.run_micros(&self.dev, &mut self.data, split, micros, &all)?;
+        let (losses, preds) = self.sched.run_micros(&self.dev, &mut self.data, split, micros, &all).await?;
         let mut r = EvalResult { samples: n as u64, ..Default::default() };
         for (i, (&l, &p)) in losses.iter().zip(&preds).enumerate() {
             r.loss_sum += l as f64;
@@ -189,23 +229,27 @@ impl Backend for GpuBackend {
         Ok(r)
     }
 
-    fn trace_step(&mut self, indices: &[u32], lr: f64) -> Result<StepTrace> {
+    async fn run_trace(&mut self, indices: &[u32], lr: f64) -> Result<StepTrace> {
         let rows_cap = self.dev.layout.rows_cap();
         if indices.len() > rows_cap {
             bail!("trace_step: a batch of {} exceeds one micro-batch ({rows_cap} rows)", indices.len());
         }
-        self.train_steps(indices, indices.len(), &[lr])?;
+        self.run_steps(indices, indices.len(), &[lr]).await?;
         let rows = indices.len();
         let mut t = StepTrace::default();
         let d = &self.dev;
         for l in 1..d.spec.layers.len() {
             let (off, n) = (d.layout.layer_off(l), d.spec.layers[l]);
-            let read = |buf| -> Result<Vec<f64>> { Ok(d.read_f32(buf, off, rows * n)?.into_iter().map(f64::from).collect()) };
-            t.push_layer(l, read(&d.pre)?, read(&d.acts)?, read(&d.dlt)?);
+            let mut read = Vec::new();
+            for buf in [&d.pre, &d.acts, &d.dlt] {
+                read.push(d.read_f32(buf, off, rows * n).await?.into_iter().map(f64::from).collect::<Vec<f64>>());
+            }
+            let [z, a, delta]: [Vec<f64>; 3] = read.try_into().expect("three tensors");
+            t.push_layer(l, z, a, delta);
         }
-        let grads = d.read_f32(&d.grads, 0, d.layout.param_len())?;
-        let params = self.params()?;
-        let state = self.optimizer_state()?;
+        let grads = d.read_f32(&d.grads, 0, d.layout.param_len()).await?;
+        let params = self.read_params().await?;
+        let state = self.read_state().await?;
         for i in 0..self.dev.spec.num_layers() {
             let grad = self.dev.layout.tensors(&grads, i);
             let param = [params.layers[i].weight.clone(), params.layers[i].bias.clone()];

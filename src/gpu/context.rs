@@ -132,19 +132,43 @@ impl Gpu {
                 entry.info.name, entry.info.backend
             );
         }
-        let timestamps = entry.adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
+        pollster::block_on(Self::open(&entry.adapter))
+    }
+
+    /// The first adapter of `backends` that `request_adapter` gives (high performance
+    /// preferred), opened: what a web page uses (`Backends::BROWSER_WEBGPU`), where adapters
+    /// cannot be listed.
+    pub async fn request(backends: wgpu::Backends) -> Result<Gpu> {
+        let mut d = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        d.backends = backends;
+        let instance = wgpu::Instance::new(d);
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions { power_preference: wgpu::PowerPreference::HighPerformance, ..Default::default() })
+            .await
+            .map_err(|e| anyhow::anyhow!("no WebGPU adapter: {e}"))?;
+        Self::open(&adapter).await
+    }
+
+    /// A device on `adapter` with all its limits, timestamp queries and subgroups where it has
+    /// them, and wgpu's errors captured.
+    pub async fn open(adapter: &wgpu::Adapter) -> Result<Gpu> {
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let timestamps = adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
         let mut features = if timestamps { wgpu::Features::TIMESTAMP_QUERY } else { wgpu::Features::empty() };
         // subgroups let the lavapipe matmul kernels share loads between lanes (matmul_vec4.rs)
-        features |= entry.adapter.features() & wgpu::Features::SUBGROUP;
-        let (device, queue) = pollster::block_on(entry.adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("gpu-nn"),
-            required_features: features,
-            required_limits: entry.limits.clone(),
-            experimental_features: wgpu::ExperimentalFeatures::disabled(),
-            memory_hints: wgpu::MemoryHints::Performance,
-            trace: wgpu::Trace::Off,
-        }))
-        .with_context(|| format!("cannot open a device on adapter '{}'", entry.info.name))?;
+        features |= adapter.features() & wgpu::Features::SUBGROUP;
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("gpu-nn"),
+                required_features: features,
+                required_limits: limits.clone(),
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .with_context(|| format!("cannot open a device on adapter '{}'", info.name))?;
         let errors = Arc::new(Mutex::new(Vec::new()));
         let sink = errors.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
@@ -154,7 +178,7 @@ impl Gpu {
         device.set_device_lost_callback(move |reason, msg| {
             lost.lock().unwrap().push(format!("device lost ({reason:?}): {msg}"));
         });
-        Ok(Gpu { device, queue, info: entry.info, limits: entry.limits, features, timestamps, errors })
+        Ok(Gpu { device, queue, info, limits, features, timestamps, errors })
     }
 
     /// Fails with the first error wgpu reported since the last check.
@@ -169,7 +193,12 @@ impl Gpu {
     }
 
     /// Runs `f` inside validation and out-of-memory error scopes and reports what they caught.
+    /// In a web page the scopes' answers come later than `f` returns: there the errors reach
+    /// `check` through the uncaptured-error handler instead.
     pub fn scoped<T>(&self, what: &str, f: impl FnOnce() -> T) -> Result<T> {
+        if cfg!(target_arch = "wasm32") {
+            return Ok(f());
+        }
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let val = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let out = f();
@@ -182,6 +211,8 @@ impl Gpu {
     }
 
     pub fn describe(&self) -> String {
-        format!("gpu: {} ({:?})", self.info.name, self.info.backend)
+        // browsers may withhold the adapter's name (WebGPU's privacy rules)
+        let name = if self.info.name.is_empty() { format!("unnamed {:?} adapter", self.info.device_type) } else { self.info.name.clone() };
+        format!("gpu: {name} ({:?})", self.info.backend)
     }
 }

@@ -119,7 +119,7 @@ impl Device {
         self.layout.static_dims(&self.spec, &self.opt, |slot, bytes| self.gpu.queue.write_buffer(&self.dims, (slot * align) as u64, bytes));
     }
 
-    pub(super) fn read_f32(&self, buf: &wgpu::Buffer, offset: usize, len: usize) -> Result<Vec<f32>> {
+    pub(super) async fn read_f32(&self, buf: &wgpu::Buffer, offset: usize, len: usize) -> Result<Vec<f32>> {
         if len == 0 {
             return Ok(Vec::new());
         }
@@ -132,7 +132,7 @@ impl Device {
         let mut enc = self.gpu.device.create_command_encoder(&Default::default());
         enc.copy_buffer_to_buffer(buf, 4 * offset as u64, &rb, 0, 4 * len as u64);
         self.gpu.queue.submit([enc.finish()]);
-        let bytes = map_read(&self.gpu, &rb, 4 * len as u64)?;
+        let bytes = map_read(&self.gpu, &rb, 4 * len as u64).await?;
         self.gpu.check("reading back")?;
         Ok(bytemuck::cast_slice(&bytes).to_vec())
     }
@@ -144,27 +144,46 @@ impl Device {
 }
 
 /// Maps a MAP_READ buffer after the queue's work and returns its first `len` bytes.
-fn map_read(gpu: &Gpu, buf: &wgpu::Buffer, len: u64) -> Result<Vec<u8>> {
-    Ok(map_read_timed(gpu, buf, len)?.0)
+async fn map_read(gpu: &Gpu, buf: &wgpu::Buffer, len: u64) -> Result<Vec<u8>> {
+    Ok(map_read_timed(gpu, buf, len).await?.0)
 }
 
 /// `map_read`, also returning how long the copy out of mapped memory took.
-pub(super) fn map_read_timed(gpu: &Gpu, buf: &wgpu::Buffer, len: u64) -> Result<(Vec<u8>, std::time::Duration)> {
+///
+/// Natively the device is polled until the queue's work is done, so the mapping is ready when
+/// it is awaited (and `wait` returns at once). In a web page `poll` does nothing and the
+/// browser resolves the mapping later: the future yields to it instead of blocking.
+pub(super) async fn map_read_timed(gpu: &Gpu, buf: &wgpu::Buffer, len: u64) -> Result<(Vec<u8>, std::time::Duration)> {
     let slice = buf.slice(0..len);
-    let (tx, rx) = std::sync::mpsc::channel();
+    let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
     slice.map_async(wgpu::MapMode::Read, move |r| {
         let _ = tx.send(r);
     });
     // on failure, the device's own account (device lost, out of memory, validation) comes first
     let polled = gpu.device.poll(wgpu::PollType::wait_indefinitely());
-    let mapped = rx.recv().context("GPU readback callback never ran");
+    let mapped = rx.receive().await.context("GPU readback callback never ran");
     if polled.is_err() || !matches!(mapped, Ok(Ok(()))) {
         gpu.check("waiting for results")?;
     }
     polled.map_err(|e| anyhow::anyhow!("GPU error while waiting for results: {e}"))?;
     mapped?.map_err(|e| anyhow::anyhow!("GPU error: cannot map the readback buffer: {e}"))?;
-    let t = std::time::Instant::now();
+    let t = web_time::Instant::now();
     let out = slice.get_mapped_range().map_err(|e| anyhow::anyhow!("GPU readback: {e}"))?.to_vec();
     buf.unmap();
     Ok((out, t.elapsed()))
+}
+
+/// Runs a readback future to its end where blocking is allowed (natively: the device was
+/// polled, so it is ready at once). A web page's main thread must not block: there the
+/// `_async` methods are awaited instead, and this says so.
+pub(super) fn wait<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        pollster::block_on(f)
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        drop(f);
+        anyhow::bail!("in a web page the GPU backend's results are awaited (the Backend methods ending in _async)")
+    }
 }

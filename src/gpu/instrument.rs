@@ -3,7 +3,7 @@
 //! and the harness behind `GpuBackend::time_matmul`.
 
 use super::context::Gpu;
-use super::device::map_read_timed;
+use super::device::{map_read_timed, wait};
 use anyhow::Result;
 use std::time::Duration;
 
@@ -109,12 +109,12 @@ pub(super) fn time_dispatches(gpu: &Gpu, reps: usize, dispatch: impl Fn(&mut wgp
         if let Some(t) = &timer {
             t.copy_to(&mut enc, &readback, 0);
         }
-        let t = std::time::Instant::now();
+        let t = web_time::Instant::now();
         gpu.queue.submit([enc.finish()]);
         gpu.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| anyhow::anyhow!("GPU error: {e}"))?;
         let host = t.elapsed().as_secs_f64();
         let device = match &timer {
-            Some(timer) => Some(timer.duration(&map_read_timed(gpu, &readback, TIMER_BYTES)?.0).as_secs_f64()),
+            Some(timer) => Some(timer.duration(&wait(map_read_timed(gpu, &readback, TIMER_BYTES))?.0).as_secs_f64()),
             None => None,
         };
         Ok(DispatchTiming { host, device })

@@ -135,7 +135,7 @@ impl Scheduler {
     /// Encodes, submits and reads back a sequence of micro-batches, in as few submissions as
     /// the uniform entries, the statistics buffer and the stream slots allow. `samples` lists the
     /// dataset index of every row, in order; returns per-row (loss, prediction).
-    pub(super) fn run_micros(&mut self, dev: &Device, data: &mut Residency, split: Split, micros: Vec<Micro>, samples: &[u32]) -> Result<(Vec<f32>, Vec<u32>)> {
+    pub(super) async fn run_micros(&mut self, dev: &Device, data: &mut Residency, split: Split, micros: Vec<Micro>, samples: &[u32]) -> Result<(Vec<f32>, Vec<u32>)> {
         let dataset = data.data_of(split)?;
         let total_rows: usize = micros.iter().map(|m| m.entry.rows as usize).sum();
         let resident_index = micros.iter().any(|m| matches!(m.source, Source::Resident(_, true)));
@@ -164,7 +164,7 @@ impl Scheduler {
             }
             let slot = stream_turn % 2;
             stream_turn += 1;
-            let t_upload = std::time::Instant::now();
+            let t_upload = web_time::Instant::now();
             // entries with stat offsets relative to this group; stream rows packed in order
             let mut entries = Vec::with_capacity(j - i);
             let mut stat = 0u32;
@@ -200,7 +200,7 @@ impl Scheduler {
                 data.write_stream(dev, slot, &dataset, &stream_samples);
             }
             self.counters.timing.upload += t_upload.elapsed();
-            let t_encode = std::time::Instant::now();
+            let t_encode = web_time::Instant::now();
             let mut enc = dev.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("steps") });
             {
                 let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("steps"), timestamp_writes: self.timer.as_ref().map(PassTimer::writes) });
@@ -222,10 +222,10 @@ impl Scheduler {
             }
             let cmd = enc.finish();
             self.counters.timing.encode += t_encode.elapsed();
-            let t_compute = std::time::Instant::now();
+            let t_compute = web_time::Instant::now();
             dev.gpu.queue.submit([cmd]);
             self.counters.submissions += 1;
-            let (bytes, copy) = map_read_timed(&dev.gpu, &readback, 8 * rows as u64 + TIMER_BYTES)?;
+            let (bytes, copy) = map_read_timed(&dev.gpu, &readback, 8 * rows as u64 + TIMER_BYTES).await?;
             self.counters.timing.compute += t_compute.elapsed() - copy;
             self.counters.timing.readback += copy;
             let (stats, ticks) = bytes.split_at(8 * rows);

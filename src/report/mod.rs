@@ -3,7 +3,10 @@
 //! `confusion_picture`), and the model for other tools (`onnx`).
 
 pub mod confusion;
+#[cfg(feature = "cli")]
 pub mod confusion_picture;
+#[cfg(feature = "cli")]
 pub mod console;
 pub mod onnx;
+#[cfg(feature = "cli")]
 pub mod plots;

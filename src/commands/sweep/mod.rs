@@ -164,7 +164,7 @@ fn sweep_with(args: &SweepArgs, interrupt: Option<&AtomicBool>) -> Result<Sweep>
     let part = if shard == Shard::ALL { String::new() } else { format!("; shard {shard}: {} of its {} cells", mine.len(), g.len()) };
     console.info(&format!("sweep {}: {dims}{part}", out.display()));
 
-    let ctl = Controls { interrupt, stop_after_steps: None, checkpoint_every: Some(std::time::Duration::from_secs_f64(args.checkpoint_every)) };
+    let ctl = Controls { interrupt, checkpoint_every: Some(std::time::Duration::from_secs_f64(args.checkpoint_every)), ..Default::default() };
     let mut runner = CellRunner::new(console);
     let (mut ran, mut resumed, mut skipped, mut interrupted) = (0, 0, 0, None);
     for (i, &k) in mine.iter().enumerate() {
