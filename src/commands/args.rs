@@ -49,6 +49,9 @@ pub enum Command {
     /// Print one training step in the documents' terms: each layer's z and a, the loss, each
     /// δ, each gradient and each updated weight (W rows = destination units), on any backend.
     Trace(TraceArgs),
+    /// Serve the web page (web/, built by scripts/build-web.sh) and the MNIST files on
+    /// 127.0.0.1: train in the browser on WebGPU with the same kernels, draw digits, check parity.
+    Serve(ServeArgs),
     /// Print a shell completion script: `gpu-nn completions bash > ~/.local/share/bash-completion/completions/gpu-nn`
     /// (zsh: into a directory of $fpath as _gpu-nn; fish: ~/.config/fish/completions/gpu-nn.fish).
     Completions {
@@ -134,6 +137,23 @@ pub struct PredictArgs {
     /// Also print the 28×28 input the network sees, as text.
     #[arg(long)]
     pub show: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// TCP port on 127.0.0.1 (0: any free one; the address is printed).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Directory with the MNIST IDX files (default: $GPU_NN_DATA, else the per-user cache;
+    /// downloaded if missing).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// The page's directory (default: the repository's web/).
+    #[arg(long)]
+    pub web: Option<PathBuf>,
+    /// Print only errors (and the address).
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug)]

@@ -14,6 +14,7 @@ pub mod parity;
 pub mod predict;
 pub mod presets;
 pub mod run_dir;
+pub mod serve;
 pub mod setup;
 pub mod sweep;
 pub mod trace;
@@ -42,6 +43,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Trace(a) => done(trace::run(a)),
         Command::Export(a) => done(export::run(a)),
         Command::Download(a) => done(download::run(a)),
+        Command::Serve(a) => done(serve::run(a)),
         Command::Completions { shell } => {
             // generated from the same clap definitions the parser uses, so they never drift;
             // into memory first (clap_complete panics on a write error), and a reader that
