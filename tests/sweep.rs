@@ -288,15 +288,18 @@ fn three_shards_collected_equal_the_unsharded_sweep() {
 fn a_shard_killed_mid_cell_resumes_to_the_same_bytes() {
     let Some(data) = common::mnist_dir_or_skip("a_shard_killed_mid_cell") else { return };
     let tmp = tempfile::tempdir().unwrap();
-    // two cells of two epochs (6000 steps each); shard 0 of 2 runs the first
+    // two cells of two epochs (60000 steps each, about a second an epoch here); shard 0 of 2
+    // runs the first, checkpointing every 50 ms: the watcher below has the whole cell, not a
+    // sliver of it, to see a checkpoint inside an epoch (at batch 10 an epoch took 0.2 s, and a
+    // fast machine finished the cell between two checkpoints)
     let args = |out: &Path| -> Vec<String> {
-        ["sweep", "--preset", "seed003", "--data", data.to_str().unwrap(), "--backend", "cpu", "--epochs", "2", "--batch-size", "10", "--lr", "0.5,0.9"]
+        ["sweep", "--preset", "seed003", "--data", data.to_str().unwrap(), "--backend", "cpu", "--epochs", "2", "--batch-size", "1", "--lr", "0.5,0.9"]
             .iter()
             .map(|s| s.to_string())
-            .chain(["--shard", "0/2", "--checkpoint-every", "0.2", "--out", out.to_str().unwrap()].map(String::from))
+            .chain(["--shard", "0/2", "--checkpoint-every", "0.05", "--out", out.to_str().unwrap()].map(String::from))
             .collect()
     };
-    let cell = "cells/batch-10-lr-0.5";
+    let cell = "cells/batch-1-lr-0.5";
     let killed = tmp.path().join("killed");
     let a = args(&killed);
     let mut child = common::command(&a.iter().map(String::as_str).collect::<Vec<_>>()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
