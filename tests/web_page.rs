@@ -59,7 +59,8 @@ fn check_page(name: &str, env: &[(&str, &str)], engine_prefix: &str) -> Option<s
         eprintln!("SKIPPED {name}: missing {}", missing.join(", "));
         return None;
     }
-    let mut child = command(&["serve", "--port", "0", "--quiet", "--data", s(&data)]).stdout(Stdio::piped()).spawn().expect("gpu-nn serve starts");
+    let web = format!("{ROOT}/web");
+    let mut child = command(&["serve", "--port", "0", "--quiet", "--data", s(&data), "--web", &web]).stdout(Stdio::piped()).spawn().expect("gpu-nn serve starts");
     let stdout = child.stdout.take().unwrap();
     let server = Server(child);
     let mut first = String::new();
