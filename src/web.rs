@@ -21,7 +21,7 @@ use crate::data::sources::FILES;
 use crate::gpu::autotune::KernelChoice;
 use crate::gpu::{Gpu, GpuBackend};
 use crate::report::confusion::Confusion;
-use crate::workbench::compare::{TOLERANCE, compare, tolerance_for};
+use crate::workbench::compare::{TOLERANCE, TensorError, accumulate, tolerance_for};
 use js_sys::{Float32Array, Float64Array, Function, Object, Promise, Reflect, Uint8Array, Uint32Array};
 use serde::Serialize;
 use std::future::Future;
@@ -273,7 +273,7 @@ impl Session {
         cpu.set_params(&saved_params).map_err(js_err)?;
         cpu.set_optimizer_state(&saved_state).map_err(js_err)?;
         cpu.attach(Split::Train, self.data.train.clone()).map_err(js_err)?;
-        let mut worst: Vec<(String, f64, f64)> = Vec::new();
+        let mut worst: Vec<TensorError> = Vec::new();
         let order = crate::core::train::epoch_order(cfg, n, self.state.epoch);
         let steps_per_epoch = n.div_ceil(batch);
         for s in 0..steps.max(1) {
@@ -284,21 +284,13 @@ impl Session {
             self.backend.set_optimizer_state(&cpu.optimizer_state().map_err(js_err)?).map_err(js_err)?;
             let c = cpu.trace_step(idx, lr).map_err(js_err)?;
             let g = self.backend.trace_step_async(idx, lr).await.map_err(js_err)?;
-            for d in compare(&c, &g).map_err(js_err)? {
-                match worst.iter_mut().find(|w| w.0 == d.name) {
-                    Some(w) => {
-                        w.1 = w.1.max(d.max_abs);
-                        w.2 = w.2.max(d.max_rel);
-                    }
-                    None => worst.push((d.name, d.max_abs, d.max_rel)),
-                }
-            }
+            accumulate(&c, &g, s + 1, &mut worst).map_err(js_err)?;
         }
         // the session goes on from where it stood
         self.backend.set_params(&saved_params).map_err(js_err)?;
         self.backend.set_optimizer_state(&saved_state).map_err(js_err)?;
-        let passed = worst.iter().all(|w| w.2 <= tolerance_for(&w.0, TOLERANCE));
-        let tensors: Vec<serde_json::Value> = worst.iter().map(|(name, a, r)| serde_json::json!({"name": name, "max_abs": a, "max_rel": r})).collect();
+        let passed = worst.iter().all(|t| t.max_rel <= tolerance_for(&t.name, TOLERANCE));
+        let tensors: Vec<serde_json::Value> = worst.iter().map(|t| serde_json::json!({"name": t.name, "max_abs": t.max_abs, "max_rel": t.max_rel})).collect();
         to_js(&serde_json::json!({"passed": passed, "tolerance": TOLERANCE, "engine": self.engine(), "tensors": tensors}))
     }
 

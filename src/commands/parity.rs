@@ -4,12 +4,13 @@
 
 use crate::commands::args::ParityArgs;
 use crate::commands::setup::{kernel_choice, prepare};
-use crate::core::backend::{Backend, Split, StepTrace};
+use crate::core::backend::{Backend, Split};
 use crate::core::config::Config;
 use crate::core::run_data::RunData;
 use crate::cpu::ReferenceBackend;
 use crate::gpu::GpuBackend;
 use crate::report::console::Console;
+use crate::workbench::compare::{TensorError, accumulate};
 use anyhow::{Result, bail};
 
 /// The command: compares the backends on the configuration; fails above the tolerance.
@@ -24,17 +25,6 @@ pub fn run(args: ParityArgs) -> Result<()> {
     Ok(())
 }
 
-/// Worst disagreement seen for one tensor over all steps.
-#[derive(Clone, Debug, Default)]
-pub struct TensorError {
-    pub name: String,
-    pub max_abs: f64,
-    /// max |gpu − cpu| / max |cpu| over the tensor (norm-wise relative error).
-    pub max_rel: f64,
-    /// Step at which `max_rel` was seen (1-based).
-    pub step: usize,
-}
-
 pub struct ParityReport {
     pub device: String,
     pub steps: usize,
@@ -46,24 +36,6 @@ impl ParityReport {
     pub fn worst(&self) -> f64 {
         self.tensors.iter().map(|t| t.max_rel).fold(0.0, f64::max)
     }
-}
-
-/// Folds one step's comparison (the kernel workbench's check) into the worst seen per tensor;
-/// NaN anywhere counts as an infinite error.
-pub fn compare(cpu: &StepTrace, gpu: &StepTrace, step: usize, acc: &mut Vec<TensorError>) -> Result<()> {
-    for d in crate::workbench::compare::compare(cpu, gpu)? {
-        match acc.iter_mut().find(|t| t.name == d.name) {
-            Some(t) => {
-                t.max_abs = t.max_abs.max(d.max_abs);
-                if d.max_rel > t.max_rel {
-                    t.max_rel = d.max_rel;
-                    t.step = step;
-                }
-            }
-            None => acc.push(TensorError { name: d.name, max_abs: d.max_abs, max_rel: d.max_rel, step }),
-        }
-    }
-    Ok(())
 }
 
 /// Runs `steps` training steps of `cfg` on both backends, with the batch order of the run.
@@ -99,7 +71,7 @@ pub fn compare_backends(cfg: &Config, data: &RunData, steps: usize, adapter: Opt
         gpu.poison()?;
         let c = cpu.trace_step(idx, lr)?;
         let g = gpu.trace_step(idx, lr)?;
-        compare(&c, &g, s + 1, &mut tensors)?;
+        accumulate(&c, &g, s + 1, &mut tensors)?;
         if resync {
             gpu.set_params(&cpu.params()?)?;
             gpu.set_optimizer_state(&cpu.optimizer_state()?)?;

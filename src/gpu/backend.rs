@@ -240,12 +240,8 @@ impl GpuBackend {
         let d = &self.dev;
         for l in 1..d.spec.layers.len() {
             let (off, n) = (d.layout.layer_off(l), d.spec.layers[l]);
-            let mut read = Vec::new();
-            for buf in [&d.pre, &d.acts, &d.dlt] {
-                read.push(d.read_f32(buf, off, rows * n).await?.into_iter().map(f64::from).collect::<Vec<f64>>());
-            }
-            let [z, a, delta]: [Vec<f64>; 3] = read.try_into().expect("three tensors");
-            t.push_layer(l, z, a, delta);
+            let read = async |buf| -> Result<Vec<f64>> { Ok(d.read_f32(buf, off, rows * n).await?.into_iter().map(f64::from).collect()) };
+            t.push_layer(l, read(&d.pre).await?, read(&d.acts).await?, read(&d.dlt).await?);
         }
         let grads = d.read_f32(&d.grads, 0, d.layout.param_len()).await?;
         let params = self.read_params().await?;

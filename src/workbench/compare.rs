@@ -47,6 +47,35 @@ pub fn compare(cpu: &StepTrace, gpu: &StepTrace) -> Result<Vec<TensorDiff>> {
     Ok(out)
 }
 
+/// Worst disagreement seen for one tensor over several steps.
+#[derive(Clone, Debug, Default)]
+pub struct TensorError {
+    pub name: String,
+    pub max_abs: f64,
+    /// max |gpu − cpu| / max |cpu| over the tensor (norm-wise relative error).
+    pub max_rel: f64,
+    /// Step at which `max_rel` was seen (1-based).
+    pub step: usize,
+}
+
+/// Folds one step's comparison (`compare`) into the worst seen per tensor; NaN anywhere counts
+/// as an infinite error.
+pub fn accumulate(cpu: &StepTrace, gpu: &StepTrace, step: usize, acc: &mut Vec<TensorError>) -> Result<()> {
+    for d in compare(cpu, gpu)? {
+        match acc.iter_mut().find(|t| t.name == d.name) {
+            Some(t) => {
+                t.max_abs = t.max_abs.max(d.max_abs);
+                if d.max_rel > t.max_rel {
+                    t.max_rel = d.max_rel;
+                    t.step = step;
+                }
+            }
+            None => acc.push(TensorError { name: d.name, max_abs: d.max_abs, max_rel: d.max_rel, step }),
+        }
+    }
+    Ok(())
+}
+
 /// The tolerance of tensor `name` for a base tolerance: Adam's second moment v (`state1`) is
 /// (1 − β2)·g², which carries twice the relative error of g.
 pub fn tolerance_for(name: &str, base: f64) -> f64 {
