@@ -20,10 +20,10 @@
 //! Shapes, variants and timing are the kernel workbench's (`gpu_nn::workbench::matmul`), which
 //! `gpu-nn bench --kernels` and the kernel tests use too.
 
-use gpu_nn::core::backend::{Backend, Split};
-use gpu_nn::core::init::{Init, initialize};
-use gpu_nn::core::model::{Activation, Loss, ModelSpec, Reduction};
-use gpu_nn::core::optim::{OptimizerKind, OptimizerSpec};
+use gpu_nn::nn::backend::{Backend, Split};
+use gpu_nn::nn::init::{Init, initialize};
+use gpu_nn::nn::model::{Activation, Loss, ModelSpec, Reduction};
+use gpu_nn::nn::optim::{OptimizerKind, OptimizerSpec};
 use gpu_nn::data::Dataset;
 use gpu_nn::gpu::{Gpu, GpuBackend, KernelConfig, Matmul};
 use gpu_nn::workbench::matmul::{cpu_seconds, gflops, shapes, time_gpu, variant};

@@ -5,7 +5,7 @@
 //! without an adapter.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use gpu_nn::core::backend::{Backend, Split};
+use gpu_nn::nn::backend::{Backend, Split};
 use gpu_nn::core::config::{Config, preset_json};
 use gpu_nn::cpu::FastBackend;
 use gpu_nn::data::{Dataset, Pixels};
@@ -78,7 +78,7 @@ fn bench_kernels(c: &mut Criterion) {
     for (kind, shape) in [(Matmul::Forward, [64, 784, 128]), (Matmul::WeightGrad, [128, 64, 784]), (Matmul::BackwardData, [64, 64, 128])] {
         let (spec, batch, l) = network(kind, shape);
         let mut b = GpuBackend::with_config(Gpu::new(None, true).unwrap(), &spec, &Default::default(), batch, false, config).unwrap();
-        b.set_params(&gpu_nn::core::init::initialize(&spec, gpu_nn::core::init::Init::GlorotUniform, 1).unwrap()).unwrap();
+        b.set_params(&gpu_nn::nn::init::initialize(&spec, gpu_nn::nn::init::Init::GlorotUniform, 1).unwrap()).unwrap();
         g.bench_function(format!("{kind:?} {}x{}x{}", shape[0], shape[1], shape[2]), |bn| {
             bn.iter(|| b.time_matmul(kind, l, batch, 10).unwrap())
         });

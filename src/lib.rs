@@ -4,9 +4,10 @@
 //! The parts, each importing only from those listed before it:
 //! - `atomic_file`: durable writes (a leaf);
 //! - `data`: IDX files, datasets, downloads, input normalisation;
-//! - `core`: the model, its equations, optimisers, initialisation, the configuration, the
-//!   `Backend` contract, the training loop with its run state, checkpoints;
+//! - `nn`: the model, its equations, optimisers, initialisation, the `Backend` contract;
 //! - `cpu`, `gpu`: the backends (the f64 reference and f32 fast path; the WGSL kernels);
+//! - `core`: a run: the configuration, the data, the training loop with its run state,
+//!   checkpoints;
 //! - `workbench`: each GPU kernel beside its CPU reference, its check and its timing;
 //! - `report`: what a person reads: the terminal, plots, confusion matrices;
 //! - `commands`: one module per subcommand, and the setup they share (feature `cli`);
@@ -38,6 +39,7 @@ pub mod core;
 pub mod cpu;
 pub mod data;
 pub mod gpu;
+pub mod nn;
 pub mod report;
 #[cfg(feature = "web")]
 pub mod web;

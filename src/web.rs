@@ -7,7 +7,7 @@
 //! Values cross to JavaScript as plain objects (through JSON) and typed arrays; every error
 //! reaches the page as one line.
 
-use crate::core::backend::{Backend, EvalResult, Split, StepStats};
+use crate::nn::backend::{Backend, EvalResult, Split, StepStats};
 use crate::core::checkpoint::{FileDtype, model_bytes};
 use crate::core::config::{Config, PRESETS, preset_json};
 use crate::core::inference::classify;

@@ -3,11 +3,11 @@
 //! magnitudes, and two-step sequences of SGD / momentum / Nesterov computed by hand.
 
 mod common;
-use gpu_nn::core::backend::{Backend, Split};
+use gpu_nn::nn::backend::{Backend, Split};
 use gpu_nn::cpu::ReferenceBackend;
 use gpu_nn::data::{Dataset, Pixels};
-use gpu_nn::core::model::{Activation, LayerParams, Loss, ModelSpec, Params, Reduction};
-use gpu_nn::core::optim::{self, OptimizerKind, OptimizerSpec, adam_step, momentum_step, nesterov_step, sgd_step};
+use gpu_nn::nn::model::{Activation, LayerParams, Loss, ModelSpec, Params, Reduction};
+use gpu_nn::nn::optim::{self, OptimizerKind, OptimizerSpec, adam_step, momentum_step, nesterov_step, sgd_step};
 use std::sync::Arc;
 
 use common::doc001::{FIG_10B, TF_PROBS};

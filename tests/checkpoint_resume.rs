@@ -16,7 +16,7 @@
 mod common;
 use common::{command, gpu_nn, in_ci};
 
-use gpu_nn::core::backend::{Backend, Split};
+use gpu_nn::nn::backend::{Backend, Split};
 use gpu_nn::core::checkpoint::{Checkpoint, load_checkpoint, load_model};
 use gpu_nn::commands::config_args::ConfigArgs;
 use gpu_nn::cpu::ReferenceBackend;
@@ -499,22 +499,22 @@ impl Backend for CtrlCDuringStep<'_> {
     fn describe(&self) -> String {
         self.inner.describe()
     }
-    fn set_params(&mut self, p: &gpu_nn::core::model::Params) -> anyhow::Result<()> {
+    fn set_params(&mut self, p: &gpu_nn::nn::model::Params) -> anyhow::Result<()> {
         self.inner.set_params(p)
     }
-    fn params(&mut self) -> anyhow::Result<gpu_nn::core::model::Params> {
+    fn params(&mut self) -> anyhow::Result<gpu_nn::nn::model::Params> {
         self.inner.params()
     }
-    fn optimizer_state(&mut self) -> anyhow::Result<gpu_nn::core::optim::OptimState> {
+    fn optimizer_state(&mut self) -> anyhow::Result<gpu_nn::nn::optim::OptimState> {
         self.inner.optimizer_state()
     }
-    fn set_optimizer_state(&mut self, s: &gpu_nn::core::optim::OptimState) -> anyhow::Result<()> {
+    fn set_optimizer_state(&mut self, s: &gpu_nn::nn::optim::OptimState) -> anyhow::Result<()> {
         self.inner.set_optimizer_state(s)
     }
     fn attach(&mut self, split: Split, data: std::sync::Arc<Dataset>) -> anyhow::Result<()> {
         self.inner.attach(split, data)
     }
-    fn train_steps(&mut self, idx: &[u32], batch: usize, lrs: &[f64]) -> anyhow::Result<gpu_nn::core::backend::StepStats> {
+    fn train_steps(&mut self, idx: &[u32], batch: usize, lrs: &[f64]) -> anyhow::Result<gpu_nn::nn::backend::StepStats> {
         if (self.steps + 1..=self.steps + lrs.len() as u64).contains(&self.press_during) {
             self.flag.store(true, std::sync::atomic::Ordering::SeqCst);
         }
@@ -524,10 +524,10 @@ impl Backend for CtrlCDuringStep<'_> {
     fn steps_per_call(&self) -> usize {
         if self.whole_chunks { usize::MAX } else { self.inner.steps_per_call() }
     }
-    fn evaluate(&mut self, split: Split) -> anyhow::Result<gpu_nn::core::backend::EvalResult> {
+    fn evaluate(&mut self, split: Split) -> anyhow::Result<gpu_nn::nn::backend::EvalResult> {
         self.inner.evaluate(split)
     }
-    fn trace_step(&mut self, idx: &[u32], lr: f64) -> anyhow::Result<gpu_nn::core::backend::StepTrace> {
+    fn trace_step(&mut self, idx: &[u32], lr: f64) -> anyhow::Result<gpu_nn::nn::backend::StepTrace> {
         self.inner.trace_step(idx, lr)
     }
 }
@@ -546,11 +546,11 @@ fn ctrl_c_finishes_the_current_step_on_the_cpu() {
             Ok(())
         }
     }
-    let model = gpu_nn::core::model::ModelSpec {
+    let model = gpu_nn::nn::model::ModelSpec {
         layers: vec![3, 2],
-        activations: vec![gpu_nn::core::model::Activation::Sigmoid],
-        loss: gpu_nn::core::model::Loss::HalfSse,
-        reduction: gpu_nn::core::model::Reduction::Mean,
+        activations: vec![gpu_nn::nn::model::Activation::Sigmoid],
+        loss: gpu_nn::nn::model::Loss::HalfSse,
+        reduction: gpu_nn::nn::model::Reduction::Mean,
         input_norm: Default::default(),
     };
     let mut cfg = gpu_nn::core::config::Config { model, ..Default::default() };

@@ -191,7 +191,7 @@ fn run_directory_reloads_and_repeats_exactly() {
     assert_eq!(bits(&params3), bits(&params), "same run, same weights");
 }
 
-fn bits(p: &gpu_nn::core::model::Params) -> Vec<u64> {
+fn bits(p: &gpu_nn::nn::model::Params) -> Vec<u64> {
     p.flat().iter().map(|x| x.to_bits()).collect()
 }
 

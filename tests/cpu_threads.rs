@@ -4,10 +4,10 @@
 mod common;
 
 use common::{gpu_nn, mnist_dir_or_skip};
-use gpu_nn::core::backend::{Backend, Split};
-use gpu_nn::core::math::{PARALLEL_MIN_WORK, Real};
-use gpu_nn::core::model::{Activation, Loss, ModelSpec, Reduction};
-use gpu_nn::core::optim::{OptimizerKind, OptimizerSpec};
+use gpu_nn::nn::backend::{Backend, Split};
+use gpu_nn::nn::math::{PARALLEL_MIN_WORK, Real};
+use gpu_nn::nn::model::{Activation, Loss, ModelSpec, Reduction};
+use gpu_nn::nn::optim::{OptimizerKind, OptimizerSpec};
 use gpu_nn::cpu::{FastBackend, PARALLEL_MIN_UPDATE};
 use gpu_nn::workbench::step::{random_dataset, random_params};
 use rand::SeedableRng;

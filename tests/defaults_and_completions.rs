@@ -3,7 +3,7 @@
 //! own activations stay where they fit; `--backend auto` does not pick a CPU-emulated adapter;
 //! shell completions come from the parser's own definitions.
 
-use gpu_nn::core::model::{Activation, Loss, ModelSpec};
+use gpu_nn::nn::model::{Activation, Loss, ModelSpec};
 mod common;
 use common::{command, gpu_nn, mnist_dir_or_skip, s};
 use serde_json::Value;

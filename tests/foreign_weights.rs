@@ -5,7 +5,7 @@
 //! one started from the same values given in the configuration.
 
 use gpu_nn::core::config::{Config, preset_json};
-use gpu_nn::core::model::Params;
+use gpu_nn::nn::model::Params;
 use safetensors::{Dtype, tensor::TensorView};
 mod common;
 use common::{error_line, gpu_nn, s};
@@ -44,8 +44,8 @@ fn every_scheme_and_dtype_is_read() {
     let tmp = tempfile::tempdir().unwrap();
     let want = Params {
         layers: vec![
-            gpu_nn::core::model::LayerParams { weight: vals(4, 1), bias: vals(2, 2) },
-            gpu_nn::core::model::LayerParams { weight: vals(4, 3), bias: vals(2, 4) },
+            gpu_nn::nn::model::LayerParams { weight: vals(4, 1), bias: vals(2, 2) },
+            gpu_nn::nn::model::LayerParams { weight: vals(4, 3), bias: vals(2, 4) },
         ],
     };
     let [l0, l1] = [&want.layers[0], &want.layers[1]];

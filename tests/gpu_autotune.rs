@@ -4,7 +4,7 @@
 //! within f32 rounding whatever the kernels, and the workgroup-count limit checked when the
 //! backend is built. In CI a missing adapter fails.
 
-use gpu_nn::core::backend::{Backend, Split};
+use gpu_nn::nn::backend::{Backend, Split};
 use gpu_nn::core::config::{Config, preset_json};
 use gpu_nn::gpu::autotune::{KernelChoice, cache_key, choose};
 use gpu_nn::gpu::{Gpu, GpuBackend, KernelConfig};

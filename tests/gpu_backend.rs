@@ -2,13 +2,13 @@
 //! example, the doc-001 Adam step, 20 free-running steps of seed001, a streamed run against a
 //! resident one, and one real-MNIST epoch. In CI (CI set) a missing adapter or dataset fails.
 
-use gpu_nn::core::backend::{Backend, Split};
+use gpu_nn::nn::backend::{Backend, Split};
 use gpu_nn::core::config::{Config, preset_json};
 use gpu_nn::cpu::ReferenceBackend;
 use gpu_nn::data::{Dataset, Pixels};
 use gpu_nn::gpu::{GpuBackend, KernelChoice};
-use gpu_nn::core::model::{Activation, LayerParams, Loss, ModelSpec, Params, Reduction};
-use gpu_nn::core::optim::{OptimState, OptimizerKind, OptimizerSpec};
+use gpu_nn::nn::model::{Activation, LayerParams, Loss, ModelSpec, Params, Reduction};
+use gpu_nn::nn::optim::{OptimState, OptimizerKind, OptimizerSpec};
 use serde_json::json;
 mod common;
 use common::in_ci;
@@ -95,7 +95,7 @@ fn twenty_seed001_steps_agree_with_the_cpu_reference() {
 
 /// A network and data set small enough to run quickly, with a batch order that crosses the
 /// stream chunks.
-fn small_run(stream: bool) -> Option<(Params, gpu_nn::core::optim::OptimState)> {
+fn small_run(stream: bool) -> Option<(Params, gpu_nn::nn::optim::OptimState)> {
     let spec = ModelSpec {
         layers: vec![30, 17, 5],
         activations: vec![Activation::Tanh, Activation::Softmax],
@@ -114,10 +114,10 @@ fn small_run(stream: bool) -> Option<(Params, gpu_nn::core::optim::OptimState)> 
     let pixels: Vec<u8> = (0..n * 30).map(|_| next() as u8).collect();
     let labels: Vec<u8> = (0..n).map(|_| (next() % 5) as u8).collect();
     let ds = Dataset { source: "random".into(), pixels: Pixels::U8(pixels), sample_len: 30, labels, num_classes: 5 };
-    let params = gpu_nn::core::init::initialize(&spec, gpu_nn::core::init::Init::GlorotUniform, 7).unwrap();
+    let params = gpu_nn::nn::init::initialize(&spec, gpu_nn::nn::init::Init::GlorotUniform, 7).unwrap();
     gpu.set_params(&params).unwrap();
     gpu.attach(Split::Train, Arc::new(ds)).unwrap();
-    let order = gpu_nn::core::init::permutation(n, &mut gpu_nn::core::init::rng(3, gpu_nn::core::init::Stream::Shuffle(0)));
+    let order = gpu_nn::nn::init::permutation(n, &mut gpu_nn::nn::init::rng(3, gpu_nn::nn::init::Stream::Shuffle(0)));
     let steps = n.div_ceil(7);
     let lrs = vec![0.05; steps];
     gpu.train_steps(&order, 7, &lrs).unwrap();

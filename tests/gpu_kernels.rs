@@ -10,9 +10,9 @@
 //! the 8-lane subgroup kernels). With no adapter the tests print why and pass, unless `CI` is
 //! set, where they fail.
 
-use gpu_nn::core::backend::{Backend, Split, StepTrace};
-use gpu_nn::core::model::{Activation, Loss, ModelSpec, Params, Reduction};
-use gpu_nn::core::optim::{OptimizerKind, OptimizerSpec};
+use gpu_nn::nn::backend::{Backend, Split, StepTrace};
+use gpu_nn::nn::model::{Activation, Loss, ModelSpec, Params, Reduction};
+use gpu_nn::nn::optim::{OptimizerKind, OptimizerSpec};
 use gpu_nn::cpu::ReferenceBackend;
 use gpu_nn::data::InputNorm;
 use gpu_nn::gpu::context::{instance, list_adapters};

@@ -3,12 +3,12 @@
 //! cross-entropies. The loss is recomputed here from the documents' definitions with a forward
 //! pass written in the test, so the check does not lean on the code it checks.
 
-use gpu_nn::core::backend::{Backend, Split};
+use gpu_nn::nn::backend::{Backend, Split};
 use gpu_nn::cpu::{FastBackend, ReferenceBackend};
 use gpu_nn::data::{Dataset, Pixels};
-use gpu_nn::core::math;
-use gpu_nn::core::model::{Activation, LayerParams, Loss, ModelSpec, Params, Reduction};
-use gpu_nn::core::optim::{OptimizerKind, OptimizerSpec};
+use gpu_nn::nn::math;
+use gpu_nn::nn::model::{Activation, LayerParams, Loss, ModelSpec, Params, Reduction};
+use gpu_nn::nn::optim::{OptimizerKind, OptimizerSpec};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::sync::Arc;

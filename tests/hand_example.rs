@@ -10,12 +10,12 @@ mod common;
 
 use common::hand::{EXACT, LOSS_CURVE, doc_order};
 use common::{assert_close, tensor};
-use gpu_nn::core::backend::{Backend, Split};
+use gpu_nn::nn::backend::{Backend, Split};
 use gpu_nn::commands::config_args::ConfigArgs;
 use gpu_nn::core::config::Config;
 use gpu_nn::cpu::{FastBackend, ReferenceBackend};
 use gpu_nn::core::metrics::EpochMetrics;
-use gpu_nn::core::model::LayerParams;
+use gpu_nn::nn::model::LayerParams;
 use gpu_nn::core::train::{Observer, Silent};
 use std::sync::Arc;
 
@@ -67,7 +67,7 @@ fn preset_describes_the_document_setup() {
 }
 
 /// Forward pass at the initial weights, both samples in one batch (notes 000.3).
-fn check_forward(trace: &gpu_nn::core::backend::StepTrace, tol: f64) {
+fn check_forward(trace: &gpu_nn::nn::backend::StepTrace, tol: f64) {
     // rows = samples, columns = units
     assert_close("net_h", tensor(trace, "layer1.z"), &[0.12, 0.13, 0.13, 0.14], tol);
     assert_close(

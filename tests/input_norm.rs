@@ -7,13 +7,13 @@
 mod common;
 
 use common::{gpu_nn, tensor};
-use gpu_nn::core::backend::{Backend, Split};
+use gpu_nn::nn::backend::{Backend, Split};
 use gpu_nn::core::checkpoint::load_model;
 use gpu_nn::cpu::{FastBackend, ReferenceBackend};
 use gpu_nn::data::{Dataset, Pixels};
 use gpu_nn::data::InputNorm;
-use gpu_nn::core::model::{Activation, LayerParams, Loss, ModelSpec, Params, Reduction};
-use gpu_nn::core::optim::OptimizerSpec;
+use gpu_nn::nn::model::{Activation, LayerParams, Loss, ModelSpec, Params, Reduction};
+use gpu_nn::nn::optim::OptimizerSpec;
 use std::path::PathBuf;
 use std::sync::Arc;
 

@@ -4,12 +4,12 @@
 
 mod common;
 
-use gpu_nn::core::backend::{Backend, Split};
+use gpu_nn::nn::backend::{Backend, Split};
 use gpu_nn::commands::config_args::ConfigArgs;
 use gpu_nn::cpu::{FastBackend, ReferenceBackend};
 use gpu_nn::data::Dataset;
-use gpu_nn::core::model::{Activation, LayerParams, Loss, ModelSpec, Params, Reduction};
-use gpu_nn::core::optim::OptimizerSpec;
+use gpu_nn::nn::model::{Activation, LayerParams, Loss, ModelSpec, Params, Reduction};
+use gpu_nn::nn::optim::OptimizerSpec;
 use std::sync::Arc;
 
 /// Accuracy (%) of the classifier that always answers digit c, c = 0…9 (SEEDS.md).

@@ -6,7 +6,7 @@
 mod common;
 use common::gpu_nn;
 
-use gpu_nn::core::backend::{Backend, Split};
+use gpu_nn::nn::backend::{Backend, Split};
 use gpu_nn::core::checkpoint::load_model;
 use gpu_nn::cpu::FastBackend;
 use gpu_nn::data::Dataset;

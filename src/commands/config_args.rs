@@ -172,23 +172,23 @@ impl ConfigArgs {
             set(&["model", "layers"], json!(l));
         }
         if let Some(a) = &self.net.activation {
-            let acts: Vec<Value> = a.iter().map(|s| parse::<crate::core::model::Activation>(s)).collect::<Result<_>>()?;
+            let acts: Vec<Value> = a.iter().map(|s| parse::<crate::nn::model::Activation>(s)).collect::<Result<_>>()?;
             set(&["model", "activations"], Value::Array(acts));
         }
         if let Some(l) = &self.net.loss {
-            set(&["model", "loss"], parse::<crate::core::model::Loss>(l)?);
+            set(&["model", "loss"], parse::<crate::nn::model::Loss>(l)?);
         }
         if let Some(r) = &self.reduction {
-            set(&["model", "reduction"], parse::<crate::core::model::Reduction>(r)?);
+            set(&["model", "reduction"], parse::<crate::nn::model::Reduction>(r)?);
         }
         if let Some(i) = &self.init {
-            set(&["init"], parse::<crate::core::init::Init>(i)?);
+            set(&["init"], parse::<crate::nn::init::Init>(i)?);
         }
         if let Some(p) = &self.init_from {
             set(&["init_from"], json!(p));
         }
         if let Some(o) = &self.optimizer {
-            set(&["optimizer", "kind"], parse::<crate::core::optim::OptimizerKind>(o)?);
+            set(&["optimizer", "kind"], parse::<crate::nn::optim::OptimizerKind>(o)?);
         }
         let lr = one("lr", &self.lr)?.copied();
         for (name, val) in [
@@ -207,7 +207,7 @@ impl ConfigArgs {
             }
         }
         if let Some(s) = &self.schedule {
-            set(&["optimizer", "schedule"], parse::<crate::core::optim::Schedule>(s)?);
+            set(&["optimizer", "schedule"], parse::<crate::nn::optim::Schedule>(s)?);
         }
         if let Some(b) = one("batch-size", &self.batch_size)? {
             set(&["training", "batch_size"], parse::<crate::core::config::BatchSize>(b)?);
@@ -311,7 +311,7 @@ impl ConfigArgs {
     /// error. Where they fit (a preset's, same depth), they stay. Then validates.
     fn finish(&self, mut cfg: Config) -> Result<Config> {
         if self.net.layers.is_some() && self.net.activation.is_none() && (cfg.model.activations.len() + 1 != cfg.model.layers.len() || cfg.model.validate().is_err()) {
-            cfg.model.activations = crate::core::model::ModelSpec::default_activations(&cfg.model.layers, cfg.model.loss);
+            cfg.model.activations = crate::nn::model::ModelSpec::default_activations(&cfg.model.layers, cfg.model.loss);
         }
         cfg.validate()?;
         Ok(cfg)

@@ -5,11 +5,11 @@
 use crate::commands::args::EvalArgs;
 use crate::commands::config_args::ConfigArgs;
 use crate::commands::setup::make_backend;
-use crate::core::backend::{EvalResult, Split};
+use crate::nn::backend::{EvalResult, Split};
 use crate::core::checkpoint::{Checked, has_architecture, model_from_bytes};
 use crate::core::foreign_weights::read_foreign;
 use crate::core::config::Config;
-use crate::core::model::Params;
+use crate::nn::model::Params;
 use crate::data::{Dataset, DatasetName};
 use crate::report::confusion::Confusion;
 use crate::report::console::Console;

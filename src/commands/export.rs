@@ -19,7 +19,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
         bytes.len(),
         spec.input_size(),
         spec.output_size(),
-        if spec.output_activation() == crate::core::model::Activation::Softmax { " (class probabilities)" } else { "" }
+        if spec.output_activation() == crate::nn::model::Activation::Softmax { " (class probabilities)" } else { "" }
     );
     Ok(())
 }

@@ -15,10 +15,10 @@
 
 use crate::commands::args::GradcheckArgs;
 use crate::commands::setup::prepare;
-use crate::core::backend::{Backend, Split};
+use crate::nn::backend::{Backend, Split};
 use crate::core::config::Config;
-use crate::core::math;
-use crate::core::model::{Activation, Params};
+use crate::nn::math;
+use crate::nn::model::{Activation, Params};
 use crate::core::run_data::RunData;
 use crate::cpu::ReferenceBackend;
 use crate::data::Dataset;

@@ -4,7 +4,7 @@
 
 use crate::commands::args::ParityArgs;
 use crate::commands::setup::{kernel_choice, prepare};
-use crate::core::backend::{Backend, Split};
+use crate::nn::backend::{Backend, Split};
 use crate::core::config::Config;
 use crate::core::run_data::RunData;
 use crate::cpu::ReferenceBackend;

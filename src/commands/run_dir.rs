@@ -4,7 +4,7 @@
 //! executed into it (`execute`), as `gpu-nn train` and each cell of `gpu-nn sweep` do.
 
 use crate::commands::setup::Engine;
-use crate::core::backend::{Backend, StepStats};
+use crate::nn::backend::{Backend, StepStats};
 use crate::core::checkpoint::{BEST_FILE, CHECKPOINT_FILE, CHECKPOINT_FORMAT, Checkpoint, CheckpointMeta, FileDtype, save_checkpoint, save_model};
 use crate::core::config::{BackendKind, Config, Precision};
 use crate::core::metrics::{EpochMetrics, to_csv};

@@ -2,7 +2,7 @@
 //! names and check the two against each other (`prepare`), choose between the GPU and the CPU
 //! (`gpu_or_cpu`, one note text for the fallback), and build the backend (`make_engine`).
 
-use crate::core::backend::Backend;
+use crate::nn::backend::Backend;
 use crate::core::config::{BackendKind, Config, Precision};
 use crate::core::run_data::{self, RunData};
 use crate::cpu::{FastBackend, ReferenceBackend, all_cores};

@@ -8,8 +8,8 @@
 
 use crate::commands::args::TraceArgs;
 use crate::commands::setup::{make_engine, prepare};
-use crate::core::math;
-use crate::core::model::tensor_names;
+use crate::nn::math;
+use crate::nn::model::tensor_names;
 use crate::core::train::{attach_all, epoch_order, step_counts};
 use crate::report::console::Console;
 use anyhow::{Result, bail};

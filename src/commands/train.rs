@@ -12,7 +12,7 @@ use crate::commands::setup::{Engine, make_engine, prepare};
 use crate::core::checkpoint::{CHECKPOINT_FILE, read_checkpoint};
 use crate::core::config::{BackendKind, Config};
 use crate::core::metrics::to_csv;
-use crate::core::optim::Schedule;
+use crate::nn::optim::Schedule;
 use crate::core::run_state::RunState;
 use crate::core::train::{Controls, Outcome, RunResult, step_counts};
 use crate::report::console::Console;

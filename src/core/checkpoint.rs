@@ -16,8 +16,8 @@
 //! order, so identical contents give identical bytes.
 
 use crate::atomic_file::write_atomic;
-use crate::core::model::{LayerParams, ModelSpec, Params, tensor_names};
-use crate::core::optim::{OptimState, OptimizerKind};
+use crate::nn::model::{LayerParams, ModelSpec, Params, tensor_names};
+use crate::nn::optim::{OptimState, OptimizerKind};
 use crate::core::run_state::RunState;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};

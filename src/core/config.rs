@@ -3,9 +3,9 @@
 //! repeats it exactly and a flag always overrides a preset.
 
 use crate::data::{DatasetName, Task};
-use crate::core::init::Init;
-use crate::core::model::{Activation, Loss, ModelSpec, Params, Reduction};
-use crate::core::optim::OptimizerSpec;
+use crate::nn::init::Init;
+use crate::nn::model::{Activation, Loss, ModelSpec, Params, Reduction};
+use crate::nn::optim::OptimizerSpec;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -349,7 +349,7 @@ impl Config {
                 if num_classes == 2 { " (or 1 with a sigmoid output)" } else { "" }
             );
         }
-        if m.loss == crate::core::model::Loss::BinaryCrossEntropy && out != 1 && num_classes != out {
+        if m.loss == crate::nn::model::Loss::BinaryCrossEntropy && out != 1 && num_classes != out {
             bail!("--loss binary_cross_entropy needs one output per class or a single output");
         }
         if let BatchSize::N(b) = self.training.batch_size {
@@ -392,7 +392,7 @@ impl Config {
             let params = Params {
                 layers: vals
                     .iter()
-                    .map(|l| crate::core::model::LayerParams { weight: l.weight.concat(), bias: l.bias.clone() })
+                    .map(|l| crate::nn::model::LayerParams { weight: l.weight.concat(), bias: l.bias.clone() })
                     .collect(),
             };
             params.check_shapes(&self.model, "initial_params")?;
@@ -404,6 +404,6 @@ impl Config {
             }
             return Ok((params, None));
         }
-        Ok((crate::core::init::initialize(&self.model, self.init, self.training.seed)?, None))
+        Ok((crate::nn::init::initialize(&self.model, self.init, self.training.seed)?, None))
     }
 }

@@ -9,7 +9,7 @@
 //! Each layer's shape is checked against the configuration's, with one line naming both.
 
 use crate::core::checkpoint::read_tensor;
-use crate::core::model::{LayerParams, ModelSpec, Params, tensor_names};
+use crate::nn::model::{LayerParams, ModelSpec, Params, tensor_names};
 use anyhow::{Result, bail};
 use safetensors::SafeTensors;
 

@@ -2,8 +2,8 @@
 //! `FastBackend`: `math::Real::gemm` = matrixmultiply and `math.rs`'s activations) and class
 //! probabilities; what `gpu-nn predict` and the web page's drawing canvas use.
 
-use crate::core::math::{self, Real};
-use crate::core::model::{Activation, ModelSpec, Params};
+use crate::nn::math::{self, Real};
+use crate::nn::model::{Activation, ModelSpec, Params};
 
 /// The outputs of the last layer for `rows` pixel rows `x` [rows, in] (values in [0, 1]), f32
 /// like `FastBackend`, after the model's input normalisation.

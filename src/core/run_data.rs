@@ -1,7 +1,7 @@
 //! The data sets of one run, as its configuration names them: train, validation, test.
 
 use crate::core::config::Config;
-use crate::core::init::{Stream, permutation, rng};
+use crate::nn::init::{Stream, permutation, rng};
 use crate::data::idx::decode_idx;
 use crate::data::{Dataset, DatasetName, Pixels};
 use anyhow::{Result, bail};

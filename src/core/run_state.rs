@@ -1,7 +1,7 @@
 //! Where a run stands between two steps (`RunState`): what a checkpoint stores besides the
 //! weights and optimiser state, and where the training loop resumes.
 
-use crate::core::backend::StepStats;
+use crate::nn::backend::StepStats;
 use crate::core::metrics::EpochMetrics;
 use serde::{Deserialize, Serialize};
 

@@ -8,10 +8,10 @@
 //! step limit for tests, both through the same path), when the validation loss stops improving
 //! (`training.early_stop`), or with a `Diverged` error when the loss stops being finite.
 
-use crate::core::backend::{Backend, EvalResult, Split, StepStats};
+use crate::nn::backend::{Backend, EvalResult, Split, StepStats};
 use crate::core::config::Config;
 use crate::core::run_data::RunData;
-use crate::core::init::{Stream, permutation, rng};
+use crate::nn::init::{Stream, permutation, rng};
 use crate::core::metrics::EpochMetrics;
 use crate::core::run_state::RunState;
 use anyhow::Result;

@@ -3,8 +3,8 @@
 //! threads (rows for the first two, columns for the sums); every element is computed exactly as
 //! on one thread, in the same order, so the bytes do not depend on the thread count.
 
-use crate::core::math::{self, Real};
-use crate::core::model::Activation;
+use crate::nn::math::{self, Real};
+use crate::nn::model::Activation;
 
 /// Elements of a layer's work from which it is split over threads (below, the threads' start
 /// costs more than they save: seed001's 64 × 128 stays on one).

@@ -5,7 +5,7 @@
 //! place, so such passes run at memory speed and no pixel is converted twice for them. Every
 //! path computes a value with the same arithmetic, so the results do not depend on the path.
 
-use crate::core::math::Real;
+use crate::nn::math::Real;
 use crate::data::{Dataset, InputNorm, Pixels};
 use std::sync::{Arc, OnceLock};
 

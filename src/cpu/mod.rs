@@ -16,10 +16,10 @@
 //!   update    the optimiser rule on every tensor               (optim::apply)
 //! with s the batch reduction (1/B for mean, 1 for sum).
 
-use crate::core::backend::{Backend, EvalResult, Split, StepStats, StepTrace, check_attach, check_optimizer_state};
-use crate::core::math::{self, Real};
-use crate::core::model::{ModelSpec, Params};
-use crate::core::optim::{self, OptimState, OptimizerSpec};
+use crate::nn::backend::{Backend, EvalResult, Split, StepStats, StepTrace, check_attach, check_optimizer_state};
+use crate::nn::math::{self, Real};
+use crate::nn::model::{ModelSpec, Params};
+use crate::nn::optim::{self, OptimState, OptimizerSpec};
 use crate::data::Dataset;
 use anyhow::{Result, bail};
 use inputs::Inputs;

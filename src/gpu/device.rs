@@ -9,8 +9,8 @@ use super::context::Gpu;
 use super::kernels::{Kernels, Matmul, bind};
 use super::layout::{Layout, MAX_ENTRIES};
 use super::kernel_config::KernelConfig;
-use crate::core::model::ModelSpec;
-use crate::core::optim::OptimizerSpec;
+use crate::nn::model::ModelSpec;
+use crate::nn::optim::OptimizerSpec;
 use anyhow::{Context, Result};
 
 pub(super) struct Device {

@@ -10,8 +10,8 @@
 //! gaps this leaves in params/grads/state are zero and stay zero under every update rule.
 
 use super::kernels::{LossDims, MatmulDims, OptimDims};
-use crate::core::model::{LayerParams, ModelSpec, Params};
-use crate::core::optim::{OptimState, OptimizerSpec};
+use crate::nn::model::{LayerParams, ModelSpec, Params};
+use crate::nn::optim::{OptimState, OptimizerSpec};
 use anyhow::{Result, bail};
 
 /// Step-uniform entries per submission.
@@ -279,8 +279,8 @@ impl Layout {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::model::{Activation, Loss, Reduction};
-    use crate::core::optim::OptimizerKind;
+    use crate::nn::model::{Activation, Loss, Reduction};
+    use crate::nn::optim::OptimizerKind;
     use crate::data::InputNorm;
 
     fn spec(layers: &[usize]) -> ModelSpec {

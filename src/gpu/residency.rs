@@ -8,7 +8,7 @@
 use super::device::{Device, storage};
 use super::kernels::{GatherDims, bind};
 use super::layout::max_binding;
-use crate::core::backend::Split;
+use crate::nn::backend::Split;
 use crate::data::{Dataset, Pixels};
 use anyhow::{Context, Result, bail};
 use std::collections::HashMap;

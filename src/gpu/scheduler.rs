@@ -11,7 +11,7 @@ use super::instrument::{Counters, DispatchTiming, PassTimer, TIMER_BYTES, time_d
 use super::kernels::{Matmul, StepUniform, bind};
 use super::layout::MAX_ENTRIES;
 use super::residency::{Residency, Source};
-use crate::core::backend::Split;
+use crate::nn::backend::Split;
 use anyhow::{Result, bail};
 
 /// One micro-batch to encode.

@@ -1,7 +1,7 @@
 //! Confusion matrices: K×K counts, rows = true class, columns = predicted class, for any number
 //! of classes (10 for MNIST, 2 for a binary `digit D vs all` task).
 
-use crate::core::backend::EvalResult;
+use crate::nn::backend::EvalResult;
 use crate::core::config::Config;
 use crate::data::{Dataset, DatasetName, Task};
 use anyhow::{Result, bail};

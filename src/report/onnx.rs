@@ -7,7 +7,7 @@
 //! The protobuf is written here by hand (the handful of messages and fields an inference graph
 //! needs, numbered as in onnx.proto) rather than through a protobuf code generator.
 
-use crate::core::model::{Activation, ModelSpec, Params};
+use crate::nn::model::{Activation, ModelSpec, Params};
 
 /// Protobuf wire encoding: varints, keys and length-delimited fields.
 struct Pb(Vec<u8>);
@@ -133,7 +133,7 @@ pub fn onnx_model(spec: &ModelSpec, params: &Params) -> Vec<u8> {
             Activation::Relu => g.msg(1, node("Relu", &name, &[&z], &a, &[], &[])),
             Activation::Sigmoid => g.msg(1, node("Sigmoid", &name, &[&z], &a, &[], &[])),
             Activation::Tanh => g.msg(1, node("Tanh", &name, &[&z], &a, &[], &[])),
-            Activation::LeakyRelu => g.msg(1, node("LeakyRelu", &name, &[&z], &a, &[], &[("alpha", crate::core::model::LEAKY_SLOPE as f32)])),
+            Activation::LeakyRelu => g.msg(1, node("LeakyRelu", &name, &[&z], &a, &[], &[("alpha", crate::nn::model::LEAKY_SLOPE as f32)])),
             Activation::Softmax => g.msg(1, node("Softmax", &name, &[&z], &a, &[("axis", 1)], &[])),
         };
         x = a;

@@ -2,7 +2,7 @@
 //! f64 reference's, as the largest absolute difference over the largest reference magnitude
 //! (a norm-wise relative error, meaningful for tensors with values near zero).
 
-use crate::core::backend::StepTrace;
+use crate::nn::backend::StepTrace;
 use anyhow::{Result, bail};
 
 /// Relative tolerance of f32 kernels against the f64 reference on one step.

@@ -4,11 +4,11 @@
 //! the shapes they are measured at, a network that gives a product a shape, the variants an
 //! adapter runs, and their timing beside the CPU GEMM's.
 
-use crate::core::backend::Backend;
-use crate::core::init::{Init, initialize};
-use crate::core::math::Real;
-use crate::core::model::{Activation, Loss, ModelSpec, Reduction};
-use crate::core::optim::OptimizerSpec;
+use crate::nn::backend::Backend;
+use crate::nn::init::{Init, initialize};
+use crate::nn::math::Real;
+use crate::nn::model::{Activation, Loss, ModelSpec, Reduction};
+use crate::nn::optim::OptimizerSpec;
 use crate::gpu::context::is_software;
 use crate::gpu::autotune::named_for;
 use crate::gpu::{Gpu, GpuBackend, KernelConfig, Matmul};

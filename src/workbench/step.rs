@@ -2,9 +2,9 @@
 //! weights, the GPU's work buffers poisoned with NaN first, so an element no kernel wrote shows
 //! up: the correctness check of every kernel at once (`compare` reads the two traces).
 
-use crate::core::backend::{Backend, Split, StepTrace};
-use crate::core::model::{LayerParams, ModelSpec, Params};
-use crate::core::optim::OptimizerSpec;
+use crate::nn::backend::{Backend, Split, StepTrace};
+use crate::nn::model::{LayerParams, ModelSpec, Params};
+use crate::nn::optim::OptimizerSpec;
 use crate::cpu::ReferenceBackend;
 use crate::data::{Dataset, Pixels};
 use crate::gpu::{Gpu, GpuBackend, KernelConfig};

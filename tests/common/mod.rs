@@ -93,7 +93,7 @@ pub fn assert_close(what: &str, got: &[f64], want: &[f64], tol: f64) {
 }
 
 /// A named tensor of a step trace.
-pub fn tensor<'a>(trace: &'a gpu_nn::core::backend::StepTrace, name: &str) -> &'a [f64] {
+pub fn tensor<'a>(trace: &'a gpu_nn::nn::backend::StepTrace, name: &str) -> &'a [f64] {
     trace
         .tensors
         .iter()
@@ -104,7 +104,7 @@ pub fn tensor<'a>(trace: &'a gpu_nn::core::backend::StepTrace, name: &str) -> &'
 
 /// Doc 000's 2-2-2 example (SEEDS.md, notes_000_002.md), shared by the library and CLI tests.
 pub mod hand {
-    use gpu_nn::core::model::Params;
+    use gpu_nn::nn::model::Params;
 
     /// SEEDS.md, "Exact float64 weights after each epoch": w1..w12 after epochs 1, 2, 3.
     pub const EXACT: [[f64; 12]; 3] = [

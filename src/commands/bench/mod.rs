@@ -10,9 +10,9 @@ pub mod scaling;
 
 use crate::commands::args::BenchArgs;
 use crate::commands::setup::{kernel_choice, prepare};
-use crate::core::backend::{Backend, Split};
+use crate::nn::backend::{Backend, Split};
 use crate::core::config::{Config, preset_json};
-use crate::core::model::ModelSpec;
+use crate::nn::model::ModelSpec;
 use crate::core::run_data::RunData;
 use crate::cpu::{FastBackend, all_cores};
 use crate::gpu::GpuBackend;

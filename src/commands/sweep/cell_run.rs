@@ -17,7 +17,7 @@ use crate::commands::run_dir::{RUN_FILES, diverged, execute, lock_run_dir};
 use crate::commands::setup::{Engine, cpu_backend, gpu_or_cpu, kernel_choice};
 use crate::commands::sweep::record::{CellOutcome, CellResult, RESULT_FILE, identity};
 use crate::atomic_file::write_atomic;
-use crate::core::backend::Backend;
+use crate::nn::backend::Backend;
 use crate::core::checkpoint::{CHECKPOINT_FILE, read_checkpoint};
 use crate::core::config::Config;
 use crate::core::metrics::to_csv;
@@ -108,7 +108,7 @@ impl CellRunner {
         // what the backend is built for; the learning rate and schedule reach it per step
         let mut opt = cfg.optimizer.clone();
         opt.lr = 0.0;
-        opt.schedule = crate::core::optim::Schedule::Constant;
+        opt.schedule = crate::nn::optim::Schedule::Constant;
         let key = format!("{rows}|{}|{}|{}|{data_key}", serde_json::to_string(&cfg.model)?, serde_json::to_string(&opt)?, serde_json::to_string(&cfg.backend)?);
         if self.gpu_backend.as_ref().is_none_or(|(k, _)| *k != key) {
             self.gpu_backend = None; // free the previous backend's buffers first

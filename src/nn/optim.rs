@@ -1,7 +1,7 @@
 //! Optimisers and learning-rate schedules. Each update rule is one function over a parameter
 //! tensor, its gradient and its state; the GPU's `optimizer.wgsl` implements the same rules.
 
-use crate::core::math::Real;
+use crate::nn::math::Real;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -5,8 +5,8 @@
 //! (`core::train`) only talks to this, so the CPU reference, the CPU fast path and the GPU are
 //! interchangeable.
 
-use crate::core::model::{ModelSpec, Params, tensor_names};
-use crate::core::optim::{OptimState, OptimizerKind};
+use crate::nn::model::{ModelSpec, Params, tensor_names};
+use crate::nn::optim::{OptimState, OptimizerKind};
 use crate::data::Dataset;
 use anyhow::{Result, bail};
 use std::future::Future;

@@ -1,7 +1,7 @@
 //! Initial weights and the seeded random streams. All randomness of a run comes from the seed,
 //! on the host, so every backend starts from the same weights and sees the same batch order.
 
-use crate::core::model::{ModelSpec, Params};
+use crate::nn::model::{ModelSpec, Params};
 use anyhow::{Result, bail};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -2,7 +2,7 @@
 //! reference and the f32 fast path share a single definition. The WGSL kernels in `shaders/`
 //! implement the same formulas; `tests/` holds them together.
 
-use crate::core::model::{Activation, LEAKY_SLOPE, Loss};
+use crate::nn::model::{Activation, LEAKY_SLOPE, Loss};
 use num_traits::{Float, FromPrimitive};
 use std::fmt::Debug;
 use std::iter::Sum;

@@ -1,0 +1,12 @@
+//! The network itself, below every backend: its shape and parameters (`model`), its equations
+//! written once for f32 and f64 (`math`), the optimisers' update rules (`optim`), the initial
+//! weights and the seeded random streams (`init`), and the contract every backend implements
+//! (`backend`). It knows no backend and no run.
+//!
+//! Read in this order: `model` → `math` → `optim` → `init` → `backend`.
+
+pub mod backend;
+pub mod init;
+pub mod math;
+pub mod model;
+pub mod optim;
