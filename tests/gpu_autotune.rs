@@ -6,7 +6,7 @@
 
 use gpu_nn::nn::backend::{Backend, Split};
 use gpu_nn::core::config::{Config, preset_json};
-use gpu_nn::gpu::autotune::{KernelChoice, cache_key, choose};
+use gpu_nn::gpu::tuning::{KernelChoice, cache_key, choose};
 use gpu_nn::gpu::{Gpu, GpuBackend, KernelConfig};
 mod common;
 use common::{command, error_line, gpu_nn, in_ci, s};
@@ -72,9 +72,10 @@ fn a_tuned_choice_is_kept_reused_and_never_retimed() {
 fn named_and_default_choices_and_their_errors() {
     let Some(gpu) = gpu_or_skip("named kernels") else { return };
     let cfg = seed001();
-    let c = choose(&gpu, &cfg.model, &cfg.optimizer, 64, &KernelChoice::Named("tiled-64".into())).unwrap();
-    assert_eq!((c.name, c.config), ("tiled-64", KernelConfig::named("tiled-64").unwrap()));
-    let e = choose(&gpu, &cfg.model, &cfg.optimizer, 64, &KernelChoice::Named("tiled-7".into())).unwrap_err();
+    let c = choose(&gpu, &cfg.model, &cfg.optimizer, 64, &KernelChoice::Named("tiled-64".parse().unwrap())).unwrap();
+    assert_eq!((c.name.as_str(), c.config), ("tiled-64", KernelConfig::named("tiled-64").unwrap()));
+    // an unknown name is refused where it is parsed: no choice can hold one
+    let e = "tiled-7".parse::<gpu_nn::gpu::KernelName>().unwrap_err();
     assert!(format!("{e}").contains("unknown kernels 'tiled-7'"), "{e}");
     let d = choose(&gpu, &cfg.model, &cfg.optimizer, 64, &KernelChoice::Default).unwrap();
     assert!(d.how.contains("default"));

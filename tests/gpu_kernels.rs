@@ -118,7 +118,7 @@ fn run_cases(cases: &[Case]) -> BTreeSet<(String, [usize; 3], bool)> {
             let (got, gpu) = gpu_step(Gpu::new(None, true).unwrap(), *config, &spec, &opt, &data, &p, &idx).unwrap_or_else(|e| panic!("{what}: {e:#}"));
             compare(&what, &want, &got, TOLERANCE);
             for (kind, shape, vec4) in layer_shapes(&spec, case.batch, &gpu) {
-                assert!(!vec4 || config.vec4, "{what}: {kind:?} uses vec4 under the scalar config");
+                assert!(!vec4 || config.vec4(), "{what}: {kind:?} uses vec4 under the scalar config");
                 let [a, b, c] = shape;
                 let widths_of_4 = match kind {
                     Matmul::Forward | Matmul::BackwardData => b % 4 == 0 && c % 4 == 0,
@@ -248,7 +248,7 @@ fn accumulated_micro_batches_match_cpu() {
         for (cname, config) in configs() {
             let mut gpu = GpuBackend::with_config(Gpu::new(None, true).unwrap(), &spec, &opt, batch, false, config).unwrap();
             assert!(gpu.rows_cap() < batch, "the step must not fit one micro-batch");
-            assert_eq!(gpu.uses_vec4(0, Matmul::WeightGrad), config.vec4 && name == "vec4");
+            assert_eq!(gpu.uses_vec4(0, Matmul::WeightGrad), config.vec4() && name == "vec4");
             gpu.set_params(&p).unwrap();
             gpu.attach(Split::Train, data.clone()).unwrap();
             gpu.train_steps(&idx, batch, &[1.0]).unwrap();

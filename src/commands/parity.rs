@@ -47,7 +47,7 @@ pub fn compare_backends(cfg: &Config, data: &RunData, steps: usize, adapter: Opt
     let n = data.train.len();
     let batch = cfg.training.batch_size.resolve(n).min(n);
     let mut cpu = ReferenceBackend::new(&cfg.model, &cfg.optimizer);
-    let mut gpu = GpuBackend::new(&cfg.model, &cfg.optimizer, batch, adapter, false, true, &kernel_choice(cfg))?;
+    let mut gpu = GpuBackend::new(&cfg.model, &cfg.optimizer, batch, adapter, false, true, &kernel_choice(cfg)?)?;
     if batch > gpu.rows_cap() {
         bail!("parity compares single micro-batches; batch {batch} exceeds {} rows — use a smaller --batch-size", gpu.rows_cap());
     }

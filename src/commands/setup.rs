@@ -96,17 +96,17 @@ pub fn kernel_cache() -> Option<PathBuf> {
 
 /// The GPU kernels `cfg` asks for: `backend.kernels` (`--kernels`), else `$GPU_NN_KERNELS`,
 /// else tuned and kept in `kernel_cache()`.
-pub fn kernel_choice(cfg: &Config) -> KernelChoice {
+pub fn kernel_choice(cfg: &Config) -> Result<KernelChoice> {
     let named = cfg.backend.kernels.clone().or_else(|| std::env::var("GPU_NN_KERNELS").ok().filter(|s| !s.is_empty()));
-    match named {
-        Some(n) if n != "auto" => KernelChoice::Named(n),
+    Ok(match named {
+        Some(n) if n != "auto" => KernelChoice::Named(n.parse()?),
         _ => KernelChoice::Tuned { cache: kernel_cache() },
-    }
+    })
 }
 
 /// The GPU backend of `cfg` for batches of `batch`; says which kernels it chose when `verbose`.
 pub fn gpu_backend(cfg: &Config, batch: usize, quiet: bool, verbose: bool) -> Result<GpuBackend> {
-    let b = GpuBackend::new(&cfg.model, &cfg.optimizer, batch, cfg.backend.adapter.as_deref(), cfg.backend.stream, quiet, &kernel_choice(cfg))?;
+    let b = GpuBackend::new(&cfg.model, &cfg.optimizer, batch, cfg.backend.adapter.as_deref(), cfg.backend.stream, quiet, &kernel_choice(cfg)?)?;
     if verbose {
         eprintln!("{}", b.kernel_note());
     }

@@ -5,13 +5,12 @@
 //! the model's buffers (`device`), the attached datasets (`residency`) and the micro-batch
 //! scheduler (`scheduler`).
 
-use super::autotune::{Chosen, KernelChoice, choose};
+use super::tuning::{Chosen, KernelChoice, choose};
 use super::context::Gpu;
 use super::device::{Device, wait};
 use super::instrument::{Counters, DispatchTiming};
-use super::kernels::Matmul;
 use super::layout::Layout;
-use super::kernel_config::KernelConfig;
+use super::matmul::{KernelConfig, Matmul};
 use super::residency::Residency;
 use super::scheduler::{self, Scheduler};
 use super::test_aids;
@@ -91,9 +90,9 @@ impl GpuBackend {
     pub fn kernel_config(&self) -> KernelConfig {
         self.dev.k.config
     }
-    /// The matmul kernels' name (`KernelConfig::NAMES`, or "custom").
+    /// The matmul kernels' name (`KernelName`'s, or "custom").
     pub fn kernel_name(&self) -> &'static str {
-        self.dev.k.config.name().unwrap_or("custom")
+        self.dev.k.config.name().map_or("custom", |n| n.as_str())
     }
     /// The kernels and how they were chosen, one line (`--verbose`).
     pub fn kernel_note(&self) -> String {

@@ -6,9 +6,9 @@
 //! writing dims and f32 data, reading buffers back.
 
 use super::context::Gpu;
-use super::kernels::{Kernels, Matmul, bind};
+use super::kernels::{Kernels, bind};
 use super::layout::{Layout, MAX_ENTRIES};
-use super::kernel_config::KernelConfig;
+use super::matmul::{KernelConfig, Matmul};
 use crate::nn::model::ModelSpec;
 use crate::nn::optim::OptimizerSpec;
 use anyhow::{Context, Result};
@@ -51,13 +51,11 @@ impl Device {
     pub(super) fn new(gpu: Gpu, spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, config: KernelConfig) -> Result<Device> {
         let k = Kernels::new(&gpu, config)?;
         let layout = Layout::new(spec, opt, batch, &gpu.limits)?;
-        // per layer, the vec4 kernels where their shape conditions hold (matmul_vec4.wgsl): all
-        // three need both widths to be multiples of 4
+        // per layer, the vec4 kernels where their shape conditions hold (matmul_vec4.wgsl)
         let vec4 = (0..spec.num_layers())
             .map(|i| {
                 let (n_in, n_out) = spec.layer_dims(i);
-                let both = config.vec4 && n_in % 4 == 0 && n_out % 4 == 0;
-                [both; 3]
+                [config.runs_vec4(n_in, n_out); 3]
             })
             .collect();
         let params = storage(&gpu, "params", 4 * layout.param_len());
@@ -80,7 +78,7 @@ impl Device {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let matmul_bg = bind(&gpu, &k.forward, &dims, &steps, &[&acts, &pre, &dlt, &params, &grads]);
+        let matmul_bg = bind(&gpu, &k.scalar[Matmul::Forward as usize].kernel, &dims, &steps, &[&acts, &pre, &dlt, &params, &grads]);
         let update_bg = bind(&gpu, &k.update, &dims, &steps, &[&params, &grads, &state]);
         Ok(Device {
             gpu,

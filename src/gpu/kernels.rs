@@ -3,14 +3,13 @@
 //! static dimensions and the per-step entry, so one bind group serves every dispatch.
 
 use super::context::Gpu;
-use super::kernel_config::KernelConfig;
-use super::{matmul_tiled, matmul_vec4};
+use super::matmul::vec4::VEC4_HEADER;
+use super::matmul::{Grid, KernelConfig, Matmul, scalar};
 use anyhow::{Result, bail};
 use bytemuck::{Pod, Zeroable};
 
 pub const COMMON: &str = include_str!("../../shaders/common.wgsl");
 pub const GATHER: &str = include_str!("../../shaders/gather.wgsl");
-pub const MATMUL: &str = include_str!("../../shaders/matmul.wgsl");
 pub const LOSS: &str = include_str!("../../shaders/loss.wgsl");
 pub const OPTIMIZER: &str = include_str!("../../shaders/optimizer.wgsl");
 
@@ -83,15 +82,6 @@ pub struct OptimDims {
     pub one_minus_beta1: f32,
     pub one_minus_beta2: f32,
     pub _pad: [u32; 2],
-}
-
-/// The three matrix products of a layer (in this order, `as usize`, in the backend's per-layer
-/// vec4 choices).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Matmul {
-    Forward,
-    BackwardData,
-    WeightGrad,
 }
 
 /// A compute pipeline and the layout of its bind group.
@@ -183,24 +173,19 @@ pub fn bind(gpu: &Gpu, k: &Kernel, dims: &wgpu::Buffer, steps: &wgpu::Buffer, st
     gpu.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(k.name), layout: &k.layout, entries: &entries })
 }
 
-/// A vec4 matmul kernel (register-blocked or tiled), the output tile (rows, columns) of one of its workgroups and whether
-/// workgroup x runs over the tile rows (see `matmul_vec4::Generated`).
-pub struct Vec4Kernel {
+/// A matmul kernel and how its workgroups cover its product's output.
+pub struct MatmulKernel {
     pub kernel: Kernel,
-    pub tile: (u32, u32),
-    pub rows_in_x: bool,
+    pub grid: Grid,
 }
 
 /// Every kernel of a training step. The matmuls come twice: the scalar kernels work for every
-/// shape; the vec4 kernels (if the config asks for them) serve the layers whose shapes allow.
+/// shape; the configuration's vec4 kernels (unless it is `scalar`) serve the layers whose
+/// shapes allow them (`KernelConfig::runs_vec4`). Both indexed by `Matmul as usize`.
 pub struct Kernels {
     pub gather: Kernel,
-    pub forward: Kernel,
-    pub backward_data: Kernel,
-    pub weight_grad: Kernel,
-    pub forward4: Option<Vec4Kernel>,
-    pub backward_data4: Option<Vec4Kernel>,
-    pub weight_grad4: Option<Vec4Kernel>,
+    pub scalar: [MatmulKernel; 3],
+    pub vec4: Option<[MatmulKernel; 3]>,
     pub output_layer: Kernel,
     pub update: Kernel,
     pub config: KernelConfig,
@@ -209,32 +194,32 @@ pub struct Kernels {
 impl Kernels {
     pub fn new(gpu: &Gpu, config: KernelConfig) -> Result<Kernels> {
         if let Some(why) = config.unsupported(&gpu.info, gpu.features, &gpu.limits) {
-            bail!("kernel configuration {} {why}", config.name().unwrap_or("(custom)"));
+            bail!("kernel configuration {} {why}", config.name().map_or("(custom)", |n| n.as_str()));
         }
         let mm = std::mem::size_of::<MatmulDims>() as u64;
         // matmul bindings: acts, pre, dlt, params (read), grads
         let mm_storage = [false, false, false, true, false];
-        let vec4 = |g: matmul_vec4::Generated, entry: &'static str| -> Result<Option<Vec4Kernel>> {
-            if !config.vec4 {
-                return Ok(None);
+        // the three products of one variant, from their generated sources
+        let matmuls = |generate: &dyn Fn(Matmul) -> Option<(String, Grid)>| -> Result<Option<[MatmulKernel; 3]>> {
+            let mut out = Vec::new();
+            for kind in Matmul::ALL {
+                let Some((source, grid)) = generate(kind) else { return Ok(None) };
+                out.push(MatmulKernel { kernel: kernel(gpu, &source, kind.entry(), mm, &mm_storage, ParamBlocks::Uniform)?, grid });
             }
-            let source = format!("{}\n{}", matmul_vec4::HEADER, g.source);
-            Ok(Some(Vec4Kernel { kernel: kernel(gpu, &source, entry, mm, &mm_storage, ParamBlocks::Uniform)?, tile: g.tile, rows_in_x: g.rows_in_x }))
+            Ok(out.try_into().ok())
         };
-        let [f, b, w] = match &config.tile {
-            Some(t) => [matmul_tiled::forward(t), matmul_tiled::backward_data(t), matmul_tiled::weight_grad(t)],
-            None => [matmul_vec4::forward(&config), matmul_vec4::backward_data(&config), matmul_vec4::weight_grad(&config)],
-        };
+        let scalar = matmuls(&|kind| {
+            let g = scalar::generate(kind);
+            Some((g.source, g.grid))
+        })?
+        .expect("the scalar kernels exist for every product");
+        let vec4 = matmuls(&|kind| config.generate(kind).map(|g| (format!("{VEC4_HEADER}\n{}", g.source), g.grid)))?;
         Ok(Kernels {
-            forward4: vec4(f, "forward")?,
-            backward_data4: vec4(b, "backward_data")?,
-            weight_grad4: vec4(w, "weight_grad")?,
+            scalar,
+            vec4,
             config,
             // images, labels, index (read), acts, batch_labels
             gather: kernel(gpu, GATHER, "gather", std::mem::size_of::<GatherDims>() as u64, &[true, true, true, false, false], ParamBlocks::Uniform)?,
-            forward: kernel(gpu, MATMUL, "forward", mm, &mm_storage, ParamBlocks::Uniform)?,
-            backward_data: kernel(gpu, MATMUL, "backward_data", mm, &mm_storage, ParamBlocks::Uniform)?,
-            weight_grad: kernel(gpu, MATMUL, "weight_grad", mm, &mm_storage, ParamBlocks::Uniform)?,
             // pre, acts, dlt, batch_labels (read), row_loss, row_pred
             output_layer: kernel(gpu, LOSS, "output_layer", std::mem::size_of::<LossDims>() as u64, &[false, false, false, true, false, false], ParamBlocks::Storage)?,
             // params, grads (read), state

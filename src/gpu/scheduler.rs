@@ -8,7 +8,8 @@
 
 use super::device::{Device, map_read_timed, storage};
 use super::instrument::{Counters, DispatchTiming, PassTimer, TIMER_BYTES, time_dispatches};
-use super::kernels::{Matmul, StepUniform, bind};
+use super::kernels::{StepUniform, bind};
+use super::matmul::Matmul;
 use super::layout::MAX_ENTRIES;
 use super::residency::{Residency, Source};
 use crate::nn::backend::Split;
@@ -292,28 +293,16 @@ impl Scheduler {
 /// `rows` samples: the vec4 kernel where the layer's shapes allow, else the scalar one.
 fn matmul_grid(dev: &Device, kind: Matmul, l: usize, rows: usize) -> (&wgpu::ComputePipeline, (u32, u32)) {
     let (n_in, n_out) = dev.spec.layer_dims(l - 1);
-    let (kernel, vec4) = match kind {
-        Matmul::Forward => (&dev.k.forward, &dev.k.forward4),
-        Matmul::BackwardData => (&dev.k.backward_data, &dev.k.backward_data4),
-        Matmul::WeightGrad => (&dev.k.weight_grad, &dev.k.weight_grad4),
-    };
-    // output rows × columns; the scalar weight_grad has the bias as an extra column
     let (out_rows, out_cols) = match kind {
         Matmul::Forward => (rows, n_out),
         Matmul::BackwardData => (rows, n_in),
         Matmul::WeightGrad => (n_out, n_in),
     };
-    match vec4.as_ref().filter(|_| dev.uses_vec4(l - 1, kind)) {
-        Some(v) => {
-            let (gx, gy) = (groups(out_cols, v.tile.1 as usize), groups(out_rows, v.tile.0 as usize));
-            (&v.kernel.pipeline, if v.rows_in_x { (gy, gx) } else { (gx, gy) })
-        }
-        None => {
-            // 8×8 threads of 4×4 outputs
-            let cols = if kind == Matmul::WeightGrad { out_cols + 1 } else { out_cols };
-            (&kernel.pipeline, (groups(cols, 32), groups(out_rows, 32)))
-        }
-    }
+    let k = match &dev.k.vec4 {
+        Some(v) if dev.uses_vec4(l - 1, kind) => &v[kind as usize],
+        _ => &dev.k.scalar[kind as usize],
+    };
+    (&k.kernel.pipeline, k.grid.workgroups(out_rows, out_cols))
 }
 
 /// Sets the pipeline, dims and grid of one matrix product of layer `l` (1-based) on `rows`.
@@ -336,7 +325,7 @@ fn dispatch_matmul(dev: &Device, pass: &mut wgpu::ComputePass, kind: Matmul, l: 
 pub(super) fn check_grids(dev: &Device) -> Result<()> {
     let max = dev.gpu.limits.max_compute_workgroups_per_dimension;
     for l in 1..dev.spec.layers.len() {
-        for kind in [Matmul::Forward, Matmul::BackwardData, Matmul::WeightGrad] {
+        for kind in Matmul::ALL {
             let (_, (gx, gy)) = matmul_grid(dev, kind, l, dev.layout.rows_cap());
             if gx.max(gy) > max {
                 let (n_in, n_out) = dev.spec.layer_dims(l - 1);

@@ -10,8 +10,8 @@ use crate::nn::math::Real;
 use crate::nn::model::{Activation, Loss, ModelSpec, Reduction};
 use crate::nn::optim::OptimizerSpec;
 use crate::gpu::context::is_software;
-use crate::gpu::autotune::named_for;
-use crate::gpu::{Gpu, GpuBackend, KernelConfig, Matmul};
+use crate::gpu::tuning::named_for;
+use crate::gpu::{Gpu, GpuBackend, KernelConfig, KernelName, Matmul};
 use anyhow::Result;
 use std::time::Instant;
 
@@ -76,15 +76,15 @@ pub fn adapters_choice(gpu: &Gpu) -> KernelConfig {
 pub fn variant(name: &str, gpu: &Gpu) -> Result<KernelConfig> {
     match name {
         "auto" => Ok(adapters_choice(gpu)),
-        n => Ok(named_for(gpu, n)?.1),
+        n => named_for(gpu, n.parse()?),
     }
 }
 
-/// Every named variant the adapter runs (`KernelConfig::NAMES`, in that order).
+/// Every named variant the adapter runs (`KernelName::ALL`, in that order).
 pub fn variants(gpu: &Gpu) -> Vec<(&'static str, KernelConfig)> {
-    KernelConfig::NAMES
+    KernelName::ALL
         .into_iter()
-        .map(|n| (n, KernelConfig::named(n).unwrap()))
+        .map(|n| (n.as_str(), n.config()))
         .filter(|(_, c)| c.unsupported(&gpu.info, gpu.features, &gpu.limits).is_none())
         .collect()
 }

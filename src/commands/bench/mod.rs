@@ -169,7 +169,7 @@ pub fn run_case(name: &str, cfg: &Config, data: &RunData, steps: usize, repeats:
     }
 
     if with_gpu {
-        let mut gpu = GpuBackend::new(&cfg.model, &cfg.optimizer, batch, adapter, cfg.backend.stream, true, &kernel_choice(cfg))?;
+        let mut gpu = GpuBackend::new(&cfg.model, &cfg.optimizer, batch, adapter, cfg.backend.stream, true, &kernel_choice(cfg)?)?;
         gpu.set_params(&params)?;
         gpu.attach(Split::Train, data.train.clone())?;
         // warm-up outside the counters: the first dispatch JIT-compiles the shaders

@@ -112,7 +112,7 @@ impl CellRunner {
         let key = format!("{rows}|{}|{}|{}|{data_key}", serde_json::to_string(&cfg.model)?, serde_json::to_string(&opt)?, serde_json::to_string(&cfg.backend)?);
         if self.gpu_backend.as_ref().is_none_or(|(k, _)| *k != key) {
             self.gpu_backend = None; // free the previous backend's buffers first
-            let mut b = GpuBackend::with_gpu(gpu, &cfg.model, &cfg.optimizer, n_batch, cfg.backend.stream, &kernel_choice(cfg))?;
+            let mut b = GpuBackend::with_gpu(gpu, &cfg.model, &cfg.optimizer, n_batch, cfg.backend.stream, &kernel_choice(cfg)?)?;
             crate::core::train::attach_all(data, &mut b)?;
             self.backends_built += 1;
             self.gpu_backend = Some((key, b));

@@ -4,7 +4,7 @@
 //! from there. This is what makes a GPU's FMA units, not its memory, the limit: every loaded
 //! float is used BM (or BN) times from fast memory instead of once from global memory. On
 //! lavapipe it does not pay (workgroup memory is ordinary memory there, and the barriers
-//! cost), which is why the software adapters keep `matmul_vec4`.
+//! cost), which is why the software adapters keep the register-blocked `vec4` and `subgroup`.
 //!
 //! The three products in one form, C[M×N] = Σ_k A[m,k]·B[k,n], with each operand stored either
 //! contiguous along k or along its other axis:
@@ -19,13 +19,13 @@
 //! plain kernels do, so the families agree to the last bit but for the sign of a zero. The
 //! kernels need the shape conditions of `shaders/matmul_vec4.wgsl` (both widths multiples of 4);
 //! any row count works: loads past the edges read zero, stores are masked. Generated, like
-//! `matmul_vec4`, because WGSL cannot unroll the thread's block.
+//! the plain kernels (`vec4`), because WGSL cannot unroll the thread's block.
 //!
 //! Each thread's rows and columns are strided by the workgroup's threads (vec4 i of a thread is
 //! vec4 `lid + i·threads` of the tile), so neighbouring threads read neighbouring vec4s of
 //! workgroup memory (no bank conflicts) and write neighbouring vec4s of the output.
 
-use super::matmul_vec4::Generated;
+use super::product::{Generated, Grid, Matmul, XYZW, emit};
 use std::fmt::Write;
 
 /// A workgroup tile: BM×BN outputs, BK-deep operand slices, TM×TN outputs per thread.
@@ -81,12 +81,6 @@ struct Product {
     mnk: [&'static str; 3],
 }
 
-const XYZW: [&str; 4] = ["x", "y", "z", "w"];
-
-macro_rules! emit {
-    ($out:expr, $($arg:tt)*) => { writeln!($out, $($arg)*).unwrap() };
-}
-
 /// Emits the loads of one operand's slice into workgroup array `tile` (name), `loads` vec4s per
 /// thread; `outer` is the operand's other axis (M or N) as a WGSL name, `o0` its tile start.
 fn emit_slice(s: &mut String, t: &Tile, (buf, off, major): (&str, &str, Major), tile: &str, outer_len: u32, outer: &str, o0: &str, loads: u32) {
@@ -119,7 +113,7 @@ fn emit_slice(s: &mut String, t: &Tile, (buf, off, major): (&str, &str, Major), 
 }
 
 /// The generated entry point of `p` for tile `t`; `epilogue` writes the thread's block.
-fn generate(t: &Tile, p: &Product, bias_sum: bool, epilogue: impl Fn(&mut String, &Tile)) -> Generated {
+fn generate_product(t: &Tile, p: &Product, bias_sum: bool, epilogue: impl Fn(&mut String, &Tile)) -> Generated {
     let (tx, ty) = t.threads();
     let (la, lb) = t.loads();
     let (bm4, bn4, rv, cv) = (t.bm / 4, t.bn / 4, t.tm / 4, t.tn / 4);
@@ -168,7 +162,7 @@ fn generate(t: &Tile, p: &Product, bias_sum: bool, epilogue: impl Fn(&mut String
     emit!(s, "    }}");
     epilogue(&mut s, t);
     emit!(s, "}}");
-    Generated { source: s, tile: (t.bm, t.bn), rows_in_x: false }
+    Generated { source: s, grid: Grid { tile: (t.bm, t.bn), rows_in_x: false, bias_column: false } }
 }
 
 /// For each (row i of the block, vec4 column w): the guarded store `body(i, w)` at output row
@@ -185,26 +179,35 @@ fn emit_stores(s: &mut String, t: &Tile, body: impl Fn(u32, u32) -> String) {
     }
 }
 
+/// The kernel of `kind` for tile `t`.
+pub fn generate(kind: Matmul, t: &Tile) -> Generated {
+    match kind {
+        Matmul::Forward => forward(t),
+        Matmul::BackwardData => backward_data(t),
+        Matmul::WeightGrad => weight_grad(t),
+    }
+}
+
 /// Z = A·Wᵀ + b, A = f(Z).
-pub fn forward(t: &Tile) -> Generated {
+fn forward(t: &Tile) -> Generated {
     let p = Product { entry: "forward", a: ("acts", "d.a_off", Major::K), b: ("params", "d.b_off", Major::K), mnk: ["st.rows", "d.n", "d.k"] };
-    generate(t, &p, false, |s, t| {
+    generate_product(t, &p, false, |s, t| {
         emit_stores(s, t, |i, w| format!("store_forward4((d.c_off + r * n + c) / 4u, acc{i}_{w} + params[(d.bias_off + c) / 4u]);"));
     })
 }
 
 /// δ_{l−1} = (δ_l·W) ⊙ f'(Z_{l−1}).
-pub fn backward_data(t: &Tile) -> Generated {
+fn backward_data(t: &Tile) -> Generated {
     let p = Product { entry: "backward_data", a: ("dlt", "d.a_off", Major::K), b: ("params", "d.b_off", Major::Outer), mnk: ["st.rows", "d.n", "d.k"] };
-    generate(t, &p, false, |s, t| {
+    generate_product(t, &p, false, |s, t| {
         emit_stores(s, t, |i, w| format!("store_delta4((d.c_off + r * n + c) / 4u, acc{i}_{w});"));
     })
 }
 
 /// ∂W = s·δᵀ·A and ∂b = s·Σ_rows δ.
-pub fn weight_grad(t: &Tile) -> Generated {
+fn weight_grad(t: &Tile) -> Generated {
     let p = Product { entry: "weight_grad", a: ("dlt", "d.a_off", Major::Outer), b: ("acts", "d.b_off", Major::Outer), mnk: ["d.m", "d.n", "st.rows"] };
-    generate(t, &p, true, |s, t| {
+    generate_product(t, &p, true, |s, t| {
         emit_stores(s, t, |i, w| format!("store_grad4((d.c_off + r * n + c) / 4u, acc{i}_{w});"));
         let ty = t.threads().1;
         for v in 0..t.tm / 4 {
@@ -226,7 +229,7 @@ mod tests {
             assert!(t.workgroup_bytes() <= lim.max_compute_workgroup_storage_size, "{t:?}");
             let (la, lb) = t.loads();
             assert!(la >= 1 && lb >= 1);
-            assert_eq!(forward(&t).tile, (t.bm, t.bn));
+            assert_eq!(forward(&t).grid.tile, (t.bm, t.bn));
         }
     }
 }

@@ -11,13 +11,13 @@
 
 use super::context::{Gpu, is_software};
 use super::device::Device;
-use super::kernel_config::KernelConfig;
-use super::kernels::Matmul;
+use super::matmul::{KernelConfig, KernelName, Matmul};
 use super::scheduler::time_matmul;
 use crate::atomic_file::write_atomic;
 use crate::nn::model::ModelSpec;
 use crate::nn::optim::OptimizerSpec;
 use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::path::{Path, PathBuf};
 use web_time::Instant;
@@ -30,40 +30,37 @@ pub enum KernelChoice {
     Tuned { cache: Option<PathBuf> },
     /// `KernelConfig::default_for` the adapter, untimed (tests: no timing noise in the choice).
     Default,
-    /// One of `KernelConfig::NAMES`.
-    Named(String),
+    /// A named configuration, refused where the adapter cannot run it.
+    Named(KernelName),
 }
 
 /// The kernels a backend was built with, and how they were chosen (for `--verbose`, `bench`).
 #[derive(Clone, Debug)]
 pub struct Chosen {
-    pub name: &'static str,
+    pub name: KernelName,
     pub config: KernelConfig,
     pub how: String,
 }
 
 /// The candidates' milliseconds for one training step's matrix products, fastest first, and
 /// whether the candidate was timed to the end (else it was dropped once slower than the best).
-type Timings = Vec<(&'static str, f64, bool)>;
+type Timings = Vec<(KernelName, f64, bool)>;
 
 /// Resolves `choice` on `gpu` for `spec` trained in batches of `batch`.
 pub fn choose(gpu: &Gpu, spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, choice: &KernelChoice) -> Result<Chosen> {
     let (default_name, default) = KernelConfig::default_for(&gpu.info, gpu.features, is_software(&gpu.info));
     match choice {
         KernelChoice::Default => Ok(Chosen { name: default_name, config: default, how: "the adapter's default".into() }),
-        KernelChoice::Named(n) => {
-            let (name, config) = named_for(gpu, n)?;
-            Ok(Chosen { name, config, how: "chosen with --kernels".into() })
-        }
+        KernelChoice::Named(name) => Ok(Chosen { name: *name, config: named_for(gpu, *name)?, how: "chosen with --kernels".into() }),
         KernelChoice::Tuned { cache } => {
             if !any_vec4_layer(spec) {
                 return Ok(Chosen { name: default_name, config: default, how: "no layer can use the vec4 kernels (widths not multiples of 4)".into() });
             }
-            let key = cache_key(gpu, spec, batch);
+            let key = TuningKey::new(&gpu.info, spec, batch);
             if let Some(path) = cache
-                && let Some(name) = lookup(path, &key)
+                && let Some(name) = lookup(path, &key.to_string())
             {
-                return Ok(Chosen { name, config: KernelConfig::named(name).unwrap(), how: format!("tuned earlier, kept in {}", path.display()) });
+                return Ok(Chosen { name, config: name.config(), how: format!("tuned earlier, kept in {}", path.display()) });
             }
             let t0 = Instant::now();
             let timings = time_candidates(gpu, spec, opt, batch, default_name)?;
@@ -84,21 +81,18 @@ pub fn choose(gpu: &Gpu, spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, ch
                     Err(e) => how = format!("{how}; not kept: {e:#}"),
                 }
             }
-            Ok(Chosen { name, config: KernelConfig::named(name).unwrap(), how })
+            Ok(Chosen { name, config: name.config(), how })
         }
     }
 }
 
-/// The configuration named `n` (one of `KernelConfig::NAMES`), refused when `gpu` cannot run it.
-pub fn named_for(gpu: &Gpu, n: &str) -> Result<(&'static str, KernelConfig)> {
-    let Some(name) = KernelConfig::NAMES.into_iter().find(|x| *x == n) else {
-        bail!("unknown kernels '{n}'; expected auto or one of {}", KernelConfig::NAMES.join(", "));
-    };
-    let config = KernelConfig::named(name).unwrap();
+/// The configuration `name`, refused when `gpu` cannot run it.
+pub fn named_for(gpu: &Gpu, name: KernelName) -> Result<KernelConfig> {
+    let config = name.config();
     if let Some(why) = config.unsupported(&gpu.info, gpu.features, &gpu.limits) {
         bail!("--kernels {name}: {why}");
     }
-    Ok((name, config))
+    Ok(config)
 }
 
 fn any_vec4_layer(spec: &ModelSpec) -> bool {
@@ -108,22 +102,60 @@ fn any_vec4_layer(spec: &ModelSpec) -> bool {
     })
 }
 
-/// Adapter, driver and shape class: the widths and the batch rounded up to powers of two (a
-/// kernel's ranking changes with the order of magnitude of a product, not with every size).
+/// What a tuned choice is kept for: the adapter and its driver, and the shape class (the
+/// widths and the batch rounded up to powers of two: a kernel's ranking changes with the order
+/// of magnitude of a product, not with every size). Its `Display` is the cache file's key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TuningKey {
+    pub adapter: String,
+    /// wgpu's name of the graphics API ("Vulkan", "Metal", "Gl", …).
+    pub api: String,
+    pub vendor: u32,
+    pub device: u32,
+    pub driver: String,
+    pub driver_info: String,
+    /// Every layer width, rounded up to a power of two.
+    pub widths: Vec<usize>,
+    /// The batch, rounded up to a power of two.
+    pub batch: usize,
+}
+
+impl TuningKey {
+    pub fn new(info: &wgpu::AdapterInfo, spec: &ModelSpec, batch: usize) -> TuningKey {
+        TuningKey {
+            adapter: info.name.clone(),
+            api: format!("{:?}", info.backend),
+            vendor: info.vendor,
+            device: info.device,
+            driver: info.driver.clone(),
+            driver_info: info.driver_info.clone(),
+            widths: spec.layers.iter().map(|w| w.next_power_of_two()).collect(),
+            batch: batch.next_power_of_two(),
+        }
+    }
+}
+
+impl std::fmt::Display for TuningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let widths: Vec<String> = self.widths.iter().map(|w| w.to_string()).collect();
+        write!(
+            f,
+            "{} ({}, {:04x}:{:04x}, driver {} {}) | widths {} | batch {}",
+            self.adapter,
+            self.api,
+            self.vendor,
+            self.device,
+            self.driver,
+            self.driver_info,
+            widths.join("-"),
+            self.batch
+        )
+    }
+}
+
+/// The cache file's key of `spec` trained in batches of `batch` on `gpu` (`TuningKey`'s text).
 pub fn cache_key(gpu: &Gpu, spec: &ModelSpec, batch: usize) -> String {
-    let i = &gpu.info;
-    let widths: Vec<String> = spec.layers.iter().map(|w| w.next_power_of_two().to_string()).collect();
-    format!(
-        "{} ({:?}, {:04x}:{:04x}, driver {} {}) | widths {} | batch {}",
-        i.name,
-        i.backend,
-        i.vendor,
-        i.device,
-        i.driver,
-        i.driver_info,
-        widths.join("-"),
-        batch.next_power_of_two()
-    )
+    TuningKey::new(&gpu.info, spec, batch).to_string()
 }
 
 /// Every supported candidate's time for the products of one training step, fastest first.
@@ -132,13 +164,13 @@ pub fn cache_key(gpu: &Gpu, spec: &ModelSpec, batch: usize) -> String {
 /// cost a product or two, not a whole step: on lavapipe that keeps tuning the wide network at
 /// seconds instead of minutes. Dropped candidates are listed with the time at which they were
 /// dropped, marked `>`.
-fn time_candidates(gpu: &Gpu, spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, default: &'static str) -> Result<Timings> {
-    let mut names: Vec<&'static str> = vec![default];
-    names.extend(KernelConfig::NAMES.into_iter().filter(|n| *n != default));
+fn time_candidates(gpu: &Gpu, spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, default: KernelName) -> Result<Timings> {
+    let mut names = vec![default];
+    names.extend(KernelName::ALL.into_iter().filter(|n| *n != default));
     let mut out: Timings = Vec::new();
     let mut best = f64::INFINITY;
     for name in names {
-        let config = KernelConfig::named(name).unwrap();
+        let config = name.config();
         if config.unsupported(&gpu.info, gpu.features, &gpu.limits).is_some() {
             continue;
         }
@@ -148,7 +180,7 @@ fn time_candidates(gpu: &Gpu, spec: &ModelSpec, opt: &OptimizerSpec, batch: usiz
         let mut secs = 0.0;
         let mut complete = true;
         'products: for l in 1..spec.layers.len() {
-            for kind in [Matmul::Forward, Matmul::BackwardData, Matmul::WeightGrad] {
+            for kind in Matmul::ALL {
                 if kind == Matmul::BackwardData && l < 2 {
                     continue;
                 }
@@ -173,30 +205,102 @@ fn time_candidates(gpu: &Gpu, spec: &ModelSpec, opt: &OptimizerSpec, batch: usiz
 }
 
 /// The kept choice for `key`, if the cache has a valid one.
-fn lookup(path: &Path, key: &str) -> Option<&'static str> {
+fn lookup(path: &Path, key: &str) -> Option<KernelName> {
     let text = std::fs::read_to_string(path).ok()?;
     let v: Value = serde_json::from_str(&text).ok()?;
-    let name = v.get(key)?.get("kernels")?.as_str()?;
-    KernelConfig::NAMES.into_iter().find(|n| *n == name)
+    v.get(key)?.get("kernels")?.as_str()?.parse().ok()
 }
 
 /// Records `name` for `key` unless another run recorded one first; returns the kept name.
 /// The read-modify-write happens under an exclusive lock on `<cache>.lock`; an unreadable cache
 /// is replaced.
-fn record(path: &Path, key: &str, name: &'static str, timings: &Timings) -> Result<&'static str> {
+fn record(path: &Path, key: &TuningKey, name: KernelName, timings: &Timings) -> Result<KernelName> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let lock_path = path.with_extension("lock");
     let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).with_context(|| format!("cannot open {}", lock_path.display()))?;
     lock.lock().with_context(|| format!("cannot lock {}", lock_path.display()))?;
-    if let Some(kept) = lookup(path, key) {
+    let text = key.to_string();
+    if let Some(kept) = lookup(path, &text) {
         return Ok(kept);
     }
     let mut all: Map<String, Value> = std::fs::read_to_string(path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
     // a dropped candidate's figure is a lower bound: recorded as the string ">ms"
     let ms: Map<String, Value> = timings.iter().map(|(n, ms, all)| (n.to_string(), if *all { json!(ms) } else { json!(format!(">{ms:.3}")) })).collect();
-    all.insert(key.to_string(), json!({"kernels": name, "ms_per_step_products": ms}));
+    all.insert(text, json!({"kernels": name, "ms_per_step_products": ms, "key": key}));
     write_atomic(path, serde_json::to_string_pretty(&Value::Object(all))?.as_bytes())?;
     Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::model::{Activation, Loss, Reduction};
+
+    fn info() -> wgpu::AdapterInfo {
+        wgpu::AdapterInfo {
+            name: "llvmpipe (LLVM 15.0.6, 256 bits)".into(),
+            vendor: 0x10005,
+            device: 0,
+            device_type: wgpu::DeviceType::Cpu,
+            device_pci_bus_id: String::new(),
+            driver: "llvmpipe".into(),
+            driver_info: "Mesa 22.3.6 (LLVM 15.0.6)".into(),
+            backend: wgpu::Backend::Vulkan,
+            subgroup_min_size: 8,
+            subgroup_max_size: 8,
+            transient_saves_memory: None,
+            limit_bucket: None,
+        }
+    }
+
+    fn spec(layers: &[usize]) -> ModelSpec {
+        let activations = vec![Activation::Relu; layers.len() - 1];
+        ModelSpec { layers: layers.to_vec(), activations, loss: Loss::HalfSse, reduction: Reduction::Mean, input_norm: Default::default() }
+    }
+
+    #[test]
+    fn a_key_is_the_shape_class_and_its_text_is_the_cache_files_key() {
+        let k = TuningKey::new(&info(), &spec(&[784, 128, 64, 10]), 64);
+        assert_eq!(k.widths, vec![1024, 128, 64, 16]);
+        assert_eq!(k.batch, 64);
+        // the text earlier versions wrote, so their caches stay valid
+        assert_eq!(
+            k.to_string(),
+            "llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, 10005:0000, driver llvmpipe Mesa 22.3.6 (LLVM 15.0.6)) | widths 1024-128-64-16 | batch 64"
+        );
+        // one class: widths and batch within the same powers of two
+        assert_eq!(TuningKey::new(&info(), &spec(&[784, 120, 60, 10]), 50), k);
+        assert_ne!(TuningKey::new(&info(), &spec(&[784, 129, 64, 10]), 64), k);
+        assert_ne!(TuningKey::new(&info(), &spec(&[784, 128, 64, 10]), 65), k);
+        let mut other = info();
+        other.driver_info = "Mesa 24.0".into();
+        assert_ne!(TuningKey::new(&other, &spec(&[784, 128, 64, 10]), 64), k);
+    }
+
+    #[test]
+    fn a_key_round_trips_through_json() {
+        let k = TuningKey::new(&info(), &spec(&[784, 30, 10]), 20);
+        let v = serde_json::to_value(&k).unwrap();
+        assert_eq!(v["widths"], json!([1024, 32, 16]));
+        assert_eq!(serde_json::from_value::<TuningKey>(v).unwrap(), k);
+    }
+
+    #[test]
+    fn the_kept_choice_is_read_by_the_keys_text_and_a_bad_name_is_no_choice() {
+        let dir = std::env::temp_dir().join(format!("gpu-nn-tuning-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("kernels.json");
+        let k = TuningKey::new(&info(), &spec(&[784, 128, 10]), 64);
+        assert_eq!(record(&path, &k, KernelName::Plain, &vec![(KernelName::Plain, 1.0, true)]).unwrap(), KernelName::Plain);
+        // a second record keeps the first
+        assert_eq!(record(&path, &k, KernelName::Tiled64, &vec![]).unwrap(), KernelName::Plain);
+        assert_eq!(lookup(&path, &k.to_string()), Some(KernelName::Plain));
+        let kept: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(serde_json::from_value::<TuningKey>(kept[k.to_string()]["key"].clone()).unwrap(), k);
+        std::fs::write(&path, json!({ k.to_string(): {"kernels": "fastest"} }).to_string()).unwrap();
+        assert_eq!(lookup(&path, &k.to_string()), None);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
