@@ -38,7 +38,7 @@ fn seed001() -> Config {
 fn bench_step(c: &mut Criterion) {
     let cfg = seed001();
     let data = train_set();
-    let order = gpu_nn::core::train::epoch_order(&cfg, data.len(), 0);
+    let order = gpu_nn::core::plan::epoch_order(&cfg, data.len(), 0);
     let params = cfg.initial_params().unwrap();
     let chunk = 64 * 64;
     let mut g = c.benchmark_group("seed001 64 steps");
@@ -53,7 +53,7 @@ fn bench_step(c: &mut Criterion) {
             cpu.train_steps(&order[at..at + chunk], 64, &[1e-3; 64]).unwrap()
         })
     });
-    match GpuBackend::new(&cfg.model, &cfg.optimizer, 64, None, false, true, &KernelChoice::Default) {
+    match Gpu::new(None, true).and_then(|g| GpuBackend::with_gpu(g, &cfg.model, &cfg.optimizer, 64, false, &KernelChoice::Default)) {
         Ok(mut gpu) => {
             gpu.set_params(&params).unwrap();
             gpu.attach(Split::Train, data.clone()).unwrap();

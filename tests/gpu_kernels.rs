@@ -17,7 +17,7 @@ use gpu_nn::cpu::ReferenceBackend;
 use gpu_nn::data::InputNorm;
 use gpu_nn::gpu::context::{instance, list_adapters};
 use gpu_nn::gpu::{Gpu, GpuBackend, KernelChoice, KernelConfig, Matmul};
-use gpu_nn::workbench::compare::{TOLERANCE, compare as diffs, tolerance_for};
+use gpu_nn::core::parity::{TOLERANCE, compare as diffs, tolerance_for};
 use gpu_nn::workbench::matmul::{layer_shapes, variants};
 use gpu_nn::workbench::step::{gpu_step, random_dataset as dataset, random_params as params, reference_step};
 use rand::{Rng, SeedableRng};
@@ -286,7 +286,7 @@ fn default_backend_matches_cpu() {
     cpu.set_params(&p).unwrap();
     cpu.attach(Split::Train, data.clone()).unwrap();
     let want = cpu.trace_step(&idx, opt.lr).unwrap();
-    let mut gpu = GpuBackend::new(&spec, &opt, 64, None, false, true, &KernelChoice::Default).unwrap();
+    let mut gpu = GpuBackend::with_gpu(Gpu::new(None, true).unwrap(), &spec, &opt, 64, false, &KernelChoice::Default).unwrap();
     gpu.set_params(&p).unwrap();
     gpu.attach(Split::Train, data).unwrap();
     gpu.poison().unwrap();
@@ -304,7 +304,7 @@ fn parameters_and_state_round_trip() {
     let opt = OptimizerSpec { kind: OptimizerKind::Adam, ..Default::default() };
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let p = params(&spec, &mut rng);
-    let mut gpu = GpuBackend::new(&spec, &opt, 4, None, false, true, &KernelChoice::Default).unwrap();
+    let mut gpu = GpuBackend::with_gpu(Gpu::new(None, true).unwrap(), &spec, &opt, 4, false, &KernelChoice::Default).unwrap();
     gpu.set_params(&p).unwrap();
     let f32_round = |v: &[f64]| v.iter().map(|&x| x as f32 as f64).collect::<Vec<_>>();
     let back = gpu.params().unwrap();

@@ -2,7 +2,8 @@
 //! configuration layer over the defaults and a preset or config file.
 
 use crate::core::config::Config;
-use crate::gpu::KernelConfig;
+use crate::gpu::KernelName;
+use crate::gpu::tuning::KernelSelection;
 use anyhow::{Result, bail};
 use clap::Args;
 use serde_json::{Value, json};
@@ -69,7 +70,7 @@ pub struct ConfigArgs {
     /// Learning rate; `gpu-nn sweep` takes a comma-separated list (other commands one value).
     #[arg(long, allow_negative_numbers = true, value_delimiter = ',')]
     pub lr: Option<Vec<f64>>,
-    /// constant, step:EVERY:GAMMA, exponential:GAMMA or cosine[:MIN_LR].
+    /// constant, step:EVERY:GAMMA, exponential:GAMMA, cosine or cosine:MIN_LR.
     #[arg(long)]
     pub schedule: Option<String>,
     #[arg(long, allow_negative_numbers = true)]
@@ -253,9 +254,11 @@ impl ConfigArgs {
         }
         match self.kernels.as_deref() {
             None => {}
-            Some("") => bail!("--kernels needs a name: auto, {} (a bare --kernels is for gpu-nn bench, which then times every kernel)", KernelConfig::NAMES.join(", ")),
-            Some(k) if k == "auto" || KernelConfig::named(k).is_some() => set(&["backend", "kernels"], json!(k)),
-            Some(k) => bail!("unknown --kernels '{k}'; expected auto, {}", KernelConfig::NAMES.join(", ")),
+            Some("") => bail!("--kernels needs a name: auto, {} (a bare --kernels is for gpu-nn bench, which then times every kernel)", KernelName::list()),
+            Some(k) => match k.parse::<KernelSelection>() {
+                Ok(sel) => set(&["backend", "kernels"], json!(sel)),
+                Err(_) => bail!("unknown --kernels '{k}'; expected auto, {}", KernelName::list()),
+            },
         }
         Ok(v)
     }

@@ -4,7 +4,9 @@
 
 use crate::commands::args::EvalArgs;
 use crate::commands::config_args::ConfigArgs;
-use crate::commands::setup::make_backend;
+use crate::commands::run_dir::open_session;
+use crate::core::{Plan, Session, Settings};
+use crate::data::DataSources;
 use crate::nn::backend::{EvalResult, Split};
 use crate::core::checkpoint::{Checked, has_architecture, model_from_bytes};
 use crate::core::foreign_weights::read_foreign;
@@ -57,11 +59,11 @@ pub fn open_model(model: &Path, flags: &ConfigArgs, console: &Console) -> Result
 }
 
 /// The test set of the configuration's dataset (only the two test files are read).
-pub fn load_split(cfg: &Config, train: bool, quiet: bool) -> Result<Arc<Dataset>> {
+pub fn load_split(cfg: &Config, train: bool, sources: &DataSources, quiet: bool) -> Result<Arc<Dataset>> {
     if cfg.data.dataset == DatasetName::Inline {
         bail!("this model's run trained on inline samples, which have no test set; pass --dataset mnist (or fashion-mnist, kmnist) and --data DIR");
     }
-    let files = crate::data::sources::locate(cfg.data.dataset, cfg.data.dir.as_deref(), quiet)?;
+    let files = crate::data::sources::locate(cfg.data.dataset, cfg.data.dir.as_deref(), sources, quiet)?;
     let ds = if train {
         Dataset::load(&files.train_images, &files.train_labels, 10)?
     } else {
@@ -88,8 +90,8 @@ pub struct EvalOptions {
     pub quiet: bool,
 }
 
-pub fn run(args: EvalArgs) -> Result<()> {
-    eval_command(&EvalOptions {
+pub fn run(args: EvalArgs, env: &Settings) -> Result<()> {
+    eval_command(env, &EvalOptions {
         flags: args.data.config_args(args.backend.clone(), args.adapter.clone()),
         model: args.model,
         out: args.out,
@@ -100,15 +102,13 @@ pub fn run(args: EvalArgs) -> Result<()> {
 }
 
 /// The whole `eval` command.
-pub fn eval_command(o: &EvalOptions) -> Result<(EvalResult, Confusion)> {
+pub fn eval_command(env: &Settings, o: &EvalOptions) -> Result<(EvalResult, Confusion)> {
     let console = Console::new(Default::default(), o.quiet || o.json);
     let (params, cfg) = open_model(&o.model, &o.flags, &console)?;
-    let test = load_split(&cfg, false, o.quiet)?;
-    let batch = cfg.training.batch_size.resolve(test.len()).clamp(1, test.len());
-    let mut backend = make_backend(&cfg, batch, &console)?;
-    backend.set_params(&params)?;
-    backend.attach(Split::Test, test.clone())?;
-    let r = backend.evaluate(Split::Test)?;
+    let test = load_split(&cfg, false, &env.data, o.quiet)?;
+    let plan = Plan::evaluation(cfg.clone(), test.clone());
+    let mut session = open_session(env, &console, |engines| Session::with_params(plan, &params, engines))?;
+    let r = session.evaluate(Split::Test)?;
     let c = Confusion::of_eval(&cfg, &test, &r)?;
     let dir = match &o.out {
         Some(d) => d.clone(),
@@ -122,7 +122,7 @@ pub fn eval_command(o: &EvalOptions) -> Result<(EvalResult, Confusion)> {
         let v = json!({
             "model": o.model,
             "test_set": test.source,
-            "backend": backend.describe(),
+            "backend": session.describe(),
             "samples": r.samples,
             "loss": r.loss(),
             "accuracy": r.accuracy(),
@@ -142,7 +142,7 @@ pub fn eval_command(o: &EvalOptions) -> Result<(EvalResult, Confusion)> {
             m.activations.iter().map(|a| a.name()).collect::<Vec<_>>().join("/"),
             m.loss
         );
-        println!("test set {}: {} samples, on {}", test.source, test.len(), backend.describe());
+        println!("test set {}: {} samples, on {}", test.source, test.len(), session.describe());
         println!("test loss {:.6}  accuracy {:.2} % ({} of {})", r.loss(), 100.0 * r.accuracy(), r.correct, r.samples);
         println!("confusion matrix (rows: true class, columns: predicted class):");
         print!("{}", c.to_table());

@@ -14,27 +14,24 @@
 //! is skipped and another drawn. The relative error is |g_bp − g_fd| / max(|g_bp|, |g_fd|).
 
 use crate::commands::args::GradcheckArgs;
-use crate::commands::setup::prepare;
+use crate::core::{Plan, Settings};
 use crate::nn::backend::{Backend, Split};
 use crate::core::config::Config;
 use crate::nn::math;
 use crate::nn::model::{Activation, Params};
-use crate::core::run_data::RunData;
 use crate::cpu::ReferenceBackend;
 use crate::data::Dataset;
-use crate::report::console::Console;
 use anyhow::{Result, bail};
 use rand::seq::SliceRandom;
 use rand::{SeedableRng, rngs::StdRng};
 use std::sync::Arc;
 
 /// The command: checks the configuration's gradients; fails above the tolerance.
-pub fn run(args: GradcheckArgs) -> Result<()> {
-    let mut cfg = args.cfg.resolve()?;
-    let data = prepare(&mut cfg, &Console::text())?;
+pub fn run(args: GradcheckArgs, env: &Settings) -> Result<()> {
+    let plan = Plan::load(args.cfg.resolve()?, &env.data, false)?;
     let o = GradcheckOptions { samples: args.samples, batch: args.batch, tolerance: args.tolerance, step: args.step };
-    let r = check(&cfg, &data, &o)?;
-    print(&cfg, &r, &o);
+    let r = check(&plan, &o)?;
+    print(plan.config(), &r, &o);
     if !(r.worst() <= args.tolerance) {
         bail!("gradcheck failed: worst relative error {:.3e} exceeds the tolerance {:.1e}", r.worst(), args.tolerance);
     }
@@ -125,7 +122,8 @@ fn tensor_mut(p: &mut Params, layer: usize, bias: bool) -> &mut Vec<f64> {
 }
 
 /// Runs the check on the first `batch` samples of epoch 1's order.
-pub fn check(cfg: &Config, data: &RunData, o: &GradcheckOptions) -> Result<GradcheckReport> {
+pub fn check(plan: &Plan, o: &GradcheckOptions) -> Result<GradcheckReport> {
+    let (cfg, data) = (plan.config(), plan.data());
     if !(o.step > 0.0 && o.step.is_finite()) {
         bail!("--step must be a finite number > 0");
     }
@@ -133,11 +131,11 @@ pub fn check(cfg: &Config, data: &RunData, o: &GradcheckOptions) -> Result<Gradc
         bail!("--samples 0: nothing to check; give at least 1");
     }
     let n = data.train.len();
-    let batch = o.batch.unwrap_or_else(|| cfg.training.batch_size.resolve(n).min(32)).min(n);
+    let batch = o.batch.unwrap_or(plan.batch().min(32)).min(n);
     if batch == 0 {
         bail!("--batch 0: a batch needs at least 1 sample");
     }
-    let order = crate::core::train::epoch_order(cfg, n, 0);
+    let order = plan.epoch_order(0);
     let ds = data.train.subset(&order[..batch], format!("{} (gradcheck batch)", data.train.source));
     let params = cfg.initial_params()?;
 

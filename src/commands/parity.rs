@@ -1,96 +1,57 @@
 //! `gpu-nn parity`: one configuration on the CPU reference (f64) and on the selected GPU
 //! adapter, from identical weights and the same batches, compared tensor by tensor after every
-//! step (activations, deltas, gradients, updated weights, optimiser state).
+//! step (activations, deltas, gradients, updated weights, optimiser state): the session's
+//! parity (`core::parity`), which the web page's parity button runs too.
 
 use crate::commands::args::ParityArgs;
-use crate::commands::setup::{kernel_choice, prepare};
-use crate::nn::backend::{Backend, Split};
-use crate::core::config::Config;
+use crate::core::config::{BackendKind, Config};
+use crate::core::parity::{DEFAULT_TOLERANCE, ParityReport};
 use crate::core::run_data::RunData;
-use crate::cpu::ReferenceBackend;
-use crate::gpu::GpuBackend;
-use crate::report::console::Console;
-use crate::workbench::compare::{TensorError, accumulate};
+use crate::core::{Engines, Plan, Session, Settings};
 use anyhow::{Result, bail};
 
 /// The command: compares the backends on the configuration; fails above the tolerance.
-pub fn run(args: ParityArgs) -> Result<()> {
-    let mut cfg = args.cfg.resolve()?;
-    let data = prepare(&mut cfg, &Console::text())?;
-    let r = compare_backends(&cfg, &data, args.steps, cfg.backend.adapter.as_deref(), !args.free_run)?;
-    print(&r, args.tolerance);
-    if !(r.worst() <= args.tolerance) {
+pub fn run(args: ParityArgs, env: &Settings) -> Result<()> {
+    let cfg = args.cfg.resolve()?;
+    let plan = Plan::load(cfg, &env.data, false)?;
+    let mut r = parity_of(plan, env, args.steps, !args.free_run)?;
+    r.tolerance = args.tolerance;
+    print(&r);
+    if !r.passed() {
         bail!("parity failed: worst relative error {:.3e} exceeds the tolerance {:.1e}", r.worst(), args.tolerance);
     }
     Ok(())
 }
 
-pub struct ParityReport {
-    pub device: String,
-    pub steps: usize,
-    pub resync: bool,
-    pub tensors: Vec<TensorError>,
+/// `steps` training steps of `plan` from its initial weights, on the f64 reference and on the
+/// GPU (the configuration's adapter and kernels), each step from the same weights with
+/// `resync` (`Session::parity`).
+pub fn parity_of(plan: Plan, env: &Settings, steps: usize, resync: bool) -> Result<ParityReport> {
+    let plan = plan.with_backend(|b| b.kind = BackendKind::Gpu);
+    let mut session = Session::start(plan, &mut Engines::new(env.clone()))?;
+    session.parity(steps, resync, DEFAULT_TOLERANCE)
 }
 
-impl ParityReport {
-    pub fn worst(&self) -> f64 {
-        self.tensors.iter().map(|t| t.max_rel).fold(0.0, f64::max)
-    }
-}
-
-/// Runs `steps` training steps of `cfg` on both backends, with the batch order of the run.
-/// With `resync`, the GPU restarts every step from the CPU's weights and optimiser state, so
-/// each step's error is the kernels' own; without it the two trajectories run free and the
-/// report shows how rounding differences grow (Adam amplifies gradients at rounding-noise level
-/// into full-size steps of either sign, so free runs of it diverge after a few dozen steps).
+/// `parity_of` for `cfg` on `data` with `adapter`, in this process's environment.
 pub fn compare_backends(cfg: &Config, data: &RunData, steps: usize, adapter: Option<&str>, resync: bool) -> Result<ParityReport> {
-    let n = data.train.len();
-    let batch = cfg.training.batch_size.resolve(n).min(n);
-    let mut cpu = ReferenceBackend::new(&cfg.model, &cfg.optimizer);
-    let mut gpu = GpuBackend::new(&cfg.model, &cfg.optimizer, batch, adapter, false, true, &kernel_choice(cfg)?)?;
-    if batch > gpu.rows_cap() {
-        bail!("parity compares single micro-batches; batch {batch} exceeds {} rows — use a smaller --batch-size", gpu.rows_cap());
+    let mut cfg = cfg.clone();
+    if let Some(a) = adapter {
+        cfg.backend.adapter = Some(a.to_string());
     }
-    let params = cfg.initial_params()?;
-    cpu.set_params(&params)?;
-    gpu.set_params(&params)?;
-    cpu.attach(Split::Train, data.train.clone())?;
-    gpu.attach(Split::Train, data.train.clone())?;
-    let mut tensors = Vec::new();
-    let steps_per_epoch = n.div_ceil(batch);
-    let total = steps as u64;
-    let mut order = Vec::new();
-    for s in 0..steps {
-        let epoch = s / steps_per_epoch;
-        if s % steps_per_epoch == 0 {
-            order = crate::core::train::epoch_order(cfg, n, epoch);
-        }
-        let lo = (s % steps_per_epoch) * batch;
-        let idx = &order[lo..(lo + batch).min(n)];
-        let lr = cfg.optimizer.schedule.lr(cfg.optimizer.lr, epoch, s as u64, total);
-        gpu.poison()?;
-        let c = cpu.trace_step(idx, lr)?;
-        let g = gpu.trace_step(idx, lr)?;
-        accumulate(&c, &g, s + 1, &mut tensors)?;
-        if resync {
-            gpu.set_params(&cpu.params()?)?;
-            gpu.set_optimizer_state(&cpu.optimizer_state()?)?;
-        }
-    }
-    Ok(ParityReport { device: gpu.describe(), steps, resync, tensors })
+    parity_of(Plan::new(cfg, data.clone())?, &crate::commands::environment::read()?, steps, resync)
 }
 
-pub fn print(r: &ParityReport, tolerance: f64) {
+pub fn print(r: &ParityReport) {
     println!(
         "parity: cpu f64 reference vs {} over {} step(s), {}; relative error = max|gpu−cpu| / max|cpu| per tensor",
-        r.device,
+        r.engine,
         r.steps,
         if r.resync { "each step from the same weights" } else { "free-running" }
     );
     println!("{:<28} {:>12} {:>12} {:>6}  ", "tensor", "max abs", "max rel", "step");
     for t in &r.tensors {
-        let flag = if t.max_rel.is_nan() || t.max_rel > tolerance { "  FAIL" } else { "" };
+        let flag = if t.max_rel.is_nan() || t.max_rel > r.tolerance { "  FAIL" } else { "" };
         println!("{:<28} {:>12.3e} {:>12.3e} {:>6}{flag}", t.name, t.max_abs, t.max_rel, t.step);
     }
-    println!("worst relative error {:.3e} (tolerance {tolerance:.1e})", r.worst());
+    println!("worst relative error {:.3e} (tolerance {:.1e})", r.worst(), r.tolerance);
 }

@@ -9,6 +9,7 @@
 use crate::atomic_file::write_atomic;
 use crate::commands::args::PredictArgs;
 use crate::commands::config_args::ConfigArgs;
+use crate::core::Settings;
 use crate::core::config::Config;
 pub use crate::core::inference::{classify, forward, probabilities};
 use crate::nn::math;
@@ -85,8 +86,8 @@ pub struct PredictOptions {
     pub show: bool,
 }
 
-pub fn run(args: PredictArgs) -> Result<()> {
-    predict_command(&PredictOptions {
+pub fn run(args: PredictArgs, env: &Settings) -> Result<()> {
+    predict_command(env, &PredictOptions {
         flags: args.data.config_args(None, None),
         model: args.model,
         images: args.images,
@@ -98,7 +99,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
 }
 
 /// The whole `predict` command.
-pub fn predict_command(o: &PredictOptions) -> Result<()> {
+pub fn predict_command(env: &Settings, o: &PredictOptions) -> Result<()> {
     if o.images.is_empty() && o.idx_index.is_empty() && o.csv.is_none() {
         bail!("predict: nothing to classify; give image files (PNG or JPEG), --idx-index N or --csv OUT");
     }
@@ -140,7 +141,7 @@ pub fn predict_command(o: &PredictOptions) -> Result<()> {
     if o.idx_index.is_empty() && o.csv.is_none() {
         return Ok(());
     }
-    let ds = crate::commands::eval::load_split(&cfg, o.train_split, false)?;
+    let ds = crate::commands::eval::load_split(&cfg, o.train_split, &env.data, false)?;
     for &i in &o.idx_index {
         if i >= ds.len() {
             bail!("--idx-index {i}: {} holds {} images (0..={})", ds.source, ds.len(), ds.len() - 1);

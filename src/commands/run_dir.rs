@@ -1,17 +1,17 @@
 //! A run directory (`--out DIR`): checked before training starts (`prepare_out_dir`), written
 //! as training goes by `RunObserver` (config.json, metrics.csv, model.safetensors,
-//! checkpoint.safetensors, best.safetensors with early stopping, pictures), and the run
-//! executed into it (`execute`), as `gpu-nn train` and each cell of `gpu-nn sweep` do.
+//! checkpoint.safetensors, best.safetensors with early stopping, pictures), and a session
+//! trained into it (`execute`), as `gpu-nn train` and each cell of `gpu-nn sweep` do; the
+//! session opened with the console's notes (`open_session`).
 
-use crate::commands::setup::Engine;
-use crate::nn::backend::{Backend, StepStats};
+use crate::atomic_file::write_atomic;
 use crate::core::checkpoint::{BEST_FILE, CHECKPOINT_FILE, CHECKPOINT_FORMAT, Checkpoint, CheckpointMeta, FileDtype, save_checkpoint, save_model};
 use crate::core::config::{BackendKind, Config, Precision};
 use crate::core::metrics::{EpochMetrics, to_csv};
-use crate::core::run_data::RunData;
 use crate::core::run_state::RunState;
-use crate::core::train::{Controls, Diverged, Observer, Outcome, RunResult, SaveReason, nonfinite_name, step_counts};
-use crate::atomic_file::write_atomic;
+use crate::core::train::{Controls, Diverged, Observer, Outcome, RunResult, SaveReason, nonfinite_name};
+use crate::core::{Engine, Engines, Session, Settings};
+use crate::nn::backend::{Backend, StepStats};
 use crate::report::console::Console;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -266,24 +266,45 @@ impl Observer for RunObserver {
     }
 }
 
-/// Trains from `state` with a `RunObserver`, then says how the run ended.
-#[allow(clippy::too_many_arguments)]
-pub fn execute(
-    cfg: &Config,
-    data: &RunData,
-    backend: &mut dyn Backend,
-    engine: Engine,
-    out: Option<PathBuf>,
-    console: &Console,
-    state: RunState,
-    ctl: Controls,
-    last_checkpoint: Option<String>,
-) -> Result<RunResult> {
-    let mut obs = RunObserver::new(cfg, out.clone(), engine, *console);
-    obs.total_steps = step_counts(cfg, data.train.len()).1;
+/// A session `open` builds with engines of `env` (quiet as the console is), its notes printed
+/// and, with `--verbose`, how the GPU's kernels were chosen.
+pub fn open_session(env: &Settings, console: &Console, open: impl FnOnce(&mut Engines) -> Result<Session>) -> Result<Session> {
+    let mut engines = Engines::new(Settings { quiet: console.quiet, ..env.clone() });
+    let opened = open(&mut engines);
+    for n in engines.take_notes() {
+        console.note(&n);
+    }
+    let mut session = opened?;
+    for n in session.take_notes() {
+        console.note(&n);
+    }
+    if console.verbose {
+        if let Some(k) = session.kernel_note() {
+            eprintln!("{k}");
+        }
+    }
+    Ok(session)
+}
+
+/// Rewrites `dir`'s metrics.csv to hold exactly the rows of `state` (a run resumed from its
+/// checkpoint, whose metrics.csv may have rows of epochs the checkpoint does not).
+pub fn rewrite_metrics(dir: &Path, state: &RunState) -> Result<()> {
+    if !state.history.is_empty() {
+        write_atomic(&dir.join("metrics.csv"), to_csv(&state.history).as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Trains `session` from where it stands with a `RunObserver` writing `out`, then says how the
+/// run ended.
+pub fn execute(session: &mut Session, out: Option<PathBuf>, console: &Console, ctl: Controls, last_checkpoint: Option<String>) -> Result<RunResult> {
+    let cfg = session.config().clone();
+    let cfg = &cfg;
+    let mut obs = RunObserver::new(cfg, out.clone(), session.engine(), *console);
+    obs.total_steps = session.plan().total_steps();
     obs.last_checkpoint = last_checkpoint;
-    obs.rows = state.history.clone();
-    let result = crate::core::train::train_from(cfg, data, backend, &mut obs, state, ctl).map_err(|e| obs.explain(e))?;
+    obs.rows = session.state().history.clone();
+    let result = session.train(&mut obs, ctl).map_err(|e| obs.explain(e))?;
     match result.outcome {
         Outcome::Interrupted => {
             // also with --quiet: it answers the user's Ctrl-C and says how to go on
@@ -307,7 +328,7 @@ pub fn execute(
     }
     if let (Some(dir), false) = (&out, result.outcome == Outcome::Interrupted) {
         // pictures: the confusion matrix of the last test evaluation
-        if let (Some(test), Some(eval)) = (&data.test, &result.test) {
+        if let (Some(test), Some(eval)) = (&session.plan().data().test, &result.test) {
             let c = crate::report::confusion::Confusion::of_eval(cfg, test, eval)?;
             crate::report::confusion_picture::write_confusion(dir, &c, &crate::report::plots::run_title(cfg))?;
         }

@@ -4,6 +4,7 @@
 //! thread per connection, nothing outside the page's directory and the four data files.
 
 use crate::commands::args::ServeArgs;
+use crate::core::Settings;
 use crate::data::sources::{FILES, locate};
 use crate::data::DatasetName;
 use anyhow::{Context, Result, bail};
@@ -22,7 +23,7 @@ struct Site {
     data: Vec<(String, PathBuf)>,
 }
 
-pub fn run(args: ServeArgs) -> Result<()> {
+pub fn run(args: ServeArgs, env: &Settings) -> Result<()> {
     let web = args.web.clone().unwrap_or_else(|| PathBuf::from(WEB_DIR));
     if !web.join("index.html").is_file() {
         bail!("--web {}: no index.html there; give the directory of the page (the repository's web/)", web.display());
@@ -31,7 +32,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         bail!("{}: the page's WebAssembly is not built; run scripts/build-web.sh first", web.join("pkg").display());
     }
     // the data, found (or downloaded) as training would find it
-    let files = locate(DatasetName::Mnist, args.data.as_deref(), args.quiet)?;
+    let files = locate(DatasetName::Mnist, args.data.as_deref(), &env.data, args.quiet)?;
     let paths = [&files.train_images, &files.train_labels, &files.test_images, &files.test_labels];
     let mut data = Vec::new();
     for (name, path) in FILES.iter().zip(paths) {

@@ -7,53 +7,30 @@
 //! it. On `seed000-hand` these are the numbers of ../shared/SEEDS.md.
 
 use crate::commands::args::TraceArgs;
-use crate::commands::setup::{make_engine, prepare};
-use crate::nn::math;
+use crate::commands::run_dir::open_session;
+use crate::core::{Plan, Session, Settings};
 use crate::nn::model::tensor_names;
-use crate::core::train::{attach_all, epoch_order, step_counts};
 use crate::report::console::Console;
 use anyhow::{Result, bail};
 use serde_json::json;
 
-pub fn run(args: TraceArgs) -> Result<()> {
+pub fn run(args: TraceArgs, env: &Settings) -> Result<()> {
     if args.step == 0 {
         bail!("--step 0: steps count from 1");
     }
-    let mut cfg = args.cfg.resolve()?;
-    let console = Console::quiet();
-    let data = prepare(&mut cfg, &console)?;
-    let n = data.train.len();
-    let batch = cfg.training.batch_size.resolve(n);
-    let (per_epoch, total) = step_counts(&cfg, n);
-    let (mut backend, _) = make_engine(&cfg, batch, &Console::text())?;
-    backend.set_params(&cfg.initial_params()?)?;
-    attach_all(&data, backend.as_mut())?;
-    // the step's epoch, its batch and its learning rate, as the training loop takes them
-    let epoch = ((args.step - 1) / per_epoch as u64) as usize;
-    let in_epoch = ((args.step - 1) % per_epoch as u64) as usize;
-    let lr_at = |s: u64| cfg.optimizer.schedule.lr(cfg.optimizer.lr, (s / per_epoch as u64) as usize, s, total);
-    for s in 0..args.step - 1 {
-        let (e, i) = ((s / per_epoch as u64) as usize, (s % per_epoch as u64) as usize);
-        let order = epoch_order(&cfg, n, e);
-        let idx = &order[i * batch..((i + 1) * batch).min(n)];
-        backend.train_steps(idx, batch, &[lr_at(s)])?;
-    }
-    let order = epoch_order(&cfg, n, epoch);
-    let idx: Vec<u32> = order[in_epoch * batch..((in_epoch + 1) * batch).min(n)].to_vec();
-    let lr = lr_at(args.step - 1);
-    let trace = backend.trace_step(&idx, lr)?;
+    let cfg = args.cfg.resolve()?;
+    let plan = Plan::load(cfg, &env.data, true)?;
+    let mut session = open_session(env, &Console::text(), |engines| Session::start(plan, engines))?;
+    let traced = session.trace(args.step)?;
+    let losses = session.sample_losses(&traced);
+    let (cfg, data) = (session.config().clone(), session.plan().data().clone());
+    let (epoch, in_epoch, lr, idx, trace) = (traced.epoch, traced.in_epoch, traced.lr, &traced.samples, &traced.trace);
     let spec = &cfg.model;
     let labels: Vec<u8> = idx.iter().map(|&i| data.train.labels[i as usize]).collect();
     let last = spec.num_layers();
-    let out = spec.output_size();
-    let losses: Vec<f64> = labels
-        .iter()
-        .enumerate()
-        .map(|(r, &y)| math::sample_loss(spec.loss, &trace.get(&format!("layer{last}.z"))[r * out..(r + 1) * out], &trace.get(&format!("layer{last}.a"))[r * out..(r + 1) * out], y))
-        .collect();
     if args.json {
         let tensors: serde_json::Map<String, serde_json::Value> = trace.tensors.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
-        let doc = json!({"step": args.step, "epoch": epoch + 1, "lr": lr, "backend": backend.describe(), "samples": idx, "labels": labels, "losses": losses, "tensors": tensors});
+        let doc = json!({"step": args.step, "epoch": epoch + 1, "lr": lr, "backend": session.describe(), "samples": idx, "labels": labels, "losses": losses, "tensors": tensors});
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());
     }
@@ -64,7 +41,7 @@ pub fn run(args: TraceArgs) -> Result<()> {
         epoch + 1,
         in_epoch + 1,
         cfg.preset.as_deref().unwrap_or("the configuration"),
-        backend.describe(),
+        session.describe(),
         idx.len()
     );
     let row = |v: &[f64]| v.iter().map(|x| format!("{x}")).collect::<Vec<_>>().join("  ");

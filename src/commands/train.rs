@@ -1,22 +1,21 @@
-//! `gpu-nn train`: resolve the configuration, load the data, pick the backend, train, and
-//! write the run directory as it goes (`run_dir`); `gpu-nn train --resume DIR` continues a run
-//! from its checkpoint. The first Ctrl-C stops after the step in progress and writes a
+//! `gpu-nn train`: resolve the configuration, plan the run on its data, start a session on the
+//! engine it asks for, train, and write the run directory as it goes (`run_dir`);
+//! `gpu-nn train --resume DIR` continues a run from its checkpoint (`Session::resume`). The first Ctrl-C stops after the step in progress and writes a
 //! checkpoint; a second quits at once (files are written atomically, so the previous
 //! checkpoint survives).
 
 use crate::atomic_file::write_atomic;
 use crate::commands::args::TrainArgs;
 use crate::commands::config_args::ConfigArgs;
-use crate::commands::run_dir::{execute, lock_run_dir, prepare_out_dir, run_dir_bytes};
-use crate::commands::setup::{Engine, make_engine, prepare};
+use crate::commands::run_dir::{execute, lock_run_dir, open_session, prepare_out_dir, rewrite_metrics, run_dir_bytes};
 use crate::core::checkpoint::{CHECKPOINT_FILE, read_checkpoint};
-use crate::core::config::{BackendKind, Config};
-use crate::core::metrics::to_csv;
+use crate::core::config::Config;
+use crate::core::session::checkpoint_difference;
+use crate::core::train::{Controls, Outcome, RunResult};
+use crate::core::{Plan, Session, Settings};
 use crate::nn::optim::Schedule;
-use crate::core::run_state::RunState;
-use crate::core::train::{Controls, Outcome, RunResult, step_counts};
 use crate::report::console::Console;
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,7 +26,7 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// The command: the first Ctrl-C asks the loop to stop after the step in progress (on the
 /// GPU, the submission in progress) and write a checkpoint; a second one quits at once.
-pub fn run(args: TrainArgs) -> Result<Outcome> {
+pub fn run(args: TrainArgs, env: &Settings) -> Result<Outcome> {
     let interrupt = Arc::new(AtomicBool::new(false));
     let flag = interrupt.clone();
     let handler = ctrlc::set_handler(move || {
@@ -43,20 +42,22 @@ pub fn run(args: TrainArgs) -> Result<Outcome> {
     let ctl = Controls { interrupt: Some(&interrupt), stop_after_steps: args.stop_after_steps, ..Default::default() };
     let console = Console::new(args.log_format, args.quiet).with_verbose(args.verbose);
     let result = match &args.resume {
-        Some(dir) => resume_command(dir, &args.cfg, ctl, &console)?,
-        None => train_with(&args.cfg.resolve()?, args.out.clone(), args.force, ctl, &console)?,
+        Some(dir) => resume_command(dir, &args.cfg, env, ctl, &console)?,
+        None => train_with(&args.cfg.resolve()?, args.out.clone(), args.force, env, ctl, &console)?,
     };
     Ok(result.outcome)
 }
 
-/// Trains `cfg` as `gpu-nn train` does, text output (nothing but errors when `quiet`).
+/// Trains `cfg` as `gpu-nn train` does, with this process's environment (`environment::read`),
+/// text output (nothing but errors when `quiet`).
 pub fn train_command(cfg: &Config, out: Option<PathBuf>, force: bool, quiet: bool) -> Result<RunResult> {
     let console = if quiet { Console::quiet() } else { Console::text() };
-    train_with(cfg, out, force, Controls::default(), &console)
+    train_with(cfg, out, force, &crate::commands::environment::read()?, Controls::default(), &console)
 }
 
-/// `train_command` with stop requests (Ctrl-C, `--stop-after-steps`) and a console.
-pub fn train_with(cfg: &Config, out: Option<PathBuf>, force: bool, ctl: Controls, console: &Console) -> Result<RunResult> {
+/// `train_command` with the settings `env`, stop requests (Ctrl-C, `--stop-after-steps`) and a
+/// console.
+pub fn train_with(cfg: &Config, out: Option<PathBuf>, force: bool, env: &Settings, ctl: Controls, console: &Console) -> Result<RunResult> {
     // held until the run ends: no second run writes into the same directory meanwhile
     let _lock = match &out {
         Some(dir) => Some(prepare_out_dir(dir, force)?),
@@ -76,10 +77,9 @@ pub fn train_with(cfg: &Config, out: Option<PathBuf>, force: bool, ctl: Controls
             }
         }
     }
-    let mut cfg = cfg.clone();
-    let data = prepare(&mut cfg, console)?;
-    let cfg = &cfg;
-    let (mut backend, engine) = make_engine(cfg, cfg.training.batch_size.resolve(data.train.len()), console)?;
+    let plan = Plan::load(cfg.clone(), &env.data, console.quiet)?;
+    let mut session = open_session(env, console, |engines| Session::start(plan, engines))?;
+    let (cfg, data) = (session.config(), &session.plan().data());
     console.info(&format!(
         "training {} ({}; {}) on {} ({} train{}{} samples) with {}",
         cfg.model.layers.iter().map(|n| n.to_string()).collect::<Vec<_>>().join("-"),
@@ -89,20 +89,12 @@ pub fn train_with(cfg: &Config, out: Option<PathBuf>, force: bool, ctl: Controls
         data.train.len(),
         data.val.as_ref().map(|v| format!(", {} val", v.len())).unwrap_or_default(),
         data.test.as_ref().map(|t| format!(", {} test", t.len())).unwrap_or_default(),
-        backend.describe()
+        session.describe()
     ));
     if let Some(dir) = &out {
-        write_atomic(&dir.join("config.json"), serde_json::to_string_pretty(cfg)?.as_bytes())?;
+        write_atomic(&dir.join("config.json"), serde_json::to_string_pretty(session.config())?.as_bytes())?;
     }
-    let (params, checked) = cfg.initial_params_checked()?;
-    if let (Some(path), Some(checked)) = (&cfg.init_from, checked) {
-        if let Some(note) = checked.note(path) {
-            console.note(&note);
-        }
-    }
-    backend.set_params(&params)?;
-    crate::core::train::attach_all(&data, backend.as_mut())?;
-    execute(cfg, &data, backend.as_mut(), engine, out, console, RunState::default(), ctl, None)
+    execute(&mut session, out, console, ctl, None)
 }
 
 /// Flags that may accompany `--resume`: they change neither the steps nor their maths.
@@ -112,7 +104,7 @@ const RESUME_FLAGS: &str = "--epochs, --max-steps, --data, --adapter, --threads 
 /// batches, learning rates and optimiser state it would have had without the interruption.
 /// `flags` may only extend the run (`--epochs`, `--max-steps`) or say where the data and the
 /// adapter are.
-pub fn resume_command(dir: &Path, flags: &ConfigArgs, ctl: Controls, console: &Console) -> Result<RunResult> {
+pub fn resume_command(dir: &Path, flags: &ConfigArgs, env: &Settings, ctl: Controls, console: &Console) -> Result<RunResult> {
     let name = dir.display();
     let changing = flags.flags_changing_the_maths()?;
     if !changing.is_empty() {
@@ -133,18 +125,12 @@ pub fn resume_command(dir: &Path, flags: &ConfigArgs, ctl: Controls, console: &C
     }
     // held until the run ends, taken before the checkpoint is read: no other run writes here
     let _lock = lock_run_dir(dir)?;
-    let mut cfg = flags.resolve_over(&[Config::load_file(&cfg_path)?])?;
+    let cfg = flags.resolve_over(&[Config::load_file(&cfg_path)?])?;
     let (ck, checked) = read_checkpoint(&ck_path)?;
     if let Some(note) = checked.note(&ck_path) {
         console.note(&note);
     }
-    // read through the defaults, so settings added to gpu-nn after the checkpoint compare equal
-    let trained = Config::from_layers(std::slice::from_ref(&ck.meta.config))
-        .map_err(|e| anyhow::anyhow!("{}: the configuration in the checkpoint is invalid: {e:#}", ck_path.display()))?
-        .maths_only();
-    if trained != cfg.maths_only() {
-        let diff = crate::core::config::first_difference(&serde_json::to_value(&trained)?, &serde_json::to_value(cfg.maths_only())?)
-            .unwrap_or_default();
+    if let Some(diff) = checkpoint_difference(&ck, &cfg).with_context(|| ck_path.display().to_string())? {
         bail!(
             "--resume {name}: config.json differs from the configuration {CHECKPOINT_FILE} was trained with ({diff}, checkpoint vs config.json); restore it, or start a new run with --config {name}/config.json --out NEW_DIR"
         );
@@ -173,41 +159,12 @@ pub fn resume_command(dir: &Path, flags: &ConfigArgs, ctl: Controls, console: &C
         return Ok(RunResult { metrics: state.history.clone(), test: None, steps: state.step, outcome, state });
     }
 
-    let data = prepare(&mut cfg, console)?;
-    let n = data.train.len();
-    let (steps_per_epoch, _) = step_counts(&cfg, n);
-    if state.step != (state.epoch * steps_per_epoch + state.step_in_epoch) as u64 || state.step_in_epoch > steps_per_epoch {
-        bail!(
-            "--resume {name}: the checkpoint is at step {} ({}), which does not fit {steps_per_epoch} steps per epoch over the {n} training samples of {}; is --data the same data set?",
-            state.step,
-            state.describe(),
-            data.train.source
-        );
-    }
-    // `auto` resumes on the engine the run was computed on, if it is there (auto's own choice
-    // may have changed since, e.g. it no longer takes a CPU-emulated adapter)
-    if cfg.backend.kind == BackendKind::Auto {
-        cfg.backend.kind = if ck.meta.engine == Engine::Gpu.name() { BackendKind::Gpu } else { BackendKind::Cpu };
-    }
-    let (mut backend, engine) = make_engine(&cfg, cfg.training.batch_size.resolve(n), console)?;
-    if engine.name() != ck.meta.engine {
-        bail!(
-            "--resume {name}: the run was computed on {} but would now run on {} ({}); resuming on another engine would change the results",
-            ck.meta.engine,
-            engine.name(),
-            backend.describe()
-        );
-    }
-    backend.set_params(&ck.params)?;
-    backend.set_optimizer_state(&ck.optim)?;
-    crate::core::train::attach_all(&data, backend.as_mut())?;
-    console.info(&format!("resuming {name} from {} ({} epochs in all) with {}", state.describe(), cfg.training.epochs, backend.describe()));
+    let plan = Plan::load(cfg, &env.data, console.quiet)?;
+    let mut session = open_session(env, console, |engines| Session::resume(plan, &ck, engines)).with_context(|| format!("--resume {name}"))?;
+    console.info(&format!("resuming {name} from {} ({} epochs in all) with {}", state.describe(), session.config().training.epochs, session.describe()));
     // config.json says how long the run now is; metrics.csv holds exactly the checkpoint's rows
-    write_atomic(&cfg_path, serde_json::to_string_pretty(&cfg)?.as_bytes())?;
-    if !state.history.is_empty() {
-        write_atomic(&dir.join("metrics.csv"), to_csv(&state.history).as_bytes())?;
-    }
-    let at = state.describe();
-    execute(&cfg, &data, backend.as_mut(), engine, Some(dir.to_path_buf()), console, state, ctl, Some(at))
+    write_atomic(&cfg_path, serde_json::to_string_pretty(session.config())?.as_bytes())?;
+    rewrite_metrics(dir, &state)?;
+    execute(&mut session, Some(dir.to_path_buf()), console, ctl, Some(state.describe()))
 }
 

@@ -1,4 +1,4 @@
-//! Model files: safetensors with `layers.{i}.weight` [out, in] and `layers.{i}.bias` [out]
+//! Model files: safetensors with `layers.{i}.weight` \[out, in\] and `layers.{i}.bias` \[out\]
 //! (what PyTorch's `nn.Linear` stores), the architecture as JSON in the metadata.
 //!
 //! Checkpoints (`checkpoint.safetensors` in a run directory): the same parameter tensors plus
@@ -200,7 +200,7 @@ pub struct CheckpointMeta {
     pub optimizer: OptimizerKind,
     /// Optimiser updates taken (Adam's t before the next step).
     pub optim_step: u64,
-    /// What computed the run (`commands::setup::Engine::name`): resuming on another would
+    /// What computed the run (`core::Engine::name`): resuming on another would
     /// change results.
     pub engine: String,
     /// The run's configuration as `Config::maths_only` (what a resume must not change).

@@ -3,6 +3,7 @@
 //! repeats it exactly and a flag always overrides a preset.
 
 use crate::data::{DatasetName, Task};
+use crate::gpu::tuning::KernelSelection;
 use crate::nn::init::Init;
 use crate::nn::model::{Activation, Loss, ModelSpec, Params, Reduction};
 use crate::nn::optim::OptimizerSpec;
@@ -33,7 +34,8 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
     pub dataset: DatasetName,
-    /// Directory holding the IDX files; unset: `$GPU_NN_DATA`, else the per-user cache.
+    /// Directory holding the IDX files; unset: the session's `DataSources` (the command line's
+    /// `$GPU_NN_DATA`), else the per-user cache.
     pub dir: Option<PathBuf>,
     pub task: Task,
     /// Samples taken from the training set as a validation set (0 = none).
@@ -157,16 +159,18 @@ pub struct BackendConfig {
     pub kind: BackendKind,
     /// CPU only: f64 is the reference, f32 the fast path. The GPU computes in f32.
     pub precision: Precision,
-    /// GPU adapter: index or name substring (else `$GPU_NN_ADAPTER`, else high-performance).
+    /// GPU adapter: index or name substring (else the session's `Settings::adapter`, which the
+    /// command line takes from `$GPU_NN_ADAPTER`; else high-performance).
     pub adapter: Option<String>,
     /// GPU: stream the training set in chunks instead of keeping it resident.
     pub stream: bool,
     /// CPU f32: cores the matrix products use (unset: all). Results do not depend on it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<usize>,
-    /// GPU: matmul kernels by name (unset or "auto": tuned once per adapter and shape class).
+    /// GPU: matmul kernels (unset: the session's `Settings::kernels`; "auto": tuned once per
+    /// adapter and shape class on the command line).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kernels: Option<String>,
+    pub kernels: Option<KernelSelection>,
 }
 
 impl Default for Config {

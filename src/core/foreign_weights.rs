@@ -1,6 +1,6 @@
 //! Weights from other tools: a safetensors file without gpu-nn's metadata, whose architecture
 //! comes from the configuration. Two naming schemes are recognised:
-//! - gpu-nn's documented names, `layers.{i}.weight` [out, in] and `layers.{i}.bias` [out];
+//! - gpu-nn's documented names, `layers.{i}.weight` \[out, in\] and `layers.{i}.bias` \[out\];
 //! - any state dict of linear layers, e.g. PyTorch's `nn.Sequential` (`0.weight`, `2.weight`,
 //!   …) or named `Linear` modules (`fc1.weight`, `fc2.weight`): every 2-D tensor named
 //!   `P.weight` is a layer, `P.bias` its bias (zero where absent), and the layers are taken in

@@ -15,17 +15,16 @@ pub struct RunData {
     pub test: Option<Arc<Dataset>>,
 }
 
-/// `load_with`, then `measure`. What every command that trains or measures a configuration
-/// calls (through `commands::setup`).
-#[cfg(feature = "cli")]
-pub fn prepare(cfg: &mut Config, quiet: bool) -> Result<RunData> {
-    let data = load_with(cfg, quiet)?;
-    measure(cfg, &data)?;
-    Ok(data)
+impl RunData {
+    /// A run's sets built in memory: `train`, and `test` if there is one (no validation split).
+    pub fn new(train: Dataset, test: Option<Dataset>) -> RunData {
+        RunData { train: Arc::new(train), val: None, test: test.map(Arc::new) }
+    }
 }
 
 /// With `data.standardize` sets `cfg.model.input_norm` to the training split's pixel
-/// statistics; then checks the configuration against the data (`check`).
+/// statistics; then checks the configuration against the data (`check`). `core::Plan::new`
+/// does this once per run.
 pub fn measure(cfg: &mut Config, data: &RunData) -> Result<()> {
     if cfg.data.standardize {
         cfg.model.input_norm = data.train.pixel_stats()?;
@@ -39,20 +38,21 @@ pub fn check(cfg: &Config, data: &RunData) -> Result<()> {
     cfg.check_against_data(t.sample_len, t.num_classes, &t.source, t.len())
 }
 
-/// Loads the data a configuration names (downloading it if needed, without a progress bar).
+/// Loads the data a configuration names from its directory or the default sources
+/// (downloading it if needed, without a progress bar).
 #[cfg(feature = "cli")]
 pub fn load(cfg: &Config) -> Result<RunData> {
-    load_with(cfg, true)
+    load_with(cfg, &crate::data::DataSources::default(), true)
 }
 
 /// Loads (downloading if needed, with a progress bar unless `quiet`) the train, validation
 /// and test sets a configuration names.
 #[cfg(feature = "cli")]
-pub fn load_with(cfg: &Config, quiet: bool) -> Result<RunData> {
+pub fn load_with(cfg: &Config, sources: &crate::data::DataSources, quiet: bool) -> Result<RunData> {
     let (train, test) = match cfg.data.dataset {
         DatasetName::Inline => (inline_dataset(cfg)?, None),
         name => {
-            let files = crate::data::sources::locate(name, cfg.data.dir.as_deref(), quiet)?;
+            let files = crate::data::sources::locate(name, cfg.data.dir.as_deref(), sources, quiet)?;
             let train = Dataset::load(&files.train_images, &files.train_labels, 10)?;
             let test = Dataset::load(&files.test_images, &files.test_labels, 10)?;
             (train, Some(test))

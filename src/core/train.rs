@@ -8,12 +8,12 @@
 //! step limit for tests, both through the same path), when the validation loss stops improving
 //! (`training.early_stop`), or with a `Diverged` error when the loss stops being finite.
 
-use crate::nn::backend::{Backend, EvalResult, Split, StepStats};
 use crate::core::config::Config;
-use crate::core::run_data::RunData;
-use crate::nn::init::{Stream, permutation, rng};
 use crate::core::metrics::EpochMetrics;
+use crate::core::plan::Plan;
+use crate::core::run_data::RunData;
 use crate::core::run_state::RunState;
+use crate::nn::backend::{Backend, EvalResult, Split, StepStats};
 use anyhow::Result;
 use std::sync::atomic::{AtomicBool, Ordering};
 use web_time::Instant;
@@ -139,30 +139,16 @@ pub fn nonfinite_name(x: f64) -> &'static str {
     }
 }
 
-/// Batch order of epoch `epoch` (0-based): a permutation drawn from the seed, or file order.
-pub fn epoch_order(cfg: &Config, n: usize, epoch: usize) -> Vec<u32> {
-    if cfg.training.shuffle {
-        permutation(n, &mut rng(cfg.training.seed, Stream::Shuffle(epoch)))
-    } else {
-        (0..n as u32).collect()
-    }
-}
-
-/// Steps per epoch and optimiser steps of the whole run.
-pub fn step_counts(cfg: &Config, n_train: usize) -> (usize, u64) {
-    let batch = cfg.training.batch_size.resolve(n_train).min(n_train);
-    let steps_per_epoch = n_train.div_ceil(batch);
-    let total = cfg.training.max_steps.unwrap_or(u64::MAX).min((cfg.training.epochs * steps_per_epoch) as u64);
-    (steps_per_epoch, total)
-}
-
-/// Sets the initial parameters, attaches the data and trains for the configured epochs.
+/// A whole run of `cfg` on `data` with a backend of your own (`Session` builds the backend
+/// itself): plans it, sets the initial parameters, attaches the data and trains every epoch.
 pub fn run(cfg: &Config, data: &RunData, backend: &mut dyn Backend, obs: &mut dyn Observer) -> Result<RunResult> {
-    backend.set_params(&cfg.initial_params()?)?;
+    let plan = Plan::new(cfg.clone(), data.clone())?;
+    backend.set_params(&plan.config().initial_params()?)?;
     attach_all(data, backend)?;
-    train_epochs(cfg, data, backend, obs, 0)
+    train(&plan, backend, obs, RunState::default(), Controls::default())
 }
 
+/// Attaches every split of `data`.
 pub fn attach_all(data: &RunData, backend: &mut dyn Backend) -> Result<()> {
     backend.attach(Split::Train, data.train.clone())?;
     if let Some(v) = &data.val {
@@ -174,37 +160,38 @@ pub fn attach_all(data: &RunData, backend: &mut dyn Backend) -> Result<()> {
     Ok(())
 }
 
-/// Trains epochs `first_epoch..epochs` from the backend's current state.
-pub fn train_epochs(cfg: &Config, data: &RunData, backend: &mut dyn Backend, obs: &mut dyn Observer, first_epoch: usize) -> Result<RunResult> {
-    let (steps_per_epoch, _) = step_counts(cfg, data.train.len());
-    train_from(cfg, data, backend, obs, RunState::at_epoch(first_epoch, steps_per_epoch), Controls::default())
+/// `train` of `cfg` on `data` with a backend of your own, from `state`.
+pub fn train_from(cfg: &Config, data: &RunData, backend: &mut dyn Backend, obs: &mut dyn Observer, state: RunState, ctl: Controls) -> Result<RunResult> {
+    train(&Plan::new(cfg.clone(), data.clone())?, backend, obs, state, ctl)
 }
 
-/// Trains from `state` (the backend holding the matching parameters and optimiser state) to
-/// the end of the run, an early stop, or a requested stop at the next chunk boundary.
-pub fn train_from(cfg: &Config, data: &RunData, backend: &mut dyn Backend, obs: &mut dyn Observer, state: RunState, ctl: Controls) -> Result<RunResult> {
+/// Trains `plan` from `state` (the backend holding the matching parameters and optimiser
+/// state, the data attached) to the end of the run, an early stop, or a requested stop at the
+/// next chunk boundary.
+pub fn train(plan: &Plan, backend: &mut dyn Backend, obs: &mut dyn Observer, state: RunState, ctl: Controls) -> Result<RunResult> {
     // natively every future the loop awaits is ready when polled (the GPU's readbacks poll the
     // device first), so this never waits on anything but the work itself
-    pollster::block_on(train_from_async(cfg, data, backend, obs, state, ctl))
+    pollster::block_on(train_async(plan, backend, obs, state, ctl))
 }
 
-/// `train_from`, awaiting the backend (`Backend::train_steps_async`, `evaluate_async`): the
-/// same loop, which a web page runs without blocking its main thread.
-pub async fn train_from_async(cfg: &Config, data: &RunData, backend: &mut dyn Backend, obs: &mut dyn Observer, state: RunState, ctl: Controls<'_>) -> Result<RunResult> {
+/// `train`, awaiting the backend (`Backend::train_steps_async`, `evaluate_async`): the same
+/// loop, which a web page runs without blocking its main thread.
+pub async fn train_async(plan: &Plan, backend: &mut dyn Backend, obs: &mut dyn Observer, state: RunState, ctl: Controls<'_>) -> Result<RunResult> {
+    let (cfg, data) = (plan.config(), plan.data());
     let n = data.train.len();
-    let batch = cfg.training.batch_size.resolve(n).min(n);
-    let (steps_per_epoch, total_steps) = step_counts(cfg, n);
+    let batch = plan.batch();
+    let (steps_per_epoch, total_steps) = (plan.steps_per_epoch(), plan.total_steps());
     let mut p = state;
     let mut test = None;
     let mut outcome = Outcome::Finished;
-    let lr_at = |epoch: usize, step: u64| cfg.optimizer.schedule.lr(cfg.optimizer.lr, epoch, step, total_steps);
+    let lr_at = |epoch: usize, step: u64| plan.lr(epoch, step);
     let mut last_save = Instant::now();
     'epochs: while p.epoch < cfg.training.epochs && p.step < total_steps && !p.stopped_early {
         let epoch = p.epoch;
         // an epoch cut short by max_steps and now continued replaces its metrics row
         p.history.retain(|m| m.epoch <= epoch);
         let start = Instant::now();
-        let order = epoch_order(cfg, n, epoch);
+        let order = plan.epoch_order(epoch);
         let epoch_first_step = p.step - p.step_in_epoch as u64;
         let steps_this_epoch = steps_per_epoch.min((total_steps - epoch_first_step) as usize);
         while p.step_in_epoch < steps_this_epoch {

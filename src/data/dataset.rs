@@ -85,6 +85,28 @@ impl Dataset {
         Ok(InputNorm { mean, std })
     }
 
+    /// A set built in memory: `values` holds `labels.len()` samples of `sample_len` values each,
+    /// one after the other, used as given (no scaling); every label below `num_classes`.
+    ///
+    /// ```
+    /// use gpu_nn::data::Dataset;
+    /// let xor = Dataset::from_rows("xor", vec![0., 0., 0., 1., 1., 0., 1., 1.], 2, vec![0, 1, 1, 0], 2).unwrap();
+    /// assert_eq!((xor.len(), xor.pixel(3, 1)), (4, 1.0));
+    /// assert!(Dataset::from_rows("ragged", vec![0.; 7], 2, vec![0, 1, 1, 0], 2).is_err());
+    /// ```
+    pub fn from_rows(source: &str, values: Vec<f64>, sample_len: usize, labels: Vec<u8>, num_classes: usize) -> Result<Dataset> {
+        if sample_len == 0 || labels.is_empty() || sample_len.checked_mul(labels.len()) != Some(values.len()) {
+            bail!("{source}: {} values for {} labels of {sample_len} values each; expected {} × {sample_len}", values.len(), labels.len(), labels.len());
+        }
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            bail!("{source}: value {} of sample {} is {}; expected a finite number", i % sample_len, i / sample_len, values[i]);
+        }
+        if let Some((i, l)) = labels.iter().enumerate().find(|(_, l)| **l as usize >= num_classes) {
+            bail!("{source}: label {l} of sample {i} is outside the {num_classes} classes");
+        }
+        Ok(Dataset { source: source.to_string(), pixels: Pixels::F64(values), sample_len, labels, num_classes })
+    }
+
     /// Loads an image file and its label file, checking that they belong together.
     pub fn load(images: &Path, labels: &Path, num_classes: usize) -> Result<Dataset> {
         let img = read_idx(images)?;

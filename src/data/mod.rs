@@ -10,4 +10,4 @@ pub mod sources;
 
 pub use dataset::{Dataset, Pixels, Task};
 pub use input_norm::InputNorm;
-pub use sources::DatasetName;
+pub use sources::{DataSources, DatasetName};

@@ -5,7 +5,8 @@
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 #[cfg(feature = "cli")]
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::path::PathBuf;
 // what only the download uses
 #[cfg(feature = "download")]
 use {crate::atomic_file::write_atomic, anyhow::Context, std::io::Read, std::time::Duration};
@@ -111,14 +112,33 @@ pub struct DataFiles {
     pub test_labels: PathBuf,
 }
 
-#[cfg(feature = "cli")]
-/// `--data DIR`, else `$GPU_NN_DATA`, else the per-user cache directory (`…/gpu-nn/<dataset>`).
-pub fn data_dir(name: DatasetName, explicit: Option<&Path>) -> PathBuf {
-    if let Some(d) = explicit {
-        return d.to_path_buf();
+/// Where datasets are looked for and how missing ones are fetched, beyond a run's own `--data`:
+/// what the command line reads from the environment once (`$GPU_NN_DATA`, `$GPU_NN_OFFLINE`,
+/// `$GPU_NN_MIRROR`, `$GPU_NN_DOWNLOAD_TIMEOUT`) and hands down. The default looks in the
+/// per-user cache and downloads from the public mirrors.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataSources {
+    /// The data directory when a run names none (else the per-user cache).
+    pub dir: Option<PathBuf>,
+    /// Never download: a missing dataset is an error.
+    pub offline: bool,
+    /// One base URL to download from instead of the public mirrors (tests, private mirrors).
+    pub mirror: Option<String>,
+    /// How long a stalled transfer may wait.
+    pub timeout: std::time::Duration,
+}
+
+impl Default for DataSources {
+    fn default() -> Self {
+        DataSources { dir: None, offline: false, mirror: None, timeout: std::time::Duration::from_secs(120) }
     }
-    if let Some(d) = std::env::var_os("GPU_NN_DATA").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d);
+}
+
+#[cfg(feature = "cli")]
+/// `--data DIR`, else `sources.dir`, else the per-user cache directory (`…/gpu-nn/<dataset>`).
+pub fn data_dir(name: DatasetName, explicit: Option<&Path>, sources: &DataSources) -> PathBuf {
+    if let Some(d) = explicit.or(sources.dir.as_deref()) {
+        return d.to_path_buf();
     }
     dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("gpu-nn").join(name.name())
 }
@@ -147,11 +167,11 @@ fn find_all(dir: &Path) -> Option<DataFiles> {
 }
 
 #[cfg(feature = "cli")]
-/// Finds the dataset's files, downloading the missing ones unless `GPU_NN_OFFLINE` is set
-/// (with a progress bar unless `quiet`) or the build has no `download` feature.
-/// The directory may hold the files directly or in a subdirectory named after the dataset.
-pub fn locate(name: DatasetName, explicit: Option<&Path>, quiet: bool) -> Result<DataFiles> {
-    let dir = data_dir(name, explicit);
+/// Finds the dataset's files, downloading the missing ones unless `sources.offline` (with a
+/// progress bar unless `quiet`) or the build has no `download` feature. The directory may hold
+/// the files directly or in a subdirectory named after the dataset.
+pub fn locate(name: DatasetName, explicit: Option<&Path>, sources: &DataSources, quiet: bool) -> Result<DataFiles> {
+    let dir = data_dir(name, explicit, sources);
     if explicit.is_some() && dir.exists() && !dir.is_dir() {
         bail!("--data {}: is not a directory", dir.display());
     }
@@ -166,12 +186,12 @@ pub fn locate(name: DatasetName, explicit: Option<&Path>, quiet: bool) -> Result
         }
     }
     let expected = FILES.map(|f| format!("{f}.gz")).join(", ");
-    obtain(name, &dir, &expected, quiet)
+    obtain(name, &dir, &expected, sources, quiet)
 }
 
 /// Without the `download` feature the missing files can only be put there by hand.
 #[cfg(all(feature = "cli", not(feature = "download")))]
-fn obtain(name: DatasetName, dir: &Path, expected: &str, _quiet: bool) -> Result<DataFiles> {
+fn obtain(name: DatasetName, dir: &Path, expected: &str, _sources: &DataSources, _quiet: bool) -> Result<DataFiles> {
     bail!(
         "{} data not found in {} (expected the four files {expected}, gzip or uncompressed); \
          this build of gpu-nn cannot download (built without the cargo feature `download`): \
@@ -181,11 +201,10 @@ fn obtain(name: DatasetName, dir: &Path, expected: &str, _quiet: bool) -> Result
     )
 }
 
-/// Downloads the missing files into `dir` unless `GPU_NN_OFFLINE` is set.
+/// Downloads the missing files into `dir` unless `sources.offline`.
 #[cfg(feature = "download")]
-fn obtain(name: DatasetName, dir: &Path, expected: &str, quiet: bool) -> Result<DataFiles> {
-    let offline = std::env::var_os("GPU_NN_OFFLINE").is_some_and(|v| !v.is_empty() && v != "0");
-    if offline {
+fn obtain(name: DatasetName, dir: &Path, expected: &str, sources: &DataSources, quiet: bool) -> Result<DataFiles> {
+    if sources.offline {
         bail!(
             "{} data not found in {} (expected the four files {expected}, gzip or uncompressed); \
              downloads are off (GPU_NN_OFFLINE is set): point --data at a directory that has them",
@@ -193,7 +212,7 @@ fn obtain(name: DatasetName, dir: &Path, expected: &str, quiet: bool) -> Result<
             dir.display()
         );
     }
-    download(name, dir, quiet).with_context(|| {
+    download(name, dir, sources, quiet).with_context(|| {
         format!(
             "{} data not found in {} (expected the four files {expected}, gzip or uncompressed) and the download failed; \
              fetch them by hand into that directory or point --data at a directory that has them",
@@ -204,12 +223,12 @@ fn obtain(name: DatasetName, dir: &Path, expected: &str, quiet: bool) -> Result<
     find_all(dir).with_context(|| format!("download finished but the files are not in {}", dir.display()))
 }
 
-/// Mirrors to use: `$GPU_NN_MIRROR` (one base URL, for tests and private mirrors) or the public ones.
+/// Mirrors to use: `sources.mirror` or the public ones.
 #[cfg(feature = "download")]
-fn mirrors(name: DatasetName) -> Vec<String> {
-    match std::env::var("GPU_NN_MIRROR") {
-        Ok(m) if !m.is_empty() => vec![if m.ends_with('/') { m } else { format!("{m}/") }],
-        _ => name.mirrors().iter().map(|s| s.to_string()).collect(),
+fn mirrors(name: DatasetName, sources: &DataSources) -> Vec<String> {
+    match &sources.mirror {
+        Some(m) => vec![if m.ends_with('/') { m.clone() } else { format!("{m}/") }],
+        None => name.mirrors().iter().map(|s| s.to_string()).collect(),
     }
 }
 
@@ -258,14 +277,13 @@ pub fn verify_content(name: DatasetName, i: usize, bytes: &[u8]) -> Result<()> {
 /// Downloads every missing file of the set into `dir`, each verified (`verify_content`) before
 /// it is written (atomically, as served: `.gz` or raw).
 #[cfg(feature = "download")]
-pub fn download(name: DatasetName, dir: &Path, quiet: bool) -> Result<()> {
+pub fn download(name: DatasetName, dir: &Path, sources: &DataSources, quiet: bool) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create the data directory {}", dir.display()))?;
-    // $GPU_NN_DOWNLOAD_TIMEOUT: seconds a stalled transfer may wait (default 120)
-    let secs = std::env::var("GPU_NN_DOWNLOAD_TIMEOUT").ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(120);
+    let wait = sources.timeout;
     let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_connect(Some(Duration::from_secs(15.min(secs))))
-        .timeout_recv_response(Some(Duration::from_secs(secs)))
-        .timeout_recv_body(Some(Duration::from_secs(secs)))
+        .timeout_connect(Some(wait.min(Duration::from_secs(15))))
+        .timeout_recv_response(Some(wait))
+        .timeout_recv_body(Some(wait))
         .build()
         .into();
     for (i, base) in FILES.iter().enumerate() {
@@ -275,7 +293,7 @@ pub fn download(name: DatasetName, dir: &Path, quiet: bool) -> Result<()> {
         let file = format!("{base}.gz");
         let mut errors = Vec::new();
         let mut done = false;
-        for mirror in mirrors(name) {
+        for mirror in mirrors(name, sources) {
             let url = format!("{mirror}{file}");
             match fetch(&agent, &url, &file, quiet).and_then(|bytes| verify_content(name, i, &bytes).map(|()| bytes).with_context(|| url.clone())) {
                 Ok(bytes) => {
@@ -297,7 +315,7 @@ pub fn download(name: DatasetName, dir: &Path, quiet: bool) -> Result<()> {
 /// `gpu-nn download`: the four files of `name` in `dir`, those present verified, the missing
 /// ones downloaded; one line per file.
 #[cfg(feature = "download")]
-pub fn download_command(name: DatasetName, dir: &Path, quiet: bool) -> Result<()> {
+pub fn download_command(name: DatasetName, dir: &Path, sources: &DataSources, quiet: bool) -> Result<()> {
     for (i, base) in FILES.iter().enumerate() {
         if let Some(p) = find_file(dir, base) {
             let bytes = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
@@ -307,7 +325,7 @@ pub fn download_command(name: DatasetName, dir: &Path, quiet: bool) -> Result<()
             }
         }
     }
-    download(name, dir, quiet)?;
+    download(name, dir, sources, quiet)?;
     let files = find_all(dir).with_context(|| format!("download finished but the files are not in {}", dir.display()))?;
     if !quiet {
         println!("{} is complete in {}", name.name(), files.dir.display());

@@ -34,13 +34,9 @@ pub struct GpuBackend {
 }
 
 impl GpuBackend {
-    /// Opens the adapter and allocates everything a batch of `batch` samples needs.
-    pub fn new(spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, adapter: Option<&str>, stream: bool, quiet: bool, kernels: &KernelChoice) -> Result<Self> {
-        let gpu = Gpu::new(adapter, quiet)?;
-        Self::with_gpu(gpu, spec, opt, batch, stream, kernels)
-    }
-
-    /// With the matmul kernels `kernels` picks (`autotune::choose`).
+    /// Allocates on `gpu` everything training in batches of `batch` samples needs, with the
+    /// matmul kernels `kernels` picks (`tuning::choose`). Runs build theirs through
+    /// `core::Engines`, the one place that opens devices and builds backends for them.
     pub fn with_gpu(gpu: Gpu, spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, stream: bool, kernels: &KernelChoice) -> Result<Self> {
         let chosen = choose(&gpu, spec, opt, batch, kernels)?;
         let mut b = Self::with_config(gpu, spec, opt, batch, stream, chosen.config)?;

@@ -75,15 +75,15 @@ pub const NO_ADAPTER_HELP: &str = "no GPU adapter found: install a Vulkan driver
 software adapter lavapipe (Debian/Ubuntu: apt-get install mesa-vulkan-drivers libvulkan1); \
 --backend cpu trains without one";
 
-/// Picks an adapter: `choice` (index or name substring), else `$GPU_NN_ADAPTER`, else the
-/// high-performance adapter, preferring hardware over CPU emulation.
+/// Picks an adapter: `choice` (index or name substring; the command line passes `--adapter`,
+/// else `$GPU_NN_ADAPTER`), else the high-performance adapter, preferring hardware over CPU
+/// emulation.
 pub fn select_adapter(instance: &wgpu::Instance, choice: Option<&str>) -> Result<AdapterEntry> {
     let mut all = list_adapters(instance);
     if all.is_empty() {
         bail!("{NO_ADAPTER_HELP}");
     }
-    let env = std::env::var("GPU_NN_ADAPTER").ok().filter(|s| !s.is_empty());
-    if let Some(want) = choice.map(str::to_string).or(env) {
+    if let Some(want) = choice {
         let pos = match want.parse::<usize>() {
             Ok(i) => all.iter().position(|a| a.index == i),
             Err(_) => all.iter().position(|a| a.info.name.to_lowercase().contains(&want.to_lowercase())),

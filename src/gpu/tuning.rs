@@ -22,7 +22,36 @@ use serde_json::{Map, Value, json};
 use std::path::{Path, PathBuf};
 use web_time::Instant;
 
-/// How to pick the kernels.
+/// The kernels a configuration asks for (`--kernels`, `backend.kernels`): `auto`, or a name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelSelection {
+    /// Whatever the front-end makes of `auto`: tuned and kept (the command line), or the
+    /// adapter's default (a web page, which cannot spend seconds timing).
+    Auto,
+    Named(KernelName),
+}
+
+impl std::fmt::Display for KernelSelection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KernelSelection::Auto => f.write_str("auto"),
+            KernelSelection::Named(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl std::str::FromStr for KernelSelection {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(KernelSelection::Auto),
+            n => n.parse().map(KernelSelection::Named),
+        }
+    }
+}
+crate::serde_via_string!(KernelSelection);
+
+/// How to pick the kernels, resolved.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KernelChoice {
     /// Time the candidates on first use and keep the winner in `cache` (None: time in this
@@ -237,6 +266,19 @@ fn record(path: &Path, key: &TuningKey, name: KernelName, timings: &Timings) -> 
 mod tests {
     use super::*;
     use crate::nn::model::{Activation, Loss, Reduction};
+
+    #[test]
+    fn a_selection_is_auto_or_a_name_and_round_trips() {
+        assert_eq!("auto".parse::<KernelSelection>().unwrap(), KernelSelection::Auto);
+        assert_eq!("tiled-32".parse::<KernelSelection>().unwrap(), KernelSelection::Named(KernelName::Tiled32));
+        for s in ["auto", "scalar", "plain-software", "tiled-128"] {
+            let sel: KernelSelection = s.parse().unwrap();
+            assert_eq!(sel.to_string(), s);
+            assert_eq!(serde_json::to_value(sel).unwrap(), json!(s));
+        }
+        assert!("fastest".parse::<KernelSelection>().unwrap_err().to_string().contains("unknown kernels 'fastest'"));
+        assert!(serde_json::from_value::<KernelSelection>(json!("")).is_err());
+    }
 
     fn info() -> wgpu::AdapterInfo {
         wgpu::AdapterInfo {

@@ -11,6 +11,7 @@ use crate::nn::model::{Activation, Loss, ModelSpec, Reduction};
 use crate::nn::optim::OptimizerSpec;
 use crate::gpu::context::is_software;
 use crate::gpu::tuning::named_for;
+use crate::core::{Engines, Settings};
 use crate::gpu::{Gpu, GpuBackend, KernelConfig, KernelName, Matmul};
 use anyhow::Result;
 use std::time::Instant;
@@ -115,7 +116,7 @@ pub struct GpuTiming {
 /// dominates the small shapes.
 pub fn time_gpu(gpu: Gpu, config: KernelConfig, kind: Matmul, shape: [usize; 3], budget: f64) -> Result<GpuTiming> {
     let (spec, batch, l) = network(kind, shape);
-    let mut b = GpuBackend::with_config(gpu, &spec, &OptimizerSpec::default(), batch, false, config)?;
+    let mut b = Engines::with_gpu(Settings::default(), gpu).build_with_kernels(&spec, &OptimizerSpec::default(), batch, config)?;
     b.set_params(&initialize(&spec, Init::GlorotUniform, 1)?)?;
     let once = b.time_matmul(kind, l, batch, 1)?.host;
     let reps = ((budget / once) as usize).clamp(2, 20_000);

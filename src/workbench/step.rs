@@ -7,6 +7,7 @@ use crate::nn::model::{LayerParams, ModelSpec, Params};
 use crate::nn::optim::OptimizerSpec;
 use crate::cpu::ReferenceBackend;
 use crate::data::{Dataset, Pixels};
+use crate::core::{Engines, Settings};
 use crate::gpu::{Gpu, GpuBackend, KernelConfig};
 use anyhow::Result;
 use rand::Rng;
@@ -52,7 +53,7 @@ pub fn reference_step(spec: &ModelSpec, opt: &OptimizerSpec, data: &Arc<Dataset>
 /// The same step on `gpu` with the kernels of `config`, every work buffer poisoned first; the
 /// backend comes back too, for the kernel choices it made (`uses_vec4`).
 pub fn gpu_step(gpu: Gpu, config: KernelConfig, spec: &ModelSpec, opt: &OptimizerSpec, data: &Arc<Dataset>, params: &Params, idx: &[u32]) -> Result<(StepTrace, GpuBackend)> {
-    let mut b = GpuBackend::with_config(gpu, spec, opt, idx.len(), false, config)?;
+    let mut b = Engines::with_gpu(Settings::default(), gpu).build_with_kernels(spec, opt, idx.len(), config)?;
     b.set_params(params)?;
     b.attach(Split::Train, data.clone())?;
     b.poison()?;

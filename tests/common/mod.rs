@@ -56,7 +56,8 @@ pub fn mnist_dir_or_skip(test: &str) -> Option<PathBuf> {
     }
     static FOUND: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
     let found = FOUND.get_or_init(|| {
-        gpu_nn::data::sources::locate(gpu_nn::data::DatasetName::Mnist, None, true).map(|f| f.dir).map_err(|e| format!("{e:#}"))
+        let env = gpu_nn::commands::environment::read().map_err(|e| format!("{e:#}"))?;
+        gpu_nn::data::sources::locate(gpu_nn::data::DatasetName::Mnist, None, &env.data, true).map(|f| f.dir).map_err(|e| format!("{e:#}"))
     });
     match found {
         Ok(dir) => Some(dir.clone()),

@@ -4,18 +4,20 @@
 //! has timestamp queries (the timing is the kernel workbench's, `workbench::matmul`).
 
 use crate::commands::args::BenchArgs;
+use crate::core::Settings;
 use crate::gpu::Gpu;
 use crate::workbench::matmul::{gflops, shapes, time_cpu, time_gpu, variant, variants};
 use anyhow::{Result, bail};
 use serde::Serialize;
 
-pub fn run(args: &BenchArgs) -> Result<()> {
+pub fn run(args: &BenchArgs, env: &Settings) -> Result<()> {
     let only = args.cfg.kernels.as_deref().filter(|n| !n.is_empty());
     let squares = args.sizes.clone().unwrap_or_else(|| vec![1024]);
     if let Some(s) = squares.iter().find(|&&s| s == 0 || s > 16384) {
         bail!("--sizes {s}: each size must be between 1 and 16384");
     }
-    let report = run_kernels(args.cfg.adapter.as_deref(), only, &squares, !args.json)?;
+    let adapter = args.cfg.adapter.clone().or_else(|| env.adapter.clone());
+    let report = run_kernels(adapter.as_deref(), only, &squares, !args.json)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -29,7 +31,7 @@ pub struct KernelRow {
     /// The product: Forward, BackwardData or WeightGrad.
     pub kernel: String,
     pub shape: [usize; 3],
-    /// The kernel configuration (`KernelConfig::NAMES`).
+    /// The kernel configuration (`KernelName`).
     pub config: String,
     /// "vec4" or "scalar": which implementation the layer used (the vec4 kernels need widths
     /// that are multiples of 4).

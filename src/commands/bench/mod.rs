@@ -9,14 +9,11 @@ pub mod kernels;
 pub mod scaling;
 
 use crate::commands::args::BenchArgs;
-use crate::commands::setup::{kernel_choice, prepare};
+use crate::core::config::{BackendKind, Precision, preset_json};
+use crate::core::{Engines, Plan, Session, Settings};
+use crate::cpu::all_cores;
 use crate::nn::backend::{Backend, Split};
-use crate::core::config::{Config, preset_json};
 use crate::nn::model::ModelSpec;
-use crate::core::run_data::RunData;
-use crate::cpu::{FastBackend, all_cores};
-use crate::gpu::GpuBackend;
-use crate::report::console::Console;
 use anyhow::Result;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -24,14 +21,14 @@ use std::time::Instant;
 
 /// The command: `--scaling`, `--kernels`, or the throughput of the default set (or of the
 /// configuration the flags select).
-pub fn run(args: BenchArgs) -> Result<()> {
+pub fn run(args: BenchArgs, env: &Settings) -> Result<()> {
     if args.scaling {
-        return scaling::run(&args);
+        return scaling::run(&args, env);
     }
     // `--kernels [NAME]` (a ConfigArgs flag elsewhere: the kernels to train with) times the
     // kernels here
     if args.cfg.kernels.is_some() {
-        return kernels::run(&args);
+        return kernels::run(&args, env);
     }
     let cases: Vec<(String, Vec<Value>)> = if args.cfg.selects_model() {
         vec![(args.cfg.preset.clone().unwrap_or_else(|| "configuration".into()), Vec::new())]
@@ -40,12 +37,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
     };
     let mut results = Vec::new();
     for (name, base) in cases {
-        let mut cfg = if base.is_empty() { args.cfg.resolve()? } else { args.cfg.resolve_over(&base)? };
-        let data = prepare(&mut cfg, &Console::text())?;
+        let cfg = if base.is_empty() { args.cfg.resolve()? } else { args.cfg.resolve_over(&base)? };
+        let plan = Plan::load(cfg, &env.data, false)?;
         if !args.json {
             eprintln!("benchmarking {name} ...");
         }
-        results.push(run_case(&name, &cfg, &data, args.steps, args.repeats, cfg.backend.adapter.as_deref(), !args.cpu_only)?);
+        results.push(run_case(&name, &plan, env, args.steps, args.repeats, !args.cpu_only)?);
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results)?);
@@ -143,22 +140,29 @@ fn time_backend(b: &mut dyn Backend, order: &[u32], batch: usize, steps: usize, 
     Ok(median(times))
 }
 
-pub fn run_case(name: &str, cfg: &Config, data: &RunData, steps: usize, repeats: usize, adapter: Option<&str>, with_gpu: bool) -> Result<CaseResult> {
-    let n = data.train.len();
-    let batch = cfg.training.batch_size.resolve(n).min(n);
+/// Times `plan`'s training steps on the CPU f32 path (one thread, then `backend.threads` or
+/// every core) and, `with_gpu`, on the GPU, each a session of the same run.
+pub fn run_case(name: &str, plan: &Plan, env: &Settings, steps: usize, repeats: usize, with_gpu: bool) -> Result<CaseResult> {
+    let cfg = plan.config();
+    let n = plan.data().train.len();
+    let batch = plan.batch();
     let steps = steps.min(n / batch).max(1);
-    let order = crate::core::train::epoch_order(cfg, n, 0);
-    let params = cfg.initial_params()?;
+    let order = plan.epoch_order(0);
     let flops = train_flops_per_sample(&cfg.model);
     let samples = (steps * batch) as f64;
     let mut rows = Vec::new();
+    let mut engines = Engines::new(env.clone());
 
     let threads = cfg.backend.threads.unwrap_or_else(all_cores);
     for t in if threads > 1 { vec![1, threads] } else { vec![1] } {
-        let mut cpu = FastBackend::with_threads(&cfg.model, &cfg.optimizer, t);
-        cpu.set_params(&params)?;
-        cpu.attach(Split::Train, data.train.clone())?;
-        let t = time_backend(&mut cpu, &order, batch, steps, repeats, cfg.optimizer.lr)?;
+        let on_cpu = plan.with_backend(|b| {
+            b.kind = BackendKind::Cpu;
+            b.precision = Precision::F32;
+            b.threads = Some(t);
+        });
+        let mut cpu = Session::start(on_cpu, &mut engines)?;
+        cpu.attach(Split::Train)?;
+        let t = time_backend(cpu.backend(), &order, batch, steps, repeats, cfg.optimizer.lr)?;
         rows.push(BackendRow {
             backend: cpu.describe(),
             samples_per_sec: samples / t,
@@ -169,14 +173,14 @@ pub fn run_case(name: &str, cfg: &Config, data: &RunData, steps: usize, repeats:
     }
 
     if with_gpu {
-        let mut gpu = GpuBackend::new(&cfg.model, &cfg.optimizer, batch, adapter, cfg.backend.stream, true, &kernel_choice(cfg)?)?;
-        gpu.set_params(&params)?;
-        gpu.attach(Split::Train, data.train.clone())?;
+        let mut session = Session::start(plan.with_backend(|b| b.kind = BackendKind::Gpu), &mut engines)?;
+        session.attach(Split::Train)?;
+        let gpu = session.gpu().expect("a GPU session's backend is the GPU's");
         // warm-up outside the counters: the first dispatch JIT-compiles the shaders
         let per = (steps * batch).min(n);
         gpu.train_steps(&order[..per], batch, &vec![cfg.optimizer.lr; steps])?;
         let c0 = gpu.counters();
-        let t = time_backend(&mut gpu, &order, batch, steps, repeats, cfg.optimizer.lr)?;
+        let t = time_backend(gpu, &order, batch, steps, repeats, cfg.optimizer.lr)?;
         // counters cover the timed repeats plus time_backend's own warm-up run
         let runs = (repeats + 1) as f64 * steps as f64;
         let c1 = gpu.counters();

@@ -4,20 +4,19 @@
 use super::run_case;
 use crate::atomic_file::write_atomic;
 use crate::commands::args::BenchArgs;
-use crate::commands::setup::prepare;
 use crate::core::config::{Config, preset_json};
 use crate::core::run_data::RunData;
+use crate::core::{Plan, Settings};
 use crate::gpu::Gpu;
-use crate::report::console::Console;
 use anyhow::Result;
 use serde::Serialize;
 use serde_json::json;
 
-pub fn run(args: &BenchArgs) -> Result<()> {
-    let mut cfg = args.cfg.resolve_over(&[preset_json("seed001")?])?;
-    let data = prepare(&mut cfg, &Console::text())?;
-    let device = if args.cpu_only { "no GPU".to_string() } else { Gpu::new(cfg.backend.adapter.as_deref(), true)?.describe() };
-    let rows = run_scaling(&data, args.steps, args.repeats, cfg.backend.adapter.as_deref(), !args.cpu_only)?;
+pub fn run(args: &BenchArgs, env: &Settings) -> Result<()> {
+    let plan = Plan::load(args.cfg.resolve_over(&[preset_json("seed001")?])?, &env.data, false)?;
+    let adapter = plan.config().backend.adapter.clone().or_else(|| env.adapter.clone());
+    let device = if args.cpu_only { "no GPU".to_string() } else { Gpu::new(adapter.as_deref(), true)?.describe() };
+    let rows = run_scaling(plan.data(), env, args.steps, args.repeats, adapter.as_deref(), !args.cpu_only)?;
     let dir = args.out.clone().unwrap_or_else(|| ".".into());
     write_scaling(&dir, &rows, &device)?;
     if args.json {
@@ -58,13 +57,14 @@ pub const SCALING_WIDTHS: [usize; 6] = [32, 64, 128, 256, 512, 1024];
 
 /// ms per step on both backends for seed001's network over batch sizes (width 128) and widths
 /// (batch 64).
-pub fn run_scaling(data: &RunData, steps: usize, repeats: usize, adapter: Option<&str>, with_gpu: bool) -> Result<Vec<ScalingRow>> {
+pub fn run_scaling(data: &RunData, env: &Settings, steps: usize, repeats: usize, adapter: Option<&str>, with_gpu: bool) -> Result<Vec<ScalingRow>> {
     let mut cells: Vec<(&str, usize, usize)> = SCALING_BATCHES.iter().map(|&b| ("batch", b, 128)).collect();
     cells.extend(SCALING_WIDTHS.iter().map(|&w| ("width", 64, w)));
     let mut rows = Vec::new();
     for (sweep, batch, width) in cells {
-        let cfg = scaling_config(batch, width)?;
-        let r = run_case(sweep, &cfg, data, steps, repeats, adapter, with_gpu)?;
+        let mut cfg = scaling_config(batch, width)?;
+        cfg.backend.adapter = adapter.map(str::to_string);
+        let r = run_case(sweep, &Plan::new(cfg, data.clone())?, env, steps, repeats, with_gpu)?;
         rows.push(ScalingRow {
             sweep: sweep.into(),
             batch,

@@ -1,5 +1,6 @@
 //! Trains the cells of a sweep, each into its own run directory (`DIR/cells/NAME`, as
-//! `gpu-nn train --out` writes it), sharing what the cells can share:
+//! `gpu-nn train --out` writes it), a session per cell, sharing what the cells can share
+//! (through one `core::Engines`):
 //! - the data: loaded (and decoded) once per data configuration, handed to every backend as
 //!   the same `Arc`s;
 //! - on the GPU, one device (`Gpu` clones share wgpu's device and queue), opened once; and one
@@ -13,18 +14,15 @@
 //! from it, so a killed and requeued shard loses at most the steps since its last checkpoint
 //! and computes the same bytes as an uninterrupted one.
 
-use crate::commands::run_dir::{RUN_FILES, diverged, execute, lock_run_dir};
-use crate::commands::setup::{Engine, cpu_backend, gpu_or_cpu, kernel_choice};
-use crate::commands::sweep::record::{CellOutcome, CellResult, RESULT_FILE, identity};
 use crate::atomic_file::write_atomic;
-use crate::nn::backend::Backend;
+use crate::commands::run_dir::{RUN_FILES, diverged, execute, lock_run_dir, rewrite_metrics};
+use crate::commands::sweep::record::{CellOutcome, CellResult, RESULT_FILE, identity};
 use crate::core::checkpoint::{CHECKPOINT_FILE, read_checkpoint};
 use crate::core::config::Config;
-use crate::core::metrics::to_csv;
 use crate::core::run_data::{self, RunData};
-use crate::core::run_state::RunState;
-use crate::core::train::{Controls, Outcome, step_counts};
-use crate::gpu::{Gpu, GpuBackend};
+use crate::core::session::checkpoint_difference;
+use crate::core::train::{Controls, Outcome};
+use crate::core::{Engines, Plan, Session, Settings};
 use crate::report::console::Console;
 use anyhow::{Result, bail};
 use std::collections::HashMap;
@@ -44,80 +42,25 @@ pub enum CellRun {
 /// The engines and data the cells share.
 pub struct CellRunner {
     console: Console,
+    env: Settings,
     data: HashMap<String, RunData>,
-    /// Whether a backend configuration (`cfg.backend`) runs on the GPU; decided once.
-    on_gpu: HashMap<String, bool>,
-    /// The devices opened, by `--adapter` ("" for the default one).
-    gpus: HashMap<String, Gpu>,
-    /// The GPU backend of the last GPU cell and what it was built for (`gpu_key`).
-    gpu_backend: Option<(String, GpuBackend)>,
-    pub devices_opened: usize,
-    pub backends_built: usize,
+    pub engines: Engines,
 }
 
 impl CellRunner {
-    pub fn new(console: Console) -> CellRunner {
-        CellRunner { console, data: HashMap::new(), on_gpu: HashMap::new(), gpus: HashMap::new(), gpu_backend: None, devices_opened: 0, backends_built: 0 }
+    pub fn new(console: Console, env: &Settings) -> CellRunner {
+        let env = Settings { quiet: console.quiet, ..env.clone() };
+        CellRunner { console, engines: Engines::new(env.clone()), env, data: HashMap::new() }
     }
 
-    /// The data `cfg` names, loaded on first use; sets the input statistics of `--standardize`.
-    fn data(&mut self, cfg: &mut Config) -> Result<RunData> {
+    /// The plan of `cfg`, its data loaded on first use of its data configuration.
+    fn plan(&mut self, cfg: &Config) -> Result<Plan> {
         let key = serde_json::to_string(&cfg.data)?;
         if !self.data.contains_key(&key) {
-            let data = run_data::prepare(&mut cfg.clone(), self.console.quiet)?;
+            let data = run_data::load_with(cfg, &self.env.data, self.console.quiet)?;
             self.data.insert(key.clone(), data);
         }
-        let data = self.data[&key].clone();
-        if cfg.data.standardize {
-            cfg.model.input_norm = data.train.pixel_stats()?;
-        }
-        run_data::check(cfg, &data)?;
-        Ok(data)
-    }
-
-    /// The backend for `cfg`: a fresh CPU one, or the kept GPU one when it fits `cfg` (else a
-    /// new one on the kept device).
-    fn backend<'a>(&'a mut self, cfg: &Config, data: &RunData, data_key: &str) -> Result<(Slot<'a>, Engine)> {
-        let bkey = serde_json::to_string(&cfg.backend)?;
-        let adapter = cfg.backend.adapter.clone().unwrap_or_default();
-        if !self.on_gpu.contains_key(&bkey) {
-            let kept = self.gpus.get(&adapter).cloned();
-            let quiet = self.console.quiet;
-            let opened = gpu_or_cpu(cfg, &self.console, || match kept {
-                Some(g) => Ok(g),
-                None => Gpu::new(cfg.backend.adapter.as_deref(), quiet),
-            })?;
-            if let Some(g) = &opened {
-                if !self.gpus.contains_key(&adapter) {
-                    self.devices_opened += 1;
-                    self.gpus.insert(adapter.clone(), g.clone());
-                }
-            }
-            self.on_gpu.insert(bkey.clone(), opened.is_some());
-        }
-        let on_gpu = self.on_gpu[&bkey];
-        if !on_gpu {
-            let (mut b, engine) = cpu_backend(cfg);
-            self.backends_built += 1;
-            crate::core::train::attach_all(data, b.as_mut())?;
-            return Ok((Slot::Owned(b), engine));
-        }
-        let gpu = self.gpus[&adapter].clone();
-        let n_batch = cfg.training.batch_size.resolve(data.train.len());
-        let rows = GpuBackend::rows_cap_for(&gpu, &cfg.model, n_batch);
-        // what the backend is built for; the learning rate and schedule reach it per step
-        let mut opt = cfg.optimizer.clone();
-        opt.lr = 0.0;
-        opt.schedule = crate::nn::optim::Schedule::Constant;
-        let key = format!("{rows}|{}|{}|{}|{data_key}", serde_json::to_string(&cfg.model)?, serde_json::to_string(&opt)?, serde_json::to_string(&cfg.backend)?);
-        if self.gpu_backend.as_ref().is_none_or(|(k, _)| *k != key) {
-            self.gpu_backend = None; // free the previous backend's buffers first
-            let mut b = GpuBackend::with_gpu(gpu, &cfg.model, &cfg.optimizer, n_batch, cfg.backend.stream, &kernel_choice(cfg)?)?;
-            crate::core::train::attach_all(data, &mut b)?;
-            self.backends_built += 1;
-            self.gpu_backend = Some((key, b));
-        }
-        Ok((Slot::Kept(&mut self.gpu_backend.as_mut().unwrap().1), Engine::Gpu))
+        Plan::new(cfg.clone(), self.data[&key].clone())
     }
 
     /// Runs cell `name` of configuration `cfg` in `dir`: skipped when finished, resumed from
@@ -150,46 +93,49 @@ impl CellRunner {
             return Ok(CellRun::Skipped(done));
         }
 
-        let mut cfg = cfg.clone();
-        let data = self.data(&mut cfg)?;
-        let data_key = serde_json::to_string(&cfg.data)?;
+        let plan = self.plan(cfg)?;
         let start = Instant::now();
         let quiet = self.console.quiet;
-        let (mut slot, engine) = self.backend(&cfg, &data, &data_key)?;
-        let backend = slot.get();
-        let describe = backend.describe();
 
         // where to start: the checkpoint, if it is this configuration's on this engine
-        let mut state = RunState::default();
-        let mut resumed_from = None;
         let ck_path = dir.join(CHECKPOINT_FILE);
-        if ck_path.is_file() {
-            let (ck, _) = read_checkpoint(&ck_path)?;
-            let trained = Config::from_layers(std::slice::from_ref(&ck.meta.config))?.maths_only();
-            if trained == cfg.maths_only() && ck.meta.engine == engine.name() {
-                backend.set_params(&ck.params)?;
-                backend.set_optimizer_state(&ck.optim)?;
-                state = ck.meta.state.clone();
-                resumed_from = Some(state.describe());
-            } else if !quiet {
-                eprintln!("note: {}: its checkpoint was computed on {} (or another configuration); training the cell again on {}", dir.display(), ck.meta.engine, engine.name());
+        let ck = if ck_path.is_file() { Some(read_checkpoint(&ck_path)?.0) } else { None };
+        let engine = self.engines.engine_for(&plan)?;
+        for n in self.engines.take_notes() {
+            self.console.note(&n);
+        }
+        let resumable = match &ck {
+            Some(ck) => {
+                let fits = checkpoint_difference(ck, plan.config())?.is_none() && ck.meta.engine == engine.name();
+                if !fits && !quiet {
+                    eprintln!("note: {}: its checkpoint was computed on {} (or another configuration); training the cell again on {}", dir.display(), ck.meta.engine, engine.name());
+                }
+                fits
             }
-        }
+            None => false,
+        };
+        let mut session = match &ck {
+            Some(ck) if resumable => Session::resume(plan, ck, &mut self.engines)?,
+            _ => Session::start(plan, &mut self.engines)?,
+        };
+        let describe = session.describe();
+        let resumed_from = resumable.then(|| session.state().describe());
         if resumed_from.is_none() {
-            write_atomic(&cfg_path, serde_json::to_string_pretty(&cfg)?.as_bytes())?;
-            backend.set_params(&cfg.initial_params()?)?;
-        } else if !state.history.is_empty() {
-            // metrics.csv holds exactly the checkpoint's rows, as after gpu-nn train --resume
-            write_atomic(&dir.join("metrics.csv"), to_csv(&state.history).as_bytes())?;
-        }
-        let total_steps = step_counts(&cfg, data.train.len()).1;
-        let complete = state.stopped_early || (state.step_in_epoch == 0 && state.epoch >= cfg.training.epochs) || state.step >= total_steps;
-        let outcome = if complete {
-            // killed after its last checkpoint but before its result: the checkpoint has it all
-            CellOutcome::Trained(state.history.clone())
+            write_atomic(&cfg_path, serde_json::to_string_pretty(session.config())?.as_bytes())?;
         } else {
-            let at = state.describe();
-            match execute(&cfg, &data, backend, engine, Some(dir.to_path_buf()), &Console::quiet(), state, ctl, resumed_from.clone()) {
+            // metrics.csv holds exactly the checkpoint's rows, as after gpu-nn train --resume
+            rewrite_metrics(dir, session.state())?;
+        }
+        let outcome = if session.is_complete() {
+            // killed after its last checkpoint but before its result: the checkpoint has it all
+            let done = CellOutcome::Trained(session.state().history.clone());
+            session.finish(&mut self.engines);
+            done
+        } else {
+            let at = session.state().describe();
+            let r = execute(&mut session, Some(dir.to_path_buf()), &Console::quiet(), ctl, resumed_from.clone());
+            session.finish(&mut self.engines);
+            match r {
                 Ok(r) if r.outcome == Outcome::Interrupted => return Ok(CellRun::Interrupted { at: r.state.describe() }),
                 Ok(r) => CellOutcome::Trained(r.metrics),
                 Err(e) if diverged(&e).is_some() => CellOutcome::Diverged(format!("{e}")),
@@ -203,20 +149,5 @@ impl CellRunner {
         let result = CellResult::new(name.to_string(), values.to_vec(), outcome, describe, seconds);
         result.write(dir)?;
         Ok(CellRun::Ran { result, resumed_from })
-    }
-}
-
-/// A cell's backend: its own (CPU) or the kept GPU one.
-enum Slot<'a> {
-    Owned(Box<dyn Backend>),
-    Kept(&'a mut GpuBackend),
-}
-
-impl Slot<'_> {
-    fn get(&mut self) -> &mut dyn Backend {
-        match self {
-            Slot::Owned(b) => b.as_mut(),
-            Slot::Kept(b) => *b,
-        }
     }
 }

@@ -21,6 +21,7 @@ pub mod tables;
 
 use crate::commands::args::{Cli, Command, SweepArgs};
 use crate::commands::config_args::ConfigArgs;
+use crate::core::Settings;
 use crate::core::config::Config;
 use crate::core::train::Controls;
 use crate::report::console::Console;
@@ -62,7 +63,7 @@ impl Sweep {
     }
 }
 
-pub fn run(args: SweepArgs) -> Result<ExitCode> {
+pub fn run(args: SweepArgs, env: &Settings) -> Result<ExitCode> {
     if let Some(dir) = &args.collect {
         let s = collect_command(dir, args.quiet)?;
         let missing: Vec<String> = (0..s.plan.grid.len()).filter(|&k| s.cells[k].is_none()).map(|k| s.plan.grid.cell_name(k)).collect();
@@ -90,7 +91,7 @@ pub fn run(args: SweepArgs) -> Result<ExitCode> {
     if let Err(e) = handler {
         eprintln!("note: cannot catch Ctrl-C ({e}); an interrupt loses the steps since the cell's last checkpoint");
     }
-    let s = sweep_with(&args, Some(&interrupt))?;
+    let s = sweep_with(&args, env, Some(&interrupt))?;
     Ok(if s.interrupted.is_some() { ExitCode::from(crate::commands::train::EXIT_INTERRUPTED) } else { ExitCode::SUCCESS })
 }
 
@@ -132,12 +133,13 @@ pub fn plan(args: &SweepArgs) -> Result<(Plan, Vec<Config>)> {
     Ok((Plan::new(grid, title, &cfgs[0], same_init, ids), cfgs))
 }
 
-/// The whole `sweep --out` command without the interrupt handler (tests).
+/// The whole `sweep --out` command with this process's environment (`environment::read`),
+/// without the interrupt handler (tests).
 pub fn sweep_command(args: &SweepArgs) -> Result<Sweep> {
-    sweep_with(args, None)
+    sweep_with(args, &crate::commands::environment::read()?, None)
 }
 
-fn sweep_with(args: &SweepArgs, interrupt: Option<&AtomicBool>) -> Result<Sweep> {
+fn sweep_with(args: &SweepArgs, env: &Settings, interrupt: Option<&AtomicBool>) -> Result<Sweep> {
     let console = if args.quiet { Console::quiet() } else { Console::text() };
     let out = args.out.as_deref().context("gpu-nn sweep needs --out DIR (or --collect DIR)")?;
     let shard = match &args.shard {
@@ -165,7 +167,7 @@ fn sweep_with(args: &SweepArgs, interrupt: Option<&AtomicBool>) -> Result<Sweep>
     console.info(&format!("sweep {}: {dims}{part}", out.display()));
 
     let ctl = Controls { interrupt, checkpoint_every: Some(std::time::Duration::from_secs_f64(args.checkpoint_every)), ..Default::default() };
-    let mut runner = CellRunner::new(console);
+    let mut runner = CellRunner::new(console, env);
     let (mut ran, mut resumed, mut skipped, mut interrupted) = (0, 0, 0, None);
     for (i, &k) in mine.iter().enumerate() {
         let head = format!("[{}/{}] {}", i + 1, mine.len(), g.describe(k));
@@ -191,7 +193,7 @@ fn sweep_with(args: &SweepArgs, interrupt: Option<&AtomicBool>) -> Result<Sweep>
             }
         }
     }
-    let (devices_opened, backends_built) = (runner.devices_opened, runner.backends_built);
+    let (devices_opened, backends_built) = (runner.engines.devices_opened, runner.engines.backends_built);
     drop(runner);
 
     let cells = read_cells(&plan, out)?;

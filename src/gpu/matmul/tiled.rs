@@ -6,7 +6,7 @@
 //! lavapipe it does not pay (workgroup memory is ordinary memory there, and the barriers
 //! cost), which is why the software adapters keep the register-blocked `vec4` and `subgroup`.
 //!
-//! The three products in one form, C[M×N] = Σ_k A[m,k]·B[k,n], with each operand stored either
+//! The three products in one form, `C[M×N] = Σ_k A[m,k]·B[k,n]`, with each operand stored either
 //! contiguous along k or along its other axis:
 //!
 //! | product        | M, N, K            | A (stored)        | B (stored)          |
