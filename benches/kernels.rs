@@ -1,6 +1,6 @@
 //! Throughput of the GPU matmul kernels and of seed001 training, per kernel configuration:
 //! the scalar kernels (what every layer ran before the vec4 kernels) against the adapter's
-//! choice (`KernelConfig::for_adapter`).
+//! choice (`KernelConfig::default_for`).
 //!
 //!   cargo bench --bench kernels                 all shapes, then one seed001 epoch
 //!   cargo bench --bench kernels -- --no-train   kernels only
@@ -91,7 +91,7 @@ fn main() -> anyhow::Result<()> {
     println!("adapter: {} ({:?}), subgroups {}..{}", gpu.info.name, gpu.info.backend, gpu.info.subgroup_min_size, gpu.info.subgroup_max_size);
     let mut configs: Vec<(String, KernelConfig)> = Vec::new();
     for n in &names {
-        match variant(n, &gpu) {
+        match n.parse().and_then(|sel| variant(sel, &gpu)) {
             Ok(c) => configs.push((n.clone(), c)),
             Err(e) => println!("{n}: skipped, {e:#}"),
         }

@@ -156,7 +156,7 @@ impl Gpu {
         let limits = adapter.limits();
         let timestamps = adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
         let mut features = if timestamps { wgpu::Features::TIMESTAMP_QUERY } else { wgpu::Features::empty() };
-        // subgroups let the lavapipe matmul kernels share loads between lanes (matmul_vec4.rs)
+        // subgroups let the lavapipe matmul kernels share loads between lanes (matmul/subgroup.rs)
         features |= adapter.features() & wgpu::Features::SUBGROUP;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {

@@ -10,7 +10,7 @@ use crate::nn::math::Real;
 use crate::nn::model::{Activation, Loss, ModelSpec, Reduction};
 use crate::nn::optim::OptimizerSpec;
 use crate::gpu::context::is_software;
-use crate::gpu::tuning::named_for;
+use crate::gpu::tuning::{KernelSelection, named_for};
 use crate::core::{Engines, Settings};
 use crate::gpu::{Gpu, GpuBackend, KernelConfig, KernelName, Matmul};
 use anyhow::Result;
@@ -72,12 +72,12 @@ pub fn adapters_choice(gpu: &Gpu) -> KernelConfig {
     KernelConfig::default_for(&gpu.info, gpu.features, is_software(&gpu.info)).1
 }
 
-/// A variant by name: `auto` (the adapter's default) or a `KernelConfig::named` one; refused
-/// when the adapter cannot run it.
-pub fn variant(name: &str, gpu: &Gpu) -> Result<KernelConfig> {
-    match name {
-        "auto" => Ok(adapters_choice(gpu)),
-        n => named_for(gpu, n.parse()?),
+/// The variant `selection` picks on `gpu`: `auto` (the adapter's default) or a named one;
+/// refused when the adapter cannot run it.
+pub fn variant(selection: KernelSelection, gpu: &Gpu) -> Result<KernelConfig> {
+    match selection {
+        KernelSelection::Auto => Ok(adapters_choice(gpu)),
+        KernelSelection::Named(n) => named_for(gpu, n),
     }
 }
 

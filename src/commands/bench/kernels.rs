@@ -5,13 +5,14 @@
 
 use crate::commands::args::BenchArgs;
 use crate::core::Settings;
+use crate::gpu::tuning::KernelSelection;
 use crate::gpu::Gpu;
 use crate::workbench::matmul::{gflops, shapes, time_cpu, time_gpu, variant, variants};
 use anyhow::{Result, bail};
 use serde::Serialize;
 
 pub fn run(args: &BenchArgs, env: &Settings) -> Result<()> {
-    let only = args.cfg.kernels.as_deref().filter(|n| !n.is_empty());
+    let only: Option<KernelSelection> = args.cfg.kernels.as_deref().filter(|n| !n.is_empty()).map(str::parse).transpose()?;
     let squares = args.sizes.clone().unwrap_or_else(|| vec![1024]);
     if let Some(s) = squares.iter().find(|&&s| s == 0 || s > 16384) {
         bail!("--sizes {s}: each size must be between 1 and 16384");
@@ -55,12 +56,12 @@ pub struct KernelReport {
 
 /// Every product of `workbench::matmul::shapes(squares)` with every configuration the adapter
 /// runs (or only `only`), and the CPU GEMM once per shape.
-pub fn run_kernels(adapter: Option<&str>, only: Option<&str>, squares: &[usize], progress: bool) -> Result<KernelReport> {
+pub fn run_kernels(adapter: Option<&str>, only: Option<KernelSelection>, squares: &[usize], progress: bool) -> Result<KernelReport> {
     let probe = Gpu::new(adapter, true)?;
     let device = probe.describe();
     let timestamps = probe.timestamps;
     let configs: Vec<(String, _)> = match only {
-        Some(n) => vec![(n.to_string(), variant(n, &probe)?)],
+        Some(sel) => vec![(sel.to_string(), variant(sel, &probe)?)],
         None => variants(&probe).into_iter().map(|(n, c)| (n.to_string(), c)).collect(),
     };
     drop(probe);
