@@ -151,6 +151,13 @@ pub struct ServeArgs {
     /// The page's directory (default: the repository's web/).
     #[arg(long)]
     pub web: Option<PathBuf>,
+    /// Seconds a connection may take to send a request, or sit idle between two, before it is
+    /// closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub idle_timeout: f64,
+    /// Connections served at once; more wait their turn.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub max_connections: usize,
     /// Print only errors (and the address).
     #[arg(long, short)]
     pub quiet: bool,
