@@ -97,7 +97,23 @@ pub struct RunDirLock {
     _file: std::fs::File,
 }
 
-/// Takes `dir`'s lock, or says which process holds it.
+/// Another process holds a run directory's lock (`lock_run_dir`): a sweep leaves such a cell to
+/// its holder.
+#[derive(Debug)]
+pub struct RunDirBusy {
+    pub dir: PathBuf,
+    /// "another gpu-nn process (pid N)".
+    pub holder: String,
+}
+
+impl std::fmt::Display for RunDirBusy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {} is writing to this run directory; wait for it to finish or use another directory", self.dir.display(), self.holder)
+    }
+}
+impl std::error::Error for RunDirBusy {}
+
+/// Takes `dir`'s lock, or says which process holds it (`RunDirBusy`).
 pub fn lock_run_dir(dir: &Path) -> Result<RunDirLock> {
     use std::io::{Read, Seek, Write};
     let path = dir.join(LOCK_FILE);
@@ -112,6 +128,8 @@ pub fn lock_run_dir(dir: &Path) -> Result<RunDirLock> {
         Ok(()) => {
             // the holder's pid, for the message a second run prints
             let _ = f.set_len(0).and_then(|()| f.rewind()).and_then(|()| write!(f, "{}", std::process::id()));
+            // what a run killed mid-write left: with the lock held, nobody else writes here
+            crate::atomic_file::remove_stale_temporaries(dir, std::time::Duration::ZERO)?;
             Ok(RunDirLock { _file: f })
         }
         Err(std::fs::TryLockError::WouldBlock) => {
@@ -121,7 +139,7 @@ pub fn lock_run_dir(dir: &Path) -> Result<RunDirLock> {
                 "" => "another gpu-nn process".to_string(),
                 p => format!("another gpu-nn process (pid {p})"),
             };
-            bail!("{}: {holder} is writing to this run directory; wait for it to finish or use another directory", dir.display())
+            Err(RunDirBusy { dir: dir.to_path_buf(), holder }.into())
         }
         Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("{}: cannot lock the run directory", path.display())),
     }
@@ -198,6 +216,7 @@ impl RunObserver {
             optimizer: self.cfg.optimizer.kind,
             optim_step: optim.step,
             engine: self.engine.name().to_string(),
+            cpu: (self.engine != Engine::Gpu).then(crate::cpu::instruction_sets),
             config: serde_json::to_value(self.cfg.maths_only())?,
             state: state.clone(),
         };

@@ -203,6 +203,10 @@ pub struct CheckpointMeta {
     /// What computed the run (`core::Engine::name`): resuming on another would
     /// change results.
     pub engine: String,
+    /// On the CPU, the instruction sets its GEMM kernels were chosen by
+    /// (`cpu::instruction_sets`): a resume on a CPU with others rounds differently.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
     /// The run's configuration as `Config::maths_only` (what a resume must not change).
     pub config: serde_json::Value,
     /// Where the training loop stands: epoch, step within it, running sums, metrics so far.

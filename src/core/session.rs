@@ -156,6 +156,14 @@ impl Session {
         if s.engine.name() != ck.meta.engine {
             return Err(ResumeRefused::Engine { was: ck.meta.engine.clone(), now: s.engine, backend: s.describe() }.into());
         }
+        if let Some(was) = ck.meta.cpu.as_ref().filter(|_| s.engine != Engine::Gpu) {
+            let now = crate::cpu::instruction_sets();
+            if *was != now {
+                s.notes.push(format!(
+                    "note: the run was computed on a CPU with {was}; this one has {now}, whose GEMM kernels round differently: the steps from here on will not be the bytes an uninterrupted run on the first CPU gives"
+                ));
+            }
+        }
         let b = s.computer.backend();
         b.set_params(&ck.params)?;
         b.set_optimizer_state(&ck.optim)?;

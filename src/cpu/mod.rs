@@ -75,6 +75,40 @@ fn update_in_pieces<T: Real>(opt: &OptimizerSpec, lr: f64, t: u64, w: &mut [T], 
     });
 }
 
+/// The instruction sets the f32 path's GEMM kernels are chosen by when the program starts
+/// (matrixmultiply and the `gemm` crate dispatch on them), e.g. "x86_64 avx2 fma avx". Results
+/// are the same bytes for any thread count on one CPU type; on a CPU with another answer here
+/// the kernels, and so the f32 rounding, differ.
+pub fn instruction_sets() -> String {
+    let mut found: Vec<&str> = vec![std::env::consts::ARCH];
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    {
+        for (name, has) in [
+            ("avx512f", std::arch::is_x86_feature_detected!("avx512f")),
+            ("avx2", std::arch::is_x86_feature_detected!("avx2")),
+            ("fma", std::arch::is_x86_feature_detected!("fma")),
+            ("avx", std::arch::is_x86_feature_detected!("avx")),
+        ] {
+            if has {
+                found.push(name);
+            }
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        for (name, has) in [("neon", std::arch::is_aarch64_feature_detected!("neon")), ("fcma", std::arch::is_aarch64_feature_detected!("fcma"))] {
+            if has {
+                found.push(name);
+            }
+        }
+    }
+    #[cfg(target_arch = "wasm32")]
+    if cfg!(target_feature = "simd128") {
+        found.push("simd128");
+    }
+    found.join(" ")
+}
+
 /// Every core the machine has.
 pub fn all_cores() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)

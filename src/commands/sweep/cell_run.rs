@@ -15,7 +15,7 @@
 //! and computes the same bytes as an uninterrupted one.
 
 use crate::atomic_file::write_atomic;
-use crate::commands::run_dir::{RUN_FILES, diverged, execute, lock_run_dir, rewrite_metrics};
+use crate::commands::run_dir::{RUN_FILES, RunDirBusy, diverged, execute, lock_run_dir, rewrite_metrics};
 use crate::commands::sweep::record::{CellOutcome, CellResult, RESULT_FILE, identity};
 use crate::core::checkpoint::{CHECKPOINT_FILE, read_checkpoint};
 use crate::core::config::Config;
@@ -37,6 +37,9 @@ pub enum CellRun {
     Ran { result: CellResult, resumed_from: Option<String> },
     /// Ctrl-C or SIGTERM stopped it between two steps; its checkpoint holds the state.
     Interrupted { at: String },
+    /// Another process holds it (a requeued task whose first run still lives, another shard):
+    /// left to that process.
+    Busy { holder: String },
 }
 
 /// The engines and data the cells share.
@@ -68,8 +71,15 @@ impl CellRunner {
     /// discarded. Another configuration's run there is refused (or, with `force`, replaced).
     pub fn run(&mut self, cfg: &Config, name: &str, values: &[String], dir: &Path, force: bool, ctl: Controls) -> Result<CellRun> {
         std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: cannot create the cell's directory: {e}", dir.display()))?;
-        // held while the cell runs: a requeued task whose first run still lives waits its turn
-        let _lock = lock_run_dir(dir)?;
+        // held while the cell runs; a cell another process holds (a requeued task whose first
+        // run still lives) is left to it
+        let _lock = match lock_run_dir(dir) {
+            Ok(lock) => lock,
+            Err(e) => match e.downcast::<RunDirBusy>() {
+                Ok(busy) => return Ok(CellRun::Busy { holder: busy.holder }),
+                Err(e) => return Err(e),
+            },
+        };
         let cfg_path = dir.join("config.json");
         let stale = if cfg_path.is_file() {
             let there = identity(&Config::from_layers(&[Config::load_file(&cfg_path)?])?)?;

@@ -47,6 +47,8 @@ pub struct Sweep {
     pub ran: usize,
     pub resumed: usize,
     pub skipped: usize,
+    /// Cells another process held (left to it).
+    pub busy: usize,
     /// GPU devices opened and backends built (on the GPU each one uploads the data).
     pub devices_opened: usize,
     pub backends_built: usize,
@@ -168,7 +170,7 @@ fn sweep_with(args: &SweepArgs, env: &Settings, interrupt: Option<&AtomicBool>) 
 
     let ctl = Controls { interrupt, checkpoint_every: Some(std::time::Duration::from_secs_f64(args.checkpoint_every)), ..Default::default() };
     let mut runner = CellRunner::new(console, env);
-    let (mut ran, mut resumed, mut skipped, mut interrupted) = (0, 0, 0, None);
+    let (mut ran, mut resumed, mut skipped, mut busy, mut interrupted) = (0, 0, 0, 0, None);
     for (i, &k) in mine.iter().enumerate() {
         let head = format!("[{}/{}] {}", i + 1, mine.len(), g.describe(k));
         let name = g.cell_name(k);
@@ -182,6 +184,10 @@ fn sweep_with(args: &SweepArgs, env: &Settings, interrupt: Option<&AtomicBool>) 
                 resumed += resumed_from.is_some() as usize;
                 let from = resumed_from.map(|at| format!(" (resumed from {at})")).unwrap_or_default();
                 console.info(&format!("{head}: {}{from}", tables::progress_line(&result)));
+            }
+            CellRun::Busy { holder } => {
+                busy += 1;
+                console.info(&format!("{head}: {holder} is training it; left to that process"));
             }
             CellRun::Interrupted { at } => {
                 eprintln!(
@@ -203,9 +209,10 @@ fn sweep_with(args: &SweepArgs, env: &Settings, interrupt: Option<&AtomicBool>) 
         console.info(&format!("wrote {}", out.join("sweep.md").display()));
     } else if interrupted.is_none() {
         let left = cells.iter().filter(|c| c.is_none()).count();
-        console.info(&format!("shard {shard} done; {left} cell(s) of other shards still to finish; then: gpu-nn sweep --collect {}", out.display()));
+        let held = if busy > 0 { format!(" ({busy} of them held by other processes)") } else { String::new() };
+        console.info(&format!("shard {shard} done; {left} cell(s) still to finish{held}; then: gpu-nn sweep --collect {}", out.display()));
     }
-    Ok(Sweep { plan, cells, shard, ran, resumed, skipped, devices_opened, backends_built, complete, interrupted })
+    Ok(Sweep { plan, cells, shard, ran, resumed, skipped, busy, devices_opened, backends_built, complete, interrupted })
 }
 
 /// Every cell's result, where it has finished.
@@ -230,7 +237,7 @@ pub fn collect_command(dir: &Path, quiet: bool) -> Result<Sweep> {
     if !quiet {
         println!("wrote {} ({} of {} cells)", dir.join("sweep.md").display(), cells.iter().flatten().count(), cells.len());
     }
-    Ok(Sweep { plan, cells, shard: Shard::ALL, ran: 0, resumed: 0, skipped: 0, devices_opened: 0, backends_built: 0, complete, interrupted: None })
+    Ok(Sweep { plan, cells, shard: Shard::ALL, ran: 0, resumed: 0, skipped: 0, busy: 0, devices_opened: 0, backends_built: 0, complete, interrupted: None })
 }
 
 /// What all cells share (architecture, objective, optimiser, data), leaving out what varies.

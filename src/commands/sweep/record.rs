@@ -75,6 +75,9 @@ impl Plan {
     /// Writes the plan into `out`, or checks that the one there is the same sweep. With
     /// `force` another sweep's plan is replaced (its cells are recomputed as they come).
     pub fn settle(&self, out: &Path, force: bool) -> Result<()> {
+        // temporaries of writers killed mid-write; the shards of this sweep may be writing
+        // here right now, so only those old enough to be nobody's write in flight
+        crate::atomic_file::remove_stale_temporaries(out, STALE_TEMPORARY)?;
         let path = out.join(PLAN_FILE);
         if path.exists() && !force {
             let there = Plan::read(out)?;
@@ -96,6 +99,10 @@ impl Plan {
         write_atomic(&path, serde_json::to_string_pretty(self)?.as_bytes())
     }
 }
+
+/// How old a temporary file in a sweep's directory, which every shard writes into, must be to
+/// be nobody's write in flight.
+pub const STALE_TEMPORARY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// "4 batch × 4 lr".
 fn shape(g: &Grid) -> String {
