@@ -5,7 +5,7 @@
 //! server times out. `gpu-nn download` then checks what it has.
 
 mod common;
-use common::{command, error_line, mnist_dir_or_skip, s};
+use common::{command, command_limited, error_line, mnist_dir_or_skip, s};
 use flate2::{Compression, read::GzDecoder, write::GzEncoder};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -21,6 +21,8 @@ enum Reply {
     Bytes(Vec<u8>),
     CutAfter(Vec<u8>, usize),
     Stall,
+    /// Announce this many bytes, send a few, close.
+    Announce(u64),
 }
 
 /// Serves `files` (by name) on a free port until the process ends; returns the base URL.
@@ -52,6 +54,10 @@ fn serve(files: HashMap<String, Reply>) -> String {
                     Some(Reply::CutAfter(b, n)) => {
                         let _ = write!(conn, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", b.len());
                         let _ = conn.write_all(&b[..*n]);
+                    }
+                    Some(Reply::Announce(n)) => {
+                        let _ = write!(conn, "HTTP/1.1 200 OK\r\nContent-Length: {n}\r\nConnection: close\r\n\r\n");
+                        let _ = conn.write_all(&[0x1f, 0x8b, 8, 0]);
                     }
                     Some(Reply::Stall) => {
                         let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\nConnection: close\r\n\r\n");
@@ -151,4 +157,19 @@ fn published_recompressed_and_damaged_mirrors() {
     assert!(!o.status.success());
     let line = error_line(&o);
     assert!(line.contains("t10k-labels-idx1-ubyte.gz is damaged or another file"), "{line}");
+}
+
+/// A server that announces 10^15 bytes (or more than the file can be) is refused on its word,
+/// before any memory is taken for it: under a 1 GiB limit on virtual memory, one line.
+#[test]
+fn an_announced_length_past_the_file_is_refused_before_memory_is_taken() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (case, n) in [("huge", 1_000_000_000_000_000u64), ("just over the file", 48_000_000)] {
+        let m: HashMap<String, Reply> = FILES.iter().map(|f| (format!("{f}.gz"), Reply::Announce(n))).collect();
+        let dir = tmp.path().join(case.replace(' ', "-"));
+        let o = command_limited(1 << 20, &["download", "--dir", s(&dir), "--quiet"]).env_remove("GPU_NN_OFFLINE").env("GPU_NN_MIRROR", serve(m)).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{case}: {}", String::from_utf8_lossy(&o.stderr));
+        let line = error_line(&o);
+        assert!(line.contains(&format!("announces {n} bytes")) && line.contains("train-images-idx3-ubyte.gz is at most"), "{case}: {line}");
+    }
 }

@@ -249,6 +249,10 @@ pub struct SweepArgs {
     /// Recompute this shard's cells even where they finished, and replace another sweep's plan.
     #[arg(long)]
     pub force: bool,
+    /// The most cells the grid may have (a stray value in a list can make a grid of millions);
+    /// raise it to run a larger grid on purpose.
+    #[arg(long, value_name = "N", default_value_t = crate::commands::sweep::grid::MAX_CELLS)]
+    pub max_cells: usize,
     /// Print only errors (no line per finished cell).
     #[arg(long, short)]
     pub quiet: bool,

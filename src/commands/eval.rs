@@ -106,7 +106,7 @@ pub fn eval_command(env: &Settings, o: &EvalOptions) -> Result<(EvalResult, Conf
     let console = Console::new(Default::default(), o.quiet || o.json);
     let (params, cfg) = open_model(&o.model, &o.flags, &console)?;
     let test = load_split(&cfg, false, &env.data, o.quiet)?;
-    let plan = Plan::evaluation(cfg.clone(), test.clone());
+    let plan = Plan::evaluation(cfg.clone(), test.clone())?;
     let mut session = open_session(env, &console, |engines| Session::with_params(plan, &params, engines))?;
     let r = session.evaluate(Split::Test)?;
     let c = Confusion::of_eval(&cfg, &test, &r)?;

@@ -6,8 +6,11 @@ use crate::core::config::{BackendConfig, Config};
 use crate::core::run_data::{self, RunData};
 use crate::data::Dataset;
 use crate::nn::init::{Stream, permutation, rng};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::sync::Arc;
+
+/// The most optimiser steps a run may count (2⁶³ − 1, what the step counters hold).
+pub const MAX_STEPS: u64 = i64::MAX as u64;
 
 /// A run's immutable plan. Cheap to clone (the data is shared).
 #[derive(Clone)]
@@ -25,7 +28,7 @@ impl Plan {
     pub fn new(mut cfg: Config, data: RunData) -> Result<Plan> {
         cfg.validate()?;
         run_data::measure(&mut cfg, &data)?;
-        Ok(Plan::resolved(cfg, data))
+        Plan::resolved(cfg, data)
     }
 
     /// Loads the data `cfg` names (from `sources` where its `data.dir` is unset; downloading
@@ -39,17 +42,22 @@ impl Plan {
     /// A plan to evaluate a trained model (`cfg` holds its architecture and input statistics,
     /// which are kept as they are) on `test`: nothing is measured, and the test set stands in
     /// for the training set, which an evaluation never attaches.
-    pub fn evaluation(cfg: Config, test: Arc<Dataset>) -> Plan {
+    pub fn evaluation(cfg: Config, test: Arc<Dataset>) -> Result<Plan> {
         let data = RunData { train: test.clone(), val: None, test: Some(test) };
         Plan::resolved(cfg, data)
     }
 
-    fn resolved(cfg: Config, data: RunData) -> Plan {
+    fn resolved(cfg: Config, data: RunData) -> Result<Plan> {
         let n = data.train.len();
         let batch = cfg.training.batch_size.resolve(n).clamp(1, n.max(1));
         let steps_per_epoch = n.div_ceil(batch);
-        let total_steps = cfg.training.max_steps.unwrap_or(u64::MAX).min((cfg.training.epochs * steps_per_epoch) as u64);
-        Plan { cfg, data, batch, steps_per_epoch, total_steps }
+        let epochs = cfg.training.epochs;
+        // the step counters are u64 and never wrap: a run longer than 2^63 steps is refused
+        let all = (epochs as u64).checked_mul(steps_per_epoch as u64).filter(|&s| s <= MAX_STEPS).with_context(|| {
+            format!("--epochs {epochs}: {epochs} epochs of {steps_per_epoch} steps are more than the {MAX_STEPS} steps a run may count")
+        })?;
+        let total_steps = cfg.training.max_steps.unwrap_or(u64::MAX).min(all);
+        Ok(Plan { cfg, data, batch, steps_per_epoch, total_steps })
     }
 
     /// The same run computed elsewhere: `change` edits the backend section (engine, threads,
@@ -145,8 +153,15 @@ mod tests {
         cfg.training.max_steps = Some(7);
         assert_eq!(plan(cfg.clone()).total_steps(), 7);
         cfg.training.batch_size = BatchSize::Full;
-        let full = plan(cfg);
+        let full = plan(cfg.clone());
         assert_eq!((full.batch(), full.steps_per_epoch()), (10, 1));
+        // a step count past what the counters hold is refused, not wrapped to nothing
+        cfg.training.batch_size = BatchSize::N(1);
+        cfg.training.max_steps = None;
+        cfg.training.epochs = 1 << 62;
+        let data = run_data::from_bytes(&cfg, None).unwrap();
+        let e = Plan::new(cfg, data).err().unwrap().to_string();
+        assert!(e.contains("epochs of 10 steps are more than the 9223372036854775807 steps"), "{e}");
     }
 
     #[test]

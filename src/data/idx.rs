@@ -50,89 +50,140 @@ fn type_name(t: u8) -> &'static str {
     }
 }
 
-/// Reads an IDX file, gzip-compressed (detected by its magic bytes) or raw.
+/// Reads an IDX file (gzip-compressed or not).
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
     let name = path.display().to_string();
     let raw = std::fs::read(path).with_context(|| format!("cannot read {name}"))?;
     decode_idx(&raw, &name)
 }
 
-/// Decodes the bytes of an IDX file, gzip-compressed or raw; `name` is used in error messages.
-/// This is what the fuzz target (`fuzz/fuzz_targets/idx.rs`) exercises.
+/// Decodes IDX bytes, gunzipping them first when they start with gzip's magic number. A gzip
+/// stream is decoded straight into the array, its size bounded by its own header (and by
+/// `MAX_DECOMPRESSED`): a gzip bomb costs no memory, and nothing is copied twice.
 pub fn decode_idx(raw: &[u8], name: &str) -> Result<IdxArray> {
     if raw.is_empty() {
         bail!("{name}: the file is empty; expected an IDX file (optionally gzip-compressed)");
     }
     if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        MultiGzDecoder::new(raw)
-            .take(MAX_DECOMPRESSED + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| anyhow::anyhow!("{name}: corrupt or truncated gzip data ({e})"))?;
-        if out.len() as u64 > MAX_DECOMPRESSED {
-            bail!("{name}: decompresses to more than {MAX_DECOMPRESSED} bytes; refusing");
-        }
-        return parse_idx(&out, name);
+        return read_stream(&mut MultiGzDecoder::new(raw), name, None);
     }
     parse_idx(raw, name)
 }
 
-/// Parses the bytes of an (uncompressed) IDX file; `name` is used in error messages.
+/// Parses uncompressed IDX bytes.
 pub fn parse_idx(bytes: &[u8], name: &str) -> Result<IdxArray> {
-    if bytes.len() < 4 {
-        bail!("{name}: {} byte(s) is too short for an IDX header; expected at least 4", bytes.len());
+    read_stream(&mut &bytes[..], name, Some(bytes.len()))
+}
+
+/// Reads up to `buf.len()` bytes, fewer only where the stream ends.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
-    if bytes[0] != 0 || bytes[1] != 0 {
+    Ok(n)
+}
+
+/// An IDX array from a stream: the header checked, then exactly the elements it declares, then
+/// nothing more. `known_len`: the whole input's length, where it is known (uncompressed bytes),
+/// checked against the header before anything is allocated; else (a gzip decoder, whose read
+/// errors mean corrupt or truncated data) the elements are read as they come, memory growing
+/// with what arrives and bounded by `MAX_DECOMPRESSED`.
+fn read_stream(r: &mut impl Read, name: &str, known_len: Option<usize>) -> Result<IdxArray> {
+    let mut read = |buf: &mut [u8]| -> Result<usize> { read_full(r, buf).map_err(|e| anyhow::anyhow!("{name}: corrupt or truncated gzip data ({e})")) };
+    let mut magic = [0u8; 4];
+    let got = read(&mut magic)?;
+    if got < 4 {
+        bail!("{name}: {got} byte(s) is too short for an IDX header; expected at least 4");
+    }
+    if magic[0] != 0 || magic[1] != 0 {
         bail!(
             "{name}: bad magic number {:02x} {:02x} {:02x} {:02x}; an IDX file starts with 00 00 <type> <dims> \
              (is this really an IDX file, or a compressed file of another kind?)",
-            bytes[0], bytes[1], bytes[2], bytes[3]
+            magic[0], magic[1], magic[2], magic[3]
         );
     }
-    let ty = bytes[2];
+    let ty = magic[2];
     if ty != TYPE_U8 && ty != TYPE_F32 {
         bail!(
             "{name}: element type 0x{ty:02X} ({}) is not supported; expected 0x08 (unsigned byte) or 0x0D (float32)",
             type_name(ty)
         );
     }
-    let ndims = bytes[3] as usize;
+    let ndims = magic[3] as usize;
     if ndims == 0 {
         bail!("{name}: the header declares 0 dimensions; expected at least 1");
     }
     let header = 4 + 4 * ndims;
-    if bytes.len() < header {
-        bail!(
-            "{name}: truncated header: {ndims} dimensions need {header} header bytes, the file has {}",
-            bytes.len()
-        );
+    let mut dim_bytes = vec![0u8; 4 * ndims];
+    let got = read(&mut dim_bytes)?;
+    if got < dim_bytes.len() {
+        bail!("{name}: truncated header: {ndims} dimensions need {header} header bytes, the file has {}", 4 + got);
     }
-    let dims: Vec<usize> = (0..ndims)
-        .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize)
-        .collect();
+    let dims: Vec<usize> = dim_bytes.chunks_exact(4).map(|c| u32::from_be_bytes(c.try_into().unwrap()) as usize).collect();
     let elem = if ty == TYPE_U8 { 1 } else { 4 };
-    let count = dims
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .with_context(|| format!("{name}: dimensions {dims:?} overflow"))?;
-    let expected = count
-        .checked_mul(elem)
-        .and_then(|n| n.checked_add(header))
-        .with_context(|| format!("{name}: dimensions {dims:?} overflow"))?;
-    if bytes.len() != expected {
-        let what = if bytes.len() < expected { "truncated" } else { "has trailing bytes" };
-        bail!(
-            "{name}: {what}: dimensions {dims:?} of {} need {expected} bytes, the file has {}",
-            type_name(ty),
-            bytes.len()
-        );
-    }
-    let payload = &bytes[header..];
-    let data = if ty == TYPE_U8 {
-        IdxData::U8(payload.to_vec())
-    } else {
-        IdxData::F32(payload.chunks_exact(4).map(|c| f32::from_be_bytes(c.try_into().unwrap())).collect())
+    let overflow = || anyhow::anyhow!("{name}: dimensions {dims:?} overflow");
+    let count = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(overflow)?;
+    let payload = count.checked_mul(elem).ok_or_else(overflow)?;
+    let expected = payload.checked_add(header).ok_or_else(overflow)?;
+    let wrong_length = |has: u64| {
+        let what = if has < expected as u64 { "truncated" } else { "has trailing bytes" };
+        anyhow::anyhow!("{name}: {what}: dimensions {dims:?} of {} need {expected} bytes, the file has {has}", type_name(ty))
     };
+    match known_len {
+        Some(len) if len != expected => return Err(wrong_length(len as u64)),
+        None if payload as u64 > MAX_DECOMPRESSED => {
+            bail!("{name}: its header declares {payload} bytes of elements (dimensions {dims:?}); refusing to inflate more than {MAX_DECOMPRESSED}")
+        }
+        _ => {}
+    }
+    // the elements as they arrive, in chunks: memory grows with the data, not with the header
+    let mut chunk = vec![0u8; payload.clamp(4, 1 << 16)];
+    let mut have = 0;
+    let mut bytes: Vec<u8> = Vec::new();
+    let mut floats: Vec<f32> = Vec::new();
+    // room for every element at once (a header beyond MAX_DECOMPRESSED is refused above): the
+    // data is read into its final place, never copied again
+    let room = payload;
+    if ty == TYPE_U8 {
+        bytes.try_reserve_exact(room).map_err(|_| anyhow::anyhow!("{name}: no memory for the {room} bytes its header declares"))?;
+    } else {
+        floats.try_reserve_exact(room / 4).map_err(|_| anyhow::anyhow!("{name}: no memory for the {} floats its header declares", room / 4))?;
+    }
+    while have < payload {
+        let want = (payload - have).min(chunk.len());
+        let got = read(&mut chunk[..want])?;
+        if ty == TYPE_U8 {
+            bytes.extend_from_slice(&chunk[..got]);
+        } else {
+            floats.extend(chunk[..got - got % 4].chunks_exact(4).map(|c| f32::from_be_bytes(c.try_into().unwrap())));
+        }
+        have += got;
+        if got < want {
+            return Err(wrong_length((header + have) as u64));
+        }
+    }
+    // nothing may follow the elements; what does is counted, not kept
+    let mut extra = 0u64;
+    loop {
+        let got = read(&mut chunk)?;
+        if got == 0 {
+            break;
+        }
+        extra += got as u64;
+        if extra > MAX_DECOMPRESSED {
+            bail!("{name}: has trailing bytes: dimensions {dims:?} of {} need {expected} bytes, and more than {MAX_DECOMPRESSED} follow", type_name(ty));
+        }
+    }
+    if extra > 0 {
+        return Err(wrong_length(expected as u64 + extra));
+    }
+    let data = if ty == TYPE_U8 { IdxData::U8(bytes) } else { IdxData::F32(floats) };
     Ok(IdxArray { dims, data })
 }
 

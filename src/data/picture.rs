@@ -47,17 +47,28 @@ pub fn load_image(path: &Path) -> Result<DynamicImage> {
     decode_image(&bytes, &path.display().to_string())
 }
 
-/// Decodes a PNG or JPEG from its bytes; `name` names it in errors. Pictures over 16,384 pixels
-/// a side or 256 MiB decoded are refused (a digit needs far less; a hostile file asks for more).
+/// The most pixels a picture may have: 4096×4096, more than a phone's photograph of a digit,
+/// and what `preprocess` converts (16 bytes a pixel) in 256 MiB.
+pub const MAX_PIXELS: u64 = 4096 * 4096;
+
+/// Decodes a PNG or JPEG from its bytes; `name` names it in errors. A picture of more than
+/// `MAX_PIXELS` (its header says how many, before anything is decoded), over 16,384 pixels a
+/// side, or over 256 MiB decoded is refused: a digit needs far less; a hostile file asks for
+/// more.
 pub fn decode_image(bytes: &[u8], name: &str) -> Result<DynamicImage> {
-    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .with_context(|| format!("cannot read image {name}"))?;
-    match reader.format() {
-        Some(image::ImageFormat::Png | image::ImageFormat::Jpeg) => {}
-        Some(f) => bail!("{name}: {f:?} images are not supported; expected PNG or JPEG"),
-        None => bail!("{name}: not a PNG or JPEG image"),
+    let open = || -> Result<image::ImageReader<std::io::Cursor<&[u8]>>> {
+        let reader = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().with_context(|| format!("cannot read image {name}"))?;
+        match reader.format() {
+            Some(image::ImageFormat::Png | image::ImageFormat::Jpeg) => Ok(reader),
+            Some(f) => bail!("{name}: {f:?} images are not supported; expected PNG or JPEG"),
+            None => bail!("{name}: not a PNG or JPEG image"),
+        }
+    };
+    let (w, h) = open()?.into_dimensions().with_context(|| format!("{name}: cannot read the image's header"))?;
+    if w as u64 * h as u64 > MAX_PIXELS {
+        bail!("{name}: {w}×{h} pixels; pictures of more than {MAX_PIXELS} pixels (4096×4096) are refused: a digit needs far fewer");
     }
+    let mut reader = open()?;
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(16_384);
     limits.max_image_height = Some(16_384);

@@ -232,16 +232,43 @@ fn mirrors(name: DatasetName, sources: &DataSources) -> Vec<String> {
     }
 }
 
-/// The IDX bytes of a file as stored or served: gunzipped when it starts with gzip's magic
-/// number, else as they are.
-pub fn idx_bytes(bytes: &[u8]) -> Result<Vec<u8>> {
+/// The size of file `i` (`FILES` order) of every supported dataset, uncompressed: each holds
+/// 60,000 training and 10,000 test 28×28 images and their labels.
+pub const IDX_SIZES: [u64; 4] = [47_040_016, 60_008, 7_840_016, 10_008];
+
+/// The most bytes a download of file `i` may take: its uncompressed size (a gzip copy is
+/// smaller), with room for a gzip container's framing.
+pub fn download_limit(i: usize) -> u64 {
+    IDX_SIZES[i] + IDX_SIZES[i] / 100 + 4096
+}
+
+/// The SHA-256 of a file's IDX bytes as stored or served: gunzipped as a stream (nothing kept)
+/// when it starts with gzip's magic number, else of the bytes as they are; refused when they
+/// are more than `limit` bytes.
+pub fn content_sha256(bytes: &[u8], limit: u64) -> Result<[u8; 32]> {
+    let mut h = sha2::Sha256::new();
     if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes), &mut out).map_err(|e| anyhow::anyhow!("not a complete gzip stream ({e}); truncated?"))?;
-        Ok(out)
+        let mut d = flate2::read::MultiGzDecoder::new(bytes);
+        let mut buf = vec![0u8; 1 << 16];
+        let mut total = 0u64;
+        loop {
+            let n = std::io::Read::read(&mut d, &mut buf).map_err(|e| anyhow::anyhow!("not a complete gzip stream ({e}); truncated?"))?;
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            if total > limit {
+                bail!("decompresses to more than {limit} bytes, more than the file can hold");
+            }
+            h.update(&buf[..n]);
+        }
     } else {
-        Ok(bytes.to_vec())
+        if bytes.len() as u64 > limit {
+            bail!("{} bytes, more than the file can hold ({limit})", bytes.len());
+        }
+        h.update(bytes);
     }
+    Ok(h.finalize().into())
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -254,7 +281,7 @@ fn hex(bytes: &[u8]) -> String {
 pub fn verify_content(name: DatasetName, i: usize, bytes: &[u8]) -> Result<()> {
     match name.content_sha256() {
         Some(want) => {
-            let got = hex(&sha2::Sha256::digest(idx_bytes(bytes)?));
+            let got = hex(&content_sha256(bytes, IDX_SIZES[i])?);
             if got != want[i] {
                 bail!("content SHA-256 {got} is not {}'s {} ({})", name.name(), FILES[i], want[i]);
             }
@@ -295,7 +322,7 @@ pub fn download(name: DatasetName, dir: &Path, sources: &DataSources, quiet: boo
         let mut done = false;
         for mirror in mirrors(name, sources) {
             let url = format!("{mirror}{file}");
-            match fetch(&agent, &url, &file, quiet).and_then(|bytes| verify_content(name, i, &bytes).map(|()| bytes).with_context(|| url.clone())) {
+            match fetch(&agent, &url, &file, download_limit(i), quiet).and_then(|bytes| verify_content(name, i, &bytes).map(|()| bytes).with_context(|| url.clone())) {
                 Ok(bytes) => {
                     let stored = if bytes.starts_with(&[0x1f, 0x8b]) { file.clone() } else { base.to_string() };
                     write_atomic(&dir.join(stored), &bytes)?;
@@ -334,9 +361,14 @@ pub fn download_command(name: DatasetName, dir: &Path, sources: &DataSources, qu
 }
 
 #[cfg(feature = "download")]
-fn fetch(agent: &ureq::Agent, url: &str, label: &str, quiet: bool) -> Result<Vec<u8>> {
+/// The body at `url`, refused when it is (or announces) more than `limit` bytes: memory is never
+/// taken on a server's word.
+fn fetch(agent: &ureq::Agent, url: &str, label: &str, limit: u64, quiet: bool) -> Result<Vec<u8>> {
     let mut resp = agent.get(url).call().with_context(|| format!("{url}"))?;
     let total = resp.body().content_length();
+    if let Some(n) = total.filter(|&n| n > limit) {
+        bail!("{url}: the server announces {n} bytes; {label} is at most {limit}");
+    }
     let bar = match total {
         Some(n) => indicatif::ProgressBar::new(n),
         None => indicatif::ProgressBar::no_length(),
@@ -350,8 +382,9 @@ fn fetch(agent: &ureq::Agent, url: &str, label: &str, quiet: bool) -> Result<Vec
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     bar.set_message(format!("downloading {label}"));
-    let mut reader = resp.body_mut().with_config().limit(1 << 31).reader();
-    let mut out = Vec::with_capacity(total.unwrap_or(0) as usize);
+    // ureq's own limit one read beyond ours, so that ours speaks first
+    let mut reader = resp.body_mut().with_config().limit(limit + (1 << 16) + 1).reader();
+    let mut out = Vec::with_capacity(total.unwrap_or(0).min(limit) as usize);
     let mut buf = vec![0u8; 1 << 16];
     loop {
         let n = reader.read(&mut buf).with_context(|| format!("{url}: connection broke off"))?;
@@ -359,6 +392,9 @@ fn fetch(agent: &ureq::Agent, url: &str, label: &str, quiet: bool) -> Result<Vec
             break;
         }
         out.extend_from_slice(&buf[..n]);
+        if out.len() as u64 > limit {
+            bail!("{url}: the server sends more than {limit} bytes; {label} is at most that");
+        }
         bar.inc(n as u64);
     }
     bar.finish_and_clear();

@@ -39,6 +39,10 @@ pub fn permutation(n: usize, rng: &mut impl Rng) -> Vec<u32> {
 }
 
 /// How the weights are drawn; biases start at zero (explicit values excepted).
+/// The largest bound or standard deviation an initialisation may draw with: weights beyond
+/// that overflow f32 activations at once, and the sampler's range must stay finite.
+pub const MAX_SCALE: f64 = 1e6;
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Init {
     /// U(−l, l), l = √(6/(fan_in + fan_out)) (Keras' default, doc 001).
@@ -66,8 +70,8 @@ impl FromStr for Init {
         let num = |what: &str| -> Result<f64> {
             let a = arg.ok_or_else(|| anyhow::anyhow!("--init {name} needs its {what}, e.g. {name}:0.1"))?;
             let v: f64 = a.parse().map_err(|_| anyhow::anyhow!("--init {s}: {what} '{a}' is not a number"))?;
-            if !(v.is_finite() && v > 0.0) {
-                bail!("--init {s}: {what} must be a finite number > 0");
+            if !(v.is_finite() && v > 0.0 && v <= MAX_SCALE) {
+                bail!("--init {s}: {what} must be a number > 0 and at most {MAX_SCALE:e}");
             }
             Ok(v)
         };
@@ -103,6 +107,11 @@ crate::serde_via_string!(Init);
 /// Draws the initial parameters for `spec` from the seed's init stream, layer by layer,
 /// weights row-major.
 pub fn initialize(spec: &ModelSpec, init: Init, seed: u64) -> Result<Params> {
+    if let Init::Uniform { bound: v } | Init::Normal { sigma: v } = init {
+        if !(v.is_finite() && v > 0.0 && v <= MAX_SCALE) {
+            bail!("--init {init}: the scale must be a number > 0 and at most {MAX_SCALE:e}");
+        }
+    }
     let mut params = Params::zeros(spec);
     let mut r = rng(seed, Stream::Init);
     for (i, layer) in params.layers.iter_mut().enumerate() {

@@ -195,6 +195,26 @@ impl ModelSpec {
     pub fn layer_dims(&self, i: usize) -> (usize, usize) {
         (self.layers[i], self.layers[i + 1])
     }
+    /// The parameters, counted with checked arithmetic and refused above `MAX_PARAMS`: what
+    /// `validate` asks of every model before anything is sized by it.
+    pub fn checked_num_params(&self) -> Result<usize> {
+        let mut total = 0usize;
+        for i in 0..self.num_layers() {
+            let (n_in, n_out) = (self.layers[i], self.layers[i + 1]);
+            let layer = n_in.checked_mul(n_out).and_then(|w| w.checked_add(n_out)).and_then(|l| total.checked_add(l));
+            match layer {
+                Some(t) if t <= MAX_PARAMS => total = t,
+                _ => bail!(
+                    "--layers {}: layer {} ({n_in}→{n_out}) brings the model past {MAX_PARAMS} parameters, the most gpu-nn holds (8 GiB in f32)",
+                    self.layers.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(","),
+                    i + 1
+                ),
+            }
+        }
+        Ok(total)
+    }
+
+    /// Parameters of the model (`validate` has checked that they can be counted).
     pub fn num_params(&self) -> usize {
         (0..self.num_layers()).map(|i| {
             let (i_, o) = self.layer_dims(i);
@@ -217,6 +237,7 @@ impl ModelSpec {
         if let Some(i) = self.layers.iter().position(|&n| n == 0) {
             bail!("--layers: size {} (position {}) is 0; every layer needs at least one unit", self.layers[i], i);
         }
+        self.checked_num_params()?;
         if self.activations.len() != self.num_layers() {
             bail!(
                 "--activation lists {} name(s) but --layers {} defines {} weight layer(s); give one activation per weight layer",
@@ -254,6 +275,10 @@ impl ModelSpec {
         Ok(())
     }
 }
+
+/// The most parameters a model may have (2³¹): 8 GiB in f32, 16 GiB in the f64 reference,
+/// before gradients and optimiser state.
+pub const MAX_PARAMS: usize = 1 << 31;
 
 /// Parameters of one weight layer, in the layout above.
 #[derive(Clone, Debug, PartialEq)]

@@ -19,6 +19,19 @@ pub fn command(args: &[&str]) -> Command {
     c
 }
 
+/// `command` under a limit of `kib` KiB of virtual memory (`ulimit -v`), so that a size taken on
+/// trust fails the test instead of swapping the machine.
+pub fn command_limited(kib: u64, args: &[&str]) -> Command {
+    let mut c = Command::new("sh");
+    c.arg("-c").arg(format!("ulimit -v {kib} && exec \"$0\" \"$@\"")).arg(env!("CARGO_BIN_EXE_gpu-nn")).args(args);
+    c.env("GPU_NN_OFFLINE", "1")
+        .env("GPU_NN_CACHE_DIR", concat!(env!("CARGO_TARGET_TMPDIR"), "/kernel-cache"))
+        .env_remove("GPU_NN_DATA")
+        .env_remove("GPU_NN_ADAPTER")
+        .env_remove("GPU_NN_KERNELS");
+    c
+}
+
 /// Runs the gpu-nn binary (see `command`).
 pub fn gpu_nn(args: &[&str]) -> Output {
     command(args).output().expect("the gpu-nn binary runs")

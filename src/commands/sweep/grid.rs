@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::commands::config_args::ConfigArgs;
 
+/// The most cells a sweep runs unless `--max-cells` allows more.
+pub const MAX_CELLS: usize = 10_000;
+
 /// One flag and its alternatives as typed: `--lr 0.1,0.5` → `Axis { flag: "lr", values: ["0.1", "0.5"] }`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Axis {
@@ -169,8 +172,14 @@ impl Grid {
         Grid { axes: rows }
     }
 
+    /// The cells: the product of the axes' lengths (`check` has bounded it).
     pub fn len(&self) -> usize {
         self.axes.iter().map(|a| a.values.len()).product()
+    }
+
+    /// The cells, counted with checked arithmetic; None past `usize`.
+    fn checked_len(&self) -> Option<usize> {
+        self.axes.iter().try_fold(1usize, |n, a| n.checked_mul(a.values.len()))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -247,7 +256,15 @@ impl Grid {
 
     /// Checks that no axis lists a value twice (as the tables print it) and that no two cells
     /// share a directory name.
-    pub fn check(&self) -> Result<()> {
+    /// Checks the grid before anything is sized by it: at most `max_cells` cells, no value
+    /// twice, no two cells sharing a directory.
+    pub fn check(&self, max_cells: usize) -> Result<()> {
+        let shape = self.axes.iter().map(|a| format!("{} {}", a.values.len(), a.name())).collect::<Vec<_>>().join(" × ");
+        match self.checked_len() {
+            Some(n) if n <= max_cells => {}
+            Some(n) => bail!("the grid ({shape}) has {n} cells, more than --max-cells {max_cells}; give fewer values, or a larger --max-cells to run it"),
+            None => bail!("the grid ({shape}) has more cells than can be counted; give fewer values"),
+        }
         for a in &self.axes {
             for (i, v) in a.values.iter().enumerate() {
                 if a.values[..i].iter().any(|w| label(&a.flag, w) == label(&a.flag, v)) {
@@ -314,6 +331,6 @@ mod tests {
         assert_eq!(g.row_picture_stem(2), "curves-seed-3");
         // a repeated value is refused as the tables would print it
         let g = Grid::lay_out(&[ax("lr", &["0.5", "0.50"])], "20", "0.9");
-        assert!(g.check().unwrap_err().to_string().contains("--lr lists 0.5 twice"));
+        assert!(g.check(MAX_CELLS).unwrap_err().to_string().contains("--lr lists 0.5 twice"));
     }
 }

@@ -116,7 +116,7 @@ pub fn plan(args: &SweepArgs) -> Result<(Plan, Vec<Config>)> {
     let first: Vec<String> = args.axes.iter().flat_map(|a| a.tokens(&a.values[0])).collect();
     let first = cell_flags(&args.tokens, &first)?.resolve()?;
     let grid = Grid::lay_out(&args.axes, &first.training.batch_size.to_string(), &format!("{}", first.optimizer.lr));
-    grid.check()?;
+    grid.check(args.max_cells)?;
     let mut cfgs = Vec::with_capacity(grid.len());
     for k in 0..grid.len() {
         let cfg = cell_flags(&args.tokens, &grid.tokens(k))?.resolve().with_context(|| format!("sweep cell {}", grid.describe(k)))?;
