@@ -13,7 +13,7 @@ use gpu_nn::core::config::Config;
 use gpu_nn::data::idx::{IdxArray, IdxData, encode_idx};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut e = GzEncoder::new(Vec::new(), Compression::fast());
@@ -21,15 +21,9 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
-/// The binary with downloads off and no data directory inherited from the environment.
+/// The binary as every test runs it (`common::command`), no mirror inherited either.
 fn gpu_nn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gpu-nn"))
-        .args(args)
-        .env("GPU_NN_OFFLINE", "1")
-        .env_remove("GPU_NN_DATA")
-        .env_remove("GPU_NN_MIRROR")
-        .output()
-        .expect("the gpu-nn binary runs")
+    common::command(args).env_remove("GPU_NN_MIRROR").output().expect("the gpu-nn binary runs")
 }
 
 fn stderr(o: &Output) -> String {

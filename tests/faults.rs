@@ -25,10 +25,10 @@ fn gpu_or_skip(test: &str) -> Option<gpu_nn::gpu::Gpu> {
     }
 }
 
-/// Runs the binary; returns (status, stdout, stderr).
+/// Runs the binary as every test does (`common::command`) with `env` on top; returns (status,
+/// stdout, stderr).
 fn gpu_nn(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_gpu-nn"));
-    c.args(args).env("GPU_NN_OFFLINE", "1");
+    let mut c = common::command(args);
     for (k, v) in env {
         c.env(k, v);
     }

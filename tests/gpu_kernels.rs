@@ -24,6 +24,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeSet;
 use std::sync::Arc;
+mod common;
 
 
 /// Whether an adapter exists; without one, panics under CI and otherwise says why it skips.
@@ -31,7 +32,7 @@ fn have_adapter() -> bool {
     if !list_adapters(&instance()).is_empty() {
         return true;
     }
-    if std::env::var_os("CI").is_some() {
+    if common::in_ci() {
         panic!("no GPU adapter found and CI is set: the GPU kernel tests must run in CI (install lavapipe: mesa-vulkan-drivers)");
     }
     eprintln!("skipping GPU kernel tests: no GPU adapter found (install lavapipe: mesa-vulkan-drivers libvulkan1)");
