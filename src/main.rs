@@ -6,10 +6,9 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     // Vulkan loaders probe Wayland and print an error when XDG_RUNTIME_DIR is unset (headless
-    // machines, CI); an empty private directory keeps that noise out of our output.
+    // machines, CI); an empty directory of this user's own keeps that noise out of our output.
     if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-        let dir = std::env::temp_dir().join("gpu-nn-runtime");
-        if std::fs::create_dir_all(&dir).is_ok() {
+        if let Some(dir) = private_runtime_dir() {
             // SAFETY: single-threaded here, before anything reads the environment.
             unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
         }
@@ -37,4 +36,27 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `<tmp>/gpu-nn-runtime-<uid>`, made with mode 0700, and used only if it is a real directory
+/// (not a symlink) that this user owns and nobody else may enter: another user cannot plant or
+/// share it.
+#[cfg(target_os = "linux")]
+fn private_runtime_dir() -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let uid = std::fs::metadata("/proc/self").ok()?.uid();
+    let dir = std::env::temp_dir().join(format!("gpu-nn-runtime-{uid}"));
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(_) => return None,
+    }
+    let m = std::fs::symlink_metadata(&dir).ok()?;
+    (m.is_dir() && m.uid() == uid && m.mode() & 0o077 == 0).then_some(dir)
+}
+
+/// Elsewhere the loaders do not probe Wayland.
+#[cfg(not(target_os = "linux"))]
+fn private_runtime_dir() -> Option<std::path::PathBuf> {
+    None
 }

@@ -123,3 +123,28 @@ fn a_resume_on_another_cpu_type_says_so() {
     assert_eq!(notes.len(), 1, "{err}");
     assert!(notes[0].contains(&other) && notes[0].contains(&here), "{err}");
 }
+
+/// Without XDG_RUNTIME_DIR the binary gives the Vulkan loader a directory of this user's own
+/// (mode 0700, `<tmp>/gpu-nn-runtime-<uid>`), not one folder every user shares; a symlink
+/// planted at that name is not taken.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_runtime_directory_is_this_users_own() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let uid = std::fs::metadata("/proc/self").unwrap().uid();
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |tmpdir: &Path| command(&["presets"]).env_remove("XDG_RUNTIME_DIR").env("TMPDIR", tmpdir).output().unwrap();
+    assert!(run(tmp.path()).status.success());
+    let made = std::fs::symlink_metadata(tmp.path().join(format!("gpu-nn-runtime-{uid}"))).unwrap();
+    assert!(made.is_dir() && made.uid() == uid && made.permissions().mode() & 0o777 == 0o700, "mode {:o}", made.permissions().mode());
+    assert!(!tmp.path().join("gpu-nn-runtime").exists(), "the shared folder of earlier builds");
+    // someone else's planted link: left as it is, and the run goes on
+    let other = tempfile::tempdir().unwrap();
+    let elsewhere = other.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, other.path().join(format!("gpu-nn-runtime-{uid}"))).unwrap();
+    assert!(run(other.path()).status.success());
+    assert!(std::fs::symlink_metadata(other.path().join(format!("gpu-nn-runtime-{uid}"))).unwrap().file_type().is_symlink());
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+}
