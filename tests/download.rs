@@ -159,6 +159,22 @@ fn published_recompressed_and_damaged_mirrors() {
     assert!(line.contains("t10k-labels-idx1-ubyte.gz is damaged or another file"), "{line}");
 }
 
+/// A file whose gzip stream holds far more than the file can (a gzip bomb under the right name):
+/// its checksum is taken as it is decompressed, and stops at the file's own size.
+#[test]
+fn a_gzip_bomb_is_refused_while_it_is_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bomb = gzip(&vec![0u8; 256 << 20], 1);
+    assert!(bomb.len() < 2 << 20);
+    let m: HashMap<String, Reply> = FILES.iter().map(|f| (format!("{f}.gz"), Reply::Bytes(bomb.clone()))).collect();
+    let dir = tmp.path().join("bomb");
+    let o = command_limited(1 << 20, &["download", "--dir", s(&dir), "--quiet"]).env_remove("GPU_NN_OFFLINE").env("GPU_NN_MIRROR", serve(m)).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    let line = error_line(&o);
+    assert!(line.contains("train-images-idx3-ubyte.gz") && line.contains("decompresses to more than 47040016 bytes"), "{line}");
+    assert!(!dir.join("train-images-idx3-ubyte.gz").exists());
+}
+
 /// A server that announces 10^15 bytes (or more than the file can be) is refused on its word,
 /// before any memory is taken for it: under a 1 GiB limit on virtual memory, one line.
 #[test]
