@@ -54,11 +54,22 @@ fn site(dir: &Path) -> (PathBuf, PathBuf, String) {
 
 /// Starts the server on a free port and waits for the line saying where it listens.
 fn start(extra: &[&str]) -> Server {
+    start_with_files(None, extra)
+}
+
+/// `start`, with at most `files` open file handles (`ulimit -n`) where given.
+fn start_with_files(files: Option<u32>, extra: &[&str]) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let (web, data, secret) = site(dir.path());
     let mut args = vec!["serve", "--port", "0", "--web", web.to_str().unwrap(), "--data", data.to_str().unwrap()];
     args.extend_from_slice(extra);
-    let mut child = common::command(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut command = common::command(&args);
+    if let Some(n) = files {
+        let bin = command.get_program().to_owned();
+        command = std::process::Command::new("sh");
+        command.arg("-c").arg(format!("ulimit -n {n} && exec \"$0\" \"$@\"")).arg(bin).args(&args).env("GPU_NN_OFFLINE", "1");
+    }
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let url = line.split_whitespace().nth(1).unwrap_or_else(|| panic!("no address in {line:?}"));
@@ -205,4 +216,27 @@ fn hundreds_of_silent_connections() {
         let n = c.read(&mut buf).unwrap_or(0);
         assert_eq!(n, 0, "a silent connection was answered instead of closed");
     }
+}
+
+/// CPU seconds a process has used (Linux: /proc/PID/stat, in clock ticks of 1/100 s).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let f: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
+}
+
+/// Out of file handles (`ulimit -n 48`, 120 silent connections): the server backs off instead
+/// of spinning on `accept`, and answers once the silent ones are closed.
+#[cfg(target_os = "linux")]
+#[test]
+fn out_of_file_handles_it_waits_and_then_answers() {
+    let s = start_with_files(Some(48), &["--idle-timeout", "1"]);
+    let pid = s.child.id();
+    let before = cpu_seconds(pid);
+    let silent: Vec<TcpStream> = (0..120).map(|_| TcpStream::connect(s.addr).unwrap()).collect();
+    let a = get(s.addr, "/");
+    assert_eq!(status(&a), 200, "{a}");
+    let spent = cpu_seconds(pid) - before;
+    assert!(spent < 0.5, "the server spent {spent:.2} CPU seconds while out of file handles: it spins");
+    drop(silent);
 }
