@@ -95,7 +95,7 @@ pub struct Session {
     computer: Computer,
     engine: Engine,
     state: RunState,
-    /// Which splits (`Split as usize`: train, val, test) the backend holds.
+    /// Which splits (train, val, test: `split_index`) the backend holds.
     attached: [bool; 3],
     notes: Vec<String>,
 }
