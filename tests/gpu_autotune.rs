@@ -160,3 +160,10 @@ fn workgroup_counts_are_checked_against_the_limit_at_build_time() {
     cfg.model.layers = vec![784, 800, 10];
     assert!(GpuBackend::with_config(gpu, &cfg.model, &cfg.optimizer, 64, false, KernelConfig::scalar()).is_ok());
 }
+
+/// Every test above again on each GPU implementation the machine has (lavapipe, SwiftShader,
+/// llvmpipe's OpenGL), each in a process of its own.
+#[test]
+fn on_every_driver() {
+    common::drivers::rerun_on_every_driver("on_every_driver");
+}

@@ -149,3 +149,10 @@ fn one_gpu_epoch_of_seed000_mnist_reaches_90_percent() {
     let c = cpu.evaluate(Split::Test).unwrap();
     assert!((c.accuracy() - acc).abs() <= 2e-4, "cpu {} vs gpu {acc} on the same weights", c.accuracy());
 }
+
+/// Every test above again on each GPU implementation the machine has (lavapipe, SwiftShader,
+/// llvmpipe's OpenGL), each in a process of its own.
+#[test]
+fn on_every_driver() {
+    common::drivers::rerun_on_every_driver("on_every_driver");
+}

@@ -328,3 +328,37 @@ fn parameters_and_state_round_trip() {
     // and the parameters are untouched by the state upload
     assert_eq!(gpu.params().unwrap().layers[1].bias, f32_round(&p.layers[1].bias));
 }
+
+/// Which adapter these tests ran on and which kernel configurations it runs (and why not the
+/// others): `driver report:` lines, which `on_every_driver` prints per driver.
+#[test]
+fn driver_report() {
+    if !have_adapter() {
+        return;
+    }
+    let gpu = Gpu::new(None, true).unwrap();
+    let (mut ran, mut not) = (Vec::new(), Vec::new());
+    for n in gpu_nn::gpu::KernelName::ALL {
+        match n.config().unsupported(&gpu.info, gpu.features, &gpu.limits) {
+            None => ran.push(n.to_string()),
+            Some(why) => not.push(format!("{n} ({why})")),
+        }
+    }
+    let i = &gpu.info;
+    println!(
+        "driver report: {} ({:?}, subgroups {}..{}): kernel configurations run: {}; not supported: {}",
+        i.name,
+        i.backend,
+        i.subgroup_min_size,
+        i.subgroup_max_size,
+        ran.join(", "),
+        if not.is_empty() { "none".into() } else { not.join("; ") }
+    );
+}
+
+/// Every test above again on each GPU implementation the machine has (lavapipe, SwiftShader,
+/// llvmpipe's OpenGL), each in a process of its own.
+#[test]
+fn on_every_driver() {
+    common::drivers::rerun_on_every_driver("on_every_driver");
+}
