@@ -13,6 +13,7 @@ fn main() -> ExitCode {
             unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
         }
     }
+    wgpu_messages();
     let cli = match parse_cli(std::env::args_os()) {
         Ok(c) => c,
         Err(e) if !e.use_stderr() => {
@@ -59,4 +60,26 @@ fn private_runtime_dir() -> Option<std::path::PathBuf> {
 #[cfg(not(target_os = "linux"))]
 fn private_runtime_dir() -> Option<std::path::PathBuf> {
     None
+}
+
+/// With `WGPU_VALIDATION` set to anything but 0 (wgpu's own switch for the validation layers),
+/// the warnings and errors of wgpu and of the layers reach stderr, one line each
+/// (`wgpu ERROR: …`), so that a validation error is seen rather than dropped.
+fn wgpu_messages() {
+    struct Lines;
+    impl log::Log for Lines {
+        fn enabled(&self, m: &log::Metadata) -> bool {
+            m.target().starts_with("wgpu") && m.level() <= log::Level::Warn
+        }
+        fn log(&self, r: &log::Record) {
+            if self.enabled(r.metadata()) {
+                eprintln!("wgpu {}: {}", r.level(), r.args().to_string().replace(['\n', '\t'], " "));
+            }
+        }
+        fn flush(&self) {}
+    }
+    let on = std::env::var("WGPU_VALIDATION").is_ok_and(|v| !v.is_empty() && v != "0");
+    if on && log::set_logger(&Lines).is_ok() {
+        log::set_max_level(log::LevelFilter::Warn);
+    }
 }

@@ -43,14 +43,21 @@ pub fn is_software(info: &wgpu::AdapterInfo) -> bool {
 /// DX12 first, and OpenGL only when none of those has an adapter (initialising EGL where it is
 /// not needed prints noise and costs time).
 pub fn instance() -> wgpu::Instance {
-    if wgpu::Backends::from_env().is_some() {
-        return wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-    }
-    let make = |backends| {
+    let make = |backends: Option<wgpu::Backends>| {
         let mut d = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
-        d.backends = backends;
+        if let Some(b) = backends {
+            d.backends = b;
+        }
+        // the validation layers' messages reach wgpu (and `log`) through debug utils only
+        if d.flags.contains(wgpu::InstanceFlags::VALIDATION) {
+            d.flags |= wgpu::InstanceFlags::DEBUG;
+        }
         wgpu::Instance::new(d)
     };
+    if wgpu::Backends::from_env().is_some() {
+        return make(None);
+    }
+    let make = |backends| make(Some(backends));
     let primary = make(wgpu::Backends::PRIMARY);
     if pollster::block_on(primary.enumerate_adapters(wgpu::Backends::PRIMARY)).is_empty() {
         return make(wgpu::Backends::SECONDARY);
