@@ -329,6 +329,68 @@ fn parameters_and_state_round_trip() {
     assert_eq!(gpu.params().unwrap().layers[1].bias, f32_round(&p.layers[1].bias));
 }
 
+/// The traces' every value, as bits.
+fn trace_bits(t: &StepTrace) -> Vec<u64> {
+    t.tensors.iter().flat_map(|(_, v)| v.iter().map(|x| x.to_bits())).collect()
+}
+
+/// Races show as results that differ between runs of the same work. Every configuration the
+/// adapter runs, and the plain kernels with other workgroup shapes, takes the same step (odd
+/// batch, vec4 and scalar layers) four times on one backend, its work buffers poisoned before
+/// each: the same bytes every time; the plain kernels give the same bytes whatever their
+/// workgroup shape. A digest of the bytes goes into the driver report, which the driver matrix
+/// holds equal across lavapipe's thread counts (`LP_NUM_THREADS`).
+#[test]
+fn repeated_steps_give_identical_bytes() {
+    if !have_adapter() {
+        return;
+    }
+    use gpu_nn::gpu::matmul::vec4::{Block, Blocks};
+    use std::hash::{DefaultHasher, Hasher};
+    let gpu = Gpu::new(None, true).unwrap();
+    let spec = case("races", &[64, 36, 20, 10], &[Relu, Tanh, Softmax], Loss::CrossEntropy, Reduction::Mean, OptimizerKind::Adam, 37).spec();
+    let opt = OptimizerSpec { kind: OptimizerKind::Adam, lr: 1e-3, ..Default::default() };
+    let mut rng = ChaCha8Rng::seed_from_u64(77);
+    let data = Arc::new(dataset(&spec, 50, false, &mut rng));
+    let p = params(&spec, &mut rng);
+    let idx: Vec<u32> = (0..37).map(|i| (i * 7 % 50) as u32).collect();
+    let plain = |workgroup: (u32, u32)| KernelConfig::Plain(Blocks { workgroup, ..Blocks::PLAIN });
+    let mut runs: Vec<(String, KernelConfig)> = variants(&gpu).into_iter().map(|(n, c)| (n.to_string(), c)).collect();
+    for wg in [(4, 16), (16, 4), (32, 2), (1, 64)] {
+        if wg.0 * wg.1 <= gpu.limits.max_compute_invocations_per_workgroup {
+            runs.push((format!("plain {}x{}", wg.0, wg.1), plain(wg)));
+        }
+    }
+    let big = KernelConfig::Plain(Blocks { forward: Block { rows: 2, cols: 8 }, ..Blocks::SOFTWARE });
+    runs.push(("plain-software, 2x8 forward blocks".into(), big));
+    let mut digest = DefaultHasher::new();
+    let mut plain_bits: Option<Vec<u64>> = None;
+    for (name, config) in &runs {
+        let mut b = gpu_nn::core::Engines::with_gpu(Default::default(), gpu.clone()).build_with_kernels(&spec, &opt, idx.len(), *config).unwrap();
+        b.attach(Split::Train, data.clone()).unwrap();
+        let mut first: Option<Vec<u64>> = None;
+        for run in 0..4 {
+            b.set_params(&p).unwrap();
+            b.poison().unwrap();
+            let bits = trace_bits(&b.trace_step(&idx, opt.lr).unwrap());
+            match &first {
+                None => first = Some(bits),
+                Some(f) => assert!(*f == bits, "{name}: run {run} differs from run 0 ({} of {} values)", f.iter().zip(&bits).filter(|(a, b)| a != b).count(), f.len()),
+            }
+        }
+        let bits = first.unwrap();
+        if name.starts_with("plain") && !name.starts_with("plain-software") {
+            match &plain_bits {
+                None => plain_bits = Some(bits.clone()),
+                Some(p) => assert!(*p == bits, "{name}: the plain kernels give other bytes with this workgroup shape"),
+            }
+        }
+        digest.write(name.as_bytes());
+        bits.iter().for_each(|&x| digest.write_u64(x));
+    }
+    println!("driver report: {} ran {} configurations 4 times each, identical bytes; determinism digest {:016x}", gpu.info.name, runs.len(), digest.finish());
+}
+
 /// Which adapter these tests ran on and which kernel configurations it runs (and why not the
 /// others): `driver report:` lines, which `on_every_driver` prints per driver.
 #[test]

@@ -39,8 +39,18 @@ pub fn drivers() -> Vec<Result<Driver, String>> {
         Some(p) => Ok(Driver { name, env: vec![("VK_ICD_FILENAMES", p.display().to_string()), ("WGPU_BACKEND", "vulkan".into())] }),
         None => Err(format!("{name}: no ICD file ({how})")),
     };
+    // lavapipe again on one thread and on five: another scheduling of the same invocations,
+    // which a race would show as other bytes (`determinism digest` in the reports)
+    let lavapipe_on = |name: &'static str, threads: &str| {
+        vulkan(name, lavapipe_icd(), "apt-get install mesa-vulkan-drivers libvulkan1").map(|mut d| {
+            d.env.push(("LP_NUM_THREADS", threads.to_string()));
+            d
+        })
+    };
     vec![
         vulkan("lavapipe", lavapipe_icd(), "apt-get install mesa-vulkan-drivers libvulkan1"),
+        lavapipe_on("lavapipe-1-thread", "1"),
+        lavapipe_on("lavapipe-5-threads", "5"),
         vulkan("swiftshader", swiftshader_icd(), "apt-get install chromium"),
         Ok(Driver { name: "gl", env: vec![("WGPU_BACKEND", "gl".into())] }),
     ]
@@ -61,6 +71,8 @@ pub fn rerun_on_every_driver(this_test: &str) {
     }
     let exe = std::env::current_exe().unwrap();
     let mut failures = Vec::new();
+    // the determinism digest each lavapipe run reported
+    let mut digests: Vec<(&'static str, String)> = Vec::new();
     for d in drivers() {
         let d = match d {
             Ok(d) => d,
@@ -80,6 +92,9 @@ pub fn rerun_on_every_driver(this_test: &str) {
         let result = text.lines().rfind(|l| l.starts_with("test result:")).unwrap_or("no test result").to_string();
         for l in text.lines().filter(|l| l.starts_with("driver report:")) {
             eprintln!("[{}] {l}", d.name);
+            if let Some((_, digest)) = l.split_once("determinism digest ").filter(|_| d.name.starts_with("lavapipe")) {
+                digests.push((d.name, digest.trim().to_string()));
+            }
         }
         eprintln!("[{}] {result}", d.name);
         if !o.status.success() {
@@ -87,4 +102,5 @@ pub fn rerun_on_every_driver(this_test: &str) {
         }
     }
     assert!(failures.is_empty(), "the tests failed on a driver:\n{}", failures.join("\n"));
+    assert!(digests.windows(2).all(|w| w[0].1 == w[1].1), "lavapipe gives other bytes on other thread counts: {digests:?}");
 }
