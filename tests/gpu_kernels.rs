@@ -391,6 +391,27 @@ fn repeated_steps_give_identical_bytes() {
     println!("driver report: {} ran {} configurations 4 times each, identical bytes; determinism digest {:016x}", gpu.info.name, runs.len(), digest.finish());
 }
 
+/// The matmul kernels run without runtime bounds checks on Vulkan; the host refuses every
+/// product that could index outside its buffers: no rows, more rows than a micro-batch holds,
+/// a layer that is not there, the backward product of the first layer.
+#[test]
+fn the_host_refuses_products_that_could_index_out_of_range() {
+    if !have_adapter() {
+        return;
+    }
+    let spec = case("bounds", &[36, 20, 12], &[Relu, Softmax], Loss::CrossEntropy, Reduction::Mean, OptimizerKind::Sgd, 8).spec();
+    let mut b = GpuBackend::with_gpu(Gpu::new(None, true).unwrap(), &spec, &OptimizerSpec::default(), 8, false, &KernelChoice::Named(gpu_nn::gpu::KernelName::Plain)).unwrap();
+    let cap = b.rows_cap();
+    for (kind, l, rows) in [(Matmul::Forward, 1, 0), (Matmul::Forward, 1, cap + 1), (Matmul::Forward, 0, 4), (Matmul::Forward, 3, 4), (Matmul::WeightGrad, 3, 4), (Matmul::BackwardData, 1, 4)] {
+        let e = b.time_matmul(kind, l, rows, 1).err().unwrap_or_else(|| panic!("{kind:?} of layer {l} on {rows} rows was dispatched"));
+        assert!(e.to_string().contains("no ") && e.to_string().contains(&format!("layer {l} on {rows} rows")), "{e}");
+    }
+    for (kind, l) in [(Matmul::Forward, 1), (Matmul::Forward, 2), (Matmul::BackwardData, 2), (Matmul::WeightGrad, 1), (Matmul::WeightGrad, 2)] {
+        b.time_matmul(kind, l, cap, 1).unwrap_or_else(|e| panic!("{kind:?} of layer {l} on {cap} rows: {e:#}"));
+        b.time_matmul(kind, l, 1, 1).unwrap_or_else(|e| panic!("{kind:?} of layer {l} on 1 row: {e:#}"));
+    }
+}
+
 /// Which adapter these tests ran on and which kernel configurations it runs (and why not the
 /// others): `driver report:` lines, which `on_every_driver` prints per driver.
 #[test]

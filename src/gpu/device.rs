@@ -51,6 +51,7 @@ impl Device {
     pub(super) fn new(gpu: Gpu, spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, config: KernelConfig) -> Result<Device> {
         let k = Kernels::new(&gpu, config)?;
         let layout = Layout::new(spec, opt, batch, &gpu.limits)?;
+        layout.check_matmul_extents()?;
         // per layer, the vec4 kernels where their shape conditions hold (matmul_vec4.wgsl)
         let vec4 = (0..spec.num_layers())
             .map(|i| {

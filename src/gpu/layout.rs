@@ -125,6 +125,31 @@ impl Layout {
     pub fn rows_cap(&self) -> usize {
         self.rows_cap
     }
+
+    /// What the matmul kernels, built without runtime bounds checks on Vulkan
+    /// (`kernels::matmul_checks`), rely on, checked before any is dispatched: every layer's
+    /// block of `rows_cap` rows lies inside the activation buffers and starts on a vec4, every
+    /// weight and bias tensor inside the parameter buffers, apart and on a vec4. With these and a
+    /// micro-batch of 1 to `rows_cap` rows (`scheduler::step_entry`), every index the kernels
+    /// form (their loads clamped or masked to the product's rows and columns, their stores
+    /// masked) is inside its binding.
+    pub fn check_matmul_extents(&self) -> Result<()> {
+        let widths: Vec<usize> = std::iter::once(self.shapes[0].0).chain(self.shapes.iter().map(|s| s.1)).collect();
+        for (l, &n) in widths.iter().enumerate() {
+            let (off, end) = (self.layer_off[l], self.rows_cap.checked_mul(n).and_then(|x| x.checked_add(self.layer_off[l])));
+            if off % 4 != 0 || end.is_none_or(|e| e > self.acts_len) {
+                bail!("internal: layer {l}'s activations ({} rows of {n} at {off}) do not fit the activation buffers of {} floats", self.rows_cap, self.acts_len);
+            }
+        }
+        let mut end = 0;
+        for (i, (&(w, b), &(n_in, n_out))) in self.param_off.iter().zip(&self.shapes).enumerate() {
+            if w % 4 != 0 || b % 4 != 0 || w < end || w + n_in * n_out > b || b + n_out > self.param_len {
+                bail!("internal: layer {i}'s tensors (weight at {w}, bias at {b}) overlap or leave the parameter buffers of {} floats", self.param_len);
+            }
+            end = b + n_out;
+        }
+        Ok(())
+    }
     /// Start of layer `l` (0 = the input) in acts, pre and dlt.
     pub fn layer_off(&self, l: usize) -> usize {
         self.layer_off[l]
@@ -291,6 +316,28 @@ mod tests {
 
     fn adam() -> OptimizerSpec {
         OptimizerSpec { kind: OptimizerKind::Adam, ..Default::default() }
+    }
+
+    /// The extents the unchecked matmul kernels rely on hold for every layout gpu-nn makes, and
+    /// a layout that breaks them is refused.
+    #[test]
+    fn matmul_extents_hold_and_a_broken_layout_is_refused() {
+        let lim = wgpu::Limits::default();
+        for layers in [vec![784, 128, 64, 10], vec![1, 1], vec![3, 7, 5, 2], vec![784, 1024, 1024, 10], vec![30, 17, 5]] {
+            for batch in [1, 3, 64, 100, 2000] {
+                let l = Layout::new(&spec(&layers), &adam(), batch, &lim).unwrap();
+                l.check_matmul_extents().unwrap_or_else(|e| panic!("{layers:?} batch {batch}: {e}"));
+            }
+        }
+        let good = Layout::new(&spec(&[36, 20, 10]), &adam(), 40, &lim).unwrap();
+        let mut short = Layout { acts_len: good.acts_len - 1, layer_off: good.layer_off.clone(), param_off: good.param_off.clone(), shapes: good.shapes.clone(), ..good };
+        assert!(short.check_matmul_extents().unwrap_err().to_string().contains("activations"));
+        short.acts_len += 1;
+        short.layer_off[1] += 2;
+        assert!(short.check_matmul_extents().is_err(), "a block off a vec4");
+        short.layer_off[1] -= 2;
+        short.param_off[1].0 -= 4;
+        assert!(short.check_matmul_extents().unwrap_err().to_string().contains("overlap"));
     }
 
     #[test]

@@ -47,8 +47,11 @@ fn grid(n: u32) -> (u32, u32) {
     if n <= 65535 { (n, 1) } else { (65535, n.div_ceil(65535)) }
 }
 
-/// The per-step uniform for an optimiser step `t` (1-based).
+/// The per-step uniform for an optimiser step `t` (1-based). Every micro-batch has 1 to
+/// `rows_cap` rows (`train_micros`, `eval_micros`): the matmul kernels, built without runtime
+/// bounds checks on Vulkan, rely on it (`Layout::check_matmul_extents`), so it is asserted.
 fn step_entry(dev: &Device, rows: usize, batch: usize, lr: f64, t: u64, accumulate: bool) -> StepUniform {
+    assert!((1..=dev.layout.rows_cap()).contains(&rows), "internal: a micro-batch of {rows} rows (1 to {} allowed)", dev.layout.rows_cap());
     let t = t.max(1) as i32;
     StepUniform {
         rows: rows as u32,
