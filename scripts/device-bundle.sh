@@ -44,6 +44,19 @@ for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte 
   install -m 644 "$data/$f.gz" "$dest/mnist/"
 done
 
+# the Khronos validation layer (the build Chromium ships: Debian's own predates SPIR-V's WGSL
+# source language), compressed, and its manifest with the library's path to fill in
+layer=/usr/lib/chromium/libVkLayer_khronos_validation.so
+if [ -f "$layer" ]; then
+  mkdir -p "$dest/layers"
+  gzip -9 -c "$layer" >"$dest/layers/libVkLayer_khronos_validation.so.gz"
+  cat >"$dest/layers/VkLayer_khronos_validation.json.in" <<'JSON'
+{"file_format_version": "1.2.0", "layer": {"name": "VK_LAYER_KHRONOS_validation", "type": "GLOBAL", "library_path": "@LIBRARY@", "api_version": "1.4.0", "implementation_version": "1", "description": "Khronos validation (Chromium's build)"}}
+JSON
+else
+  echo "note: no validation layer at $layer (apt-get install chromium): the device check runs its kernel parity without it" >&2
+fi
+
 cp scripts/device-check.sh scripts/device_summary.py scripts/torch_gpu_bench.py scripts/compare_cpu.py "$dest/"
 {
   echo "commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src shaders Cargo.toml Cargo.lock || echo '+changes')"

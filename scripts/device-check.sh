@@ -106,6 +106,45 @@ fi
 
 step adapters 60 "$bin" adapters
 step parity 120 "$bin" parity --preset seed001 --data "$data"
+
+# Correctness on the card before speed: every kernel configuration the adapter runs against the
+# f64 reference at seed001's shapes and at odd ones (widths that are not multiples of 4, an
+# odd batch), with the Khronos validation layer on where the bundle carries it: a line per
+# run in kernel-parity.out, and any validation error fails the step.
+kernel_parity() {
+  local layers_dir=""
+  if [ -f "$bundle/layers/libVkLayer_khronos_validation.so.gz" ]; then
+    layers_dir=$(mktemp -d /tmp/device-check-layers.XXXXXX)
+    gunzip -c "$bundle/layers/libVkLayer_khronos_validation.so.gz" >"$layers_dir/libVkLayer_khronos_validation.so"
+    sed "s|@LIBRARY@|$layers_dir/libVkLayer_khronos_validation.so|" "$bundle/layers/VkLayer_khronos_validation.json.in" >"$layers_dir/VkLayer_khronos_validation.json"
+  fi
+  local failed=0 k shape out err
+  for k in tiled-64 tiled-32 tiled-128 plain scalar; do
+    for shape in seed001 odd; do
+      local extra=()
+      [ "$shape" = odd ] && extra=(--layers 784,37,19,10 --batch-size 37)
+      err=$(mktemp)
+      if [ -n "$layers_dir" ]; then
+        out=$(WGPU_VALIDATION=1 VK_LAYER_PATH="$layers_dir" VK_LOADER_DEBUG=layer "$bin" parity --preset seed001 --data "$data" --steps 5 --kernels "$k" "${extra[@]}" 2>"$err")
+      else
+        out=$("$bin" parity --preset seed001 --data "$data" --steps 5 --kernels "$k" "${extra[@]}" 2>"$err")
+      fi
+      local rc=$? worst validation layer
+      worst=$(printf '%s\n' "$out" | sed -n 's/^worst relative error \([^ ]*\).*/\1/p')
+      validation=$(grep -c '^wgpu ERROR' "$err")
+      layer=$(grep -q 'VK_LAYER_KHRONOS_validation' "$err" && echo on || echo off)
+      printf 'kernels %s shape %s exit %s worst %s validation %s errors %s\n' "$k" "$shape" "$rc" "${worst:-?}" "$layer" "$validation"
+      [ "$rc" = 0 ] && [ "$validation" = 0 ] || failed=1
+      [ "$rc" = 0 ] || tail -n 3 "$err" >&2
+      rm -f "$err"
+    done
+  done
+  [ -n "$layers_dir" ] && rm -rf "$layers_dir"
+  return $failed
+}
+export -f kernel_parity
+export bin bundle data
+step kernel-parity 150 bash -c kernel_parity
 step bench 240 "$bin" bench --json --data "$data" "${bench_counts[@]}"
 if ! step kernels 240 "$bin" bench --kernels --json --sizes "$sizes"; then
   # a binary from before --sizes: its own shapes (the training ones and 1024³)

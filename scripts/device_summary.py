@@ -63,6 +63,17 @@ def parity_of(work, steps):
     )
 
 
+def kernel_parity_of(work, steps):
+    """Each kernel configuration against the f64 reference at seed001's and odd shapes, with
+    the validation layer where the bundle carried it (kernel-parity.out, a line per run)."""
+    rows = []
+    for line in (read(work, "kernel-parity.out") or "").splitlines():
+        f = line.split()
+        if len(f) == 12 and f[0] == "kernels":
+            rows.append(dict(kernels=f[1], shape=f[3], exit=int(f[5]), worst=f[7], validation=f[9], validation_errors=int(f[11])))
+    return dict(runs=rows, problem=why_not(work, steps, "kernel-parity"))
+
+
 def bench_of(work, steps, torch):
     cases = load_json(read(work, "bench.out")) or []
     theirs = {n["network"]: n for n in (torch or {}).get("networks", [])}
@@ -152,6 +163,14 @@ def markdown(s):
              + (f"; over the tolerance: {', '.join(p['failed_tensors'])}" if p["failed_tensors"] else "")
              + (f". Step: {p['problem']}" if p["problem"] else "") + ".")
 
+    kp = s["kernel_parity"]
+    L += ["", "## Every kernel configuration against the f64 reference (`gpu-nn parity --kernels K`, 5 steps, seed001's shapes and 784-37-19-10 at batch 37), validation layer on", ""]
+    if kp["runs"]:
+        L += ["| kernels | shapes | exit | worst relative error | validation layer | validation errors |", "|---|---|---|---|---|---|"]
+        L += [f"| {r['kernels']} | {r['shape']} | {r['exit']} | {r['worst']} | {r['validation']} | {r['validation_errors']} |" for r in kp["runs"]]
+    if kp["problem"]:
+        L.append(f"- step: {kp['problem']}")
+
     L += ["", "## Training throughput (`gpu-nn bench` against PyTorch eager on the same card, data resident)", ""]
     for k in ("bench", "torch"):
         if s["problems"].get(k):
@@ -214,9 +233,10 @@ def main():
         python=(read(work, "python.txt") or "").strip() or None,
         torch_device=(torch or {}).get("device"),
         steps=list(steps.values()),
-        problems={n: why_not(work, steps, n) for n in ("adapters", "parity", "bench", "kernels", "kernels-fallback", "torch", "train")},
+        problems={n: why_not(work, steps, n) for n in ("adapters", "parity", "kernel-parity", "bench", "kernels", "kernels-fallback", "torch", "train")},
         adapters=[l.strip() for l in (read(work, "adapters.out") or "").splitlines() if l.strip()],
         parity=parity_of(work, steps),
+        kernel_parity=kernel_parity_of(work, steps),
         bench=bench_of(work, steps, torch),
         kernels=kernels_of(work, steps, torch),
         train=train_of(work, steps),
