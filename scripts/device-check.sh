@@ -119,7 +119,7 @@ kernel_parity() {
     sed "s|@LIBRARY@|$layers_dir/libVkLayer_khronos_validation.so|" "$bundle/layers/VkLayer_khronos_validation.json.in" >"$layers_dir/VkLayer_khronos_validation.json"
   fi
   local failed=0 k shape out err
-  for k in tiled-64 tiled-32 tiled-128 plain scalar; do
+  for k in tiled-64 tiled-32 tiled-128 plain subgroup scalar; do
     for shape in seed001 odd; do
       local extra=()
       [ "$shape" = odd ] && extra=(--layers 784,37,19,10 --batch-size 37)

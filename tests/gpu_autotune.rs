@@ -43,7 +43,7 @@ fn a_tuned_choice_is_kept_reused_and_never_retimed() {
     // every supported candidate was timed
     let timed = kept[&key]["ms_per_step_products"].as_object().unwrap();
     for n in KernelConfig::NAMES {
-        let supported = KernelConfig::named(n).unwrap().unsupported(&gpu.info, gpu.features, &gpu.limits).is_none();
+        let supported = KernelConfig::named(n).unwrap().for_adapter(&gpu.info, gpu.features).unsupported(&gpu.info, gpu.features, &gpu.limits).is_none();
         assert_eq!(timed.contains_key(n), supported, "{n}");
     }
 

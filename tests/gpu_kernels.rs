@@ -412,6 +412,33 @@ fn the_host_refuses_products_that_could_index_out_of_range() {
     }
 }
 
+/// The subgroup kernels are written for any width that is a multiple of 4: those of 4, 16, 32
+/// and 64 lanes (NVIDIA's 32, AMD's 64, which no adapter here has) compile on this adapter too,
+/// where it has subgroups (running them needs that width; `repeated_steps…` and the matches
+/// above run the adapter's own).
+#[test]
+fn subgroup_kernels_of_every_width_compile() {
+    if !have_adapter() {
+        return;
+    }
+    let gpu = Gpu::new(None, true).unwrap();
+    if !gpu.features.contains(wgpu::Features::SUBGROUP) {
+        return println!("driver report: {} has no subgroups; the subgroup kernels were not compiled", gpu.info.name);
+    }
+    use gpu_nn::gpu::kernels::{MatmulDims, ParamBlocks, kernel};
+    use gpu_nn::gpu::matmul::subgroup::Blocks;
+    use gpu_nn::gpu::matmul::vec4::VEC4_HEADER;
+    for lanes in [4, 8, 16, 32, 64] {
+        let config = KernelConfig::Subgroup(Blocks::for_lanes(lanes).unwrap());
+        for kind in Matmul::ALL {
+            let g = config.generate(kind).unwrap();
+            let source = format!("{VEC4_HEADER}\n{}", g.source);
+            kernel(&gpu, &source, kind.entry(), std::mem::size_of::<MatmulDims>() as u64, &[false, false, false, true, false], ParamBlocks::Uniform)
+                .unwrap_or_else(|e| panic!("{lanes} lanes, {kind:?}: {e:#}"));
+        }
+    }
+}
+
 /// Which adapter these tests ran on and which kernel configurations it runs (and why not the
 /// others): `driver report:` lines, which `on_every_driver` prints per driver.
 #[test]
@@ -422,7 +449,7 @@ fn driver_report() {
     let gpu = Gpu::new(None, true).unwrap();
     let (mut ran, mut not) = (Vec::new(), Vec::new());
     for n in gpu_nn::gpu::KernelName::ALL {
-        match n.config().unsupported(&gpu.info, gpu.features, &gpu.limits) {
+        match n.config().for_adapter(&gpu.info, gpu.features).unsupported(&gpu.info, gpu.features, &gpu.limits) {
             None => ran.push(n.to_string()),
             Some(why) => not.push(format!("{n} ({why})")),
         }

@@ -89,7 +89,7 @@ pub fn choose(gpu: &Gpu, spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, ch
             if let Some(path) = cache
                 && let Some(name) = lookup(path, &key.to_string())
             {
-                return Ok(Chosen { name, config: name.config(), how: format!("tuned earlier, kept in {}", path.display()) });
+                return Ok(Chosen { name, config: name.config().for_adapter(&gpu.info, gpu.features), how: format!("tuned earlier, kept in {}", path.display()) });
             }
             let t0 = Instant::now();
             let timings = time_candidates(gpu, spec, opt, batch, default_name)?;
@@ -110,14 +110,15 @@ pub fn choose(gpu: &Gpu, spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, ch
                     Err(e) => how = format!("{how}; not kept: {e:#}"),
                 }
             }
-            Ok(Chosen { name, config: name.config(), how })
+            Ok(Chosen { name, config: name.config().for_adapter(&gpu.info, gpu.features), how })
         }
     }
 }
 
-/// The configuration `name`, refused when `gpu` cannot run it.
+/// The configuration `name` as it runs on `gpu` (`KernelConfig::for_adapter`), refused when
+/// `gpu` cannot run it.
 pub fn named_for(gpu: &Gpu, name: KernelName) -> Result<KernelConfig> {
-    let config = name.config();
+    let config = name.config().for_adapter(&gpu.info, gpu.features);
     if let Some(why) = config.unsupported(&gpu.info, gpu.features, &gpu.limits) {
         bail!("--kernels {name}: {why}");
     }
@@ -199,7 +200,7 @@ fn time_candidates(gpu: &Gpu, spec: &ModelSpec, opt: &OptimizerSpec, batch: usiz
     let mut out: Timings = Vec::new();
     let mut best = f64::INFINITY;
     for name in names {
-        let config = name.config();
+        let config = name.config().for_adapter(&gpu.info, gpu.features);
         if config.unsupported(&gpu.info, gpu.features, &gpu.limits).is_some() {
             continue;
         }

@@ -85,7 +85,7 @@ pub fn variant(selection: KernelSelection, gpu: &Gpu) -> Result<KernelConfig> {
 pub fn variants(gpu: &Gpu) -> Vec<(&'static str, KernelConfig)> {
     KernelName::ALL
         .into_iter()
-        .map(|n| (n.as_str(), n.config()))
+        .map(|n| (n.as_str(), n.config().for_adapter(&gpu.info, gpu.features)))
         .filter(|(_, c)| c.unsupported(&gpu.info, gpu.features, &gpu.limits).is_none())
         .collect()
 }

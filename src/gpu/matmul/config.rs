@@ -88,7 +88,8 @@ pub enum KernelConfig {
     Scalar,
     /// Register-blocked vec4 kernels (`vec4`).
     Plain(vec4::Blocks),
-    /// Register-blocked vec4 kernels sharing loads across 8-lane subgroups (`subgroup`).
+    /// Register-blocked vec4 kernels sharing loads across a subgroup of a fixed width
+    /// (`subgroup`; a named configuration holds lavapipe's 8 lanes until `for_adapter`).
     Subgroup(subgroup::Blocks),
     /// Operand tiles staged in workgroup memory (`tiled`), the hardware-GPU family.
     Tiled(Tile),
@@ -108,9 +109,22 @@ impl KernelConfig {
         name.parse::<KernelName>().ok().map(KernelName::config)
     }
 
-    /// The name of this configuration, if it is a named one.
+    /// The name of this configuration, if it is a named one (the subgroup kernels at any
+    /// width with that width's blocks are `subgroup`).
     pub fn name(&self) -> Option<KernelName> {
-        KernelName::ALL.into_iter().find(|n| n.config() == *self)
+        match self {
+            KernelConfig::Subgroup(b) if subgroup::Blocks::for_lanes(b.lanes) == Some(*b) => Some(KernelName::Subgroup),
+            _ => KernelName::ALL.into_iter().find(|n| n.config() == *self),
+        }
+    }
+
+    /// This configuration as it runs on an adapter: the subgroup kernels written for its
+    /// subgroup width (a named configuration holds lavapipe's 8), everything else as it is.
+    pub fn for_adapter(self, info: &wgpu::AdapterInfo, features: wgpu::Features) -> Self {
+        match (self, fixed_subgroup_width(info, features).and_then(subgroup::Blocks::for_lanes)) {
+            (KernelConfig::Subgroup(b), Some(w)) if b.lanes != w.lanes => KernelConfig::Subgroup(w),
+            _ => self,
+        }
     }
 
     /// The choice for an adapter before any timing (the tuner's fallback, and what it starts
@@ -118,24 +132,32 @@ impl KernelConfig {
     /// exactly 8 lanes, else plain kernels with large blocks; hardware GPUs get 64×64
     /// workgroup-memory tiles.
     pub fn default_for(info: &wgpu::AdapterInfo, features: wgpu::Features, software: bool) -> (KernelName, Self) {
-        let name = match (software, has_8_lane_subgroups(info, features)) {
-            (true, true) => KernelName::Subgroup,
-            (true, false) => KernelName::PlainSoftware,
+        let name = match (software, fixed_subgroup_width(info, features)) {
+            (true, Some(8)) => KernelName::Subgroup,
+            (true, _) => KernelName::PlainSoftware,
             (false, _) => KernelName::Tiled64,
         };
         (name, name.config())
     }
 
     /// Why this configuration cannot run on a device with these properties, if it cannot: the
-    /// subgroup kernels need 8-lane subgroups, a tile needs its threads and workgroup memory
-    /// within the limits.
+    /// subgroup kernels need subgroups of the one width they are written for, a tile needs
+    /// its threads and workgroup memory within the limits.
     pub fn unsupported(&self, info: &wgpu::AdapterInfo, features: wgpu::Features, limits: &wgpu::Limits) -> Option<String> {
         match self {
             KernelConfig::Scalar | KernelConfig::Plain(_) => None,
-            KernelConfig::Subgroup(_) if !has_8_lane_subgroups(info, features) => {
-                Some(format!("needs {}-lane subgroups, which adapter '{}' lacks", subgroup::LANES, info.name))
-            }
-            KernelConfig::Subgroup(_) => None,
+            KernelConfig::Subgroup(b) => match fixed_subgroup_width(info, features) {
+                Some(w) if w == b.lanes => None,
+                Some(w) if subgroup::Blocks::for_lanes(w).is_none() => {
+                    Some(format!("needs a subgroup width that is a multiple of 4; adapter '{}' has {w} lanes", info.name))
+                }
+                Some(w) => Some(format!("written for {}-lane subgroups; adapter '{}' has {w} (KernelConfig::for_adapter adapts it)", b.lanes, info.name)),
+                None if !features.contains(wgpu::Features::SUBGROUP) => Some(format!("needs subgroups, which adapter '{}' lacks", info.name)),
+                None => Some(format!(
+                    "needs one subgroup width; adapter '{}' reports {}..{} lanes",
+                    info.name, info.subgroup_min_size, info.subgroup_max_size
+                )),
+            },
             KernelConfig::Tiled(t) => {
                 let (x, y) = t.threads();
                 if x * y > limits.max_compute_invocations_per_workgroup || x > limits.max_compute_workgroup_size_x || y > limits.max_compute_workgroup_size_y {
@@ -177,8 +199,9 @@ impl KernelConfig {
     }
 }
 
-fn has_8_lane_subgroups(info: &wgpu::AdapterInfo, features: wgpu::Features) -> bool {
-    features.contains(wgpu::Features::SUBGROUP) && info.subgroup_min_size == subgroup::LANES && info.subgroup_max_size == subgroup::LANES
+/// The adapter's subgroup width when it has subgroups of one width only.
+fn fixed_subgroup_width(info: &wgpu::AdapterInfo, features: wgpu::Features) -> Option<u32> {
+    (features.contains(wgpu::Features::SUBGROUP) && info.subgroup_min_size == info.subgroup_max_size && info.subgroup_min_size > 0).then_some(info.subgroup_min_size)
 }
 
 #[cfg(test)]
@@ -230,7 +253,15 @@ mod tests {
         assert!(t128.unsupported(&info, wgpu::Features::empty(), &small).unwrap().contains("workgroup memory"));
         let few = wgpu::Limits { max_compute_invocations_per_workgroup: 64, ..lim };
         assert!(t128.unsupported(&info, wgpu::Features::empty(), &few).unwrap().contains("threads"));
-        assert!(KernelName::Subgroup.config().unsupported(&info, wgpu::Features::SUBGROUP, &few).unwrap().contains("subgroups"));
+        // 32 lanes: the named subgroup configuration is lavapipe's 8-lane one until adapted
+        let sub = KernelName::Subgroup.config();
+        assert!(sub.unsupported(&info, wgpu::Features::SUBGROUP, &lim).unwrap().contains("written for 8-lane subgroups"));
+        let adapted = sub.for_adapter(&info, wgpu::Features::SUBGROUP);
+        assert_eq!(adapted.unsupported(&info, wgpu::Features::SUBGROUP, &lim), None);
+        assert_eq!(adapted.name(), Some(KernelName::Subgroup));
+        assert!(sub.unsupported(&info, wgpu::Features::empty(), &lim).unwrap().contains("needs subgroups"));
+        let ranged = wgpu::AdapterInfo { subgroup_min_size: 4, subgroup_max_size: 128, ..info.clone() };
+        assert!(sub.for_adapter(&ranged, wgpu::Features::SUBGROUP).unsupported(&ranged, wgpu::Features::SUBGROUP, &lim).unwrap().contains("4..128"));
         let (name, _) = KernelConfig::default_for(&info, wgpu::Features::SUBGROUP, false);
         assert_eq!(name, KernelName::Tiled64);
     }

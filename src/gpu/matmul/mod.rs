@@ -6,7 +6,7 @@
 //! |------------|---------------|--------------------------------------------|--------------------------|
 //! | scalar     | `scalar.rs`   | 4×4 blocks from scalar loads, any shape    | the reference, odd widths |
 //! | plain      | `vec4.rs`     | register blocks from vec4 loads            | portable; lavapipe w/o 8-lane subgroups |
-//! | subgroup   | `subgroup.rs` | vec4 loads shared across 8 lanes           | lavapipe                 |
+//! | subgroup   | `subgroup.rs` | vec4 loads shared across a subgroup        | lavapipe                 |
 //! | tiled      | `tiled.rs`    | operand tiles in workgroup memory          | hardware GPUs            |
 //!
 //! `config` names the configurations (`KernelName`) and says which one a backend builds
