@@ -13,6 +13,7 @@ use common::{command, error_line, gpu_nn, in_ci, s};
 use serde_json::{Value, json};
 
 fn gpu_or_skip(test: &str) -> Option<Gpu> {
+    common::drivers::watch_validation();
     match Gpu::new(None, true) {
         Ok(g) => Some(g),
         Err(e) if in_ci() => panic!("{test}: no GPU adapter in CI: {e:#}"),

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 /// A GPU backend, or None with a printed reason (a failure in CI).
 fn gpu_or_skip(test: &str, spec: &ModelSpec, opt: &OptimizerSpec, batch: usize, stream: bool) -> Option<GpuBackend> {
+    common::drivers::watch_validation();
     match gpu_nn::gpu::Gpu::new(None, true).and_then(|g| GpuBackend::with_gpu(g, spec, opt, batch, stream, &KernelChoice::Default)) {
         Ok(b) => Some(b),
         Err(e) if in_ci() => panic!("{test}: no GPU adapter in CI: {e:#}"),

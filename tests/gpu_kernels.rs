@@ -29,6 +29,7 @@ mod common;
 
 /// Whether an adapter exists; without one, panics under CI and otherwise says why it skips.
 fn have_adapter() -> bool {
+    common::drivers::watch_validation();
     if !list_adapters(&instance()).is_empty() {
         return true;
     }

@@ -6,22 +6,9 @@
 //! manifest made here; the loader's own report (`VK_LOADER_DEBUG=layer`) shows that it ran.
 
 mod common;
-use common::drivers::drivers;
+use common::drivers::{VALIDATION_LAYER as LAYER, drivers, validation_layer_dir};
 use common::{command, in_ci, s};
-use std::path::{Path, PathBuf};
-
-/// The Khronos validation layer Chromium ships.
-const LAYER: &str = "/usr/lib/chromium/libVkLayer_khronos_validation.so";
-
-/// A folder holding the layer's manifest, for `VK_LAYER_PATH`.
-fn layer_manifest(dir: &Path) -> PathBuf {
-    let manifest = serde_json::json!({
-        "file_format_version": "1.2.0",
-        "layer": {"name": "VK_LAYER_KHRONOS_validation", "type": "GLOBAL", "library_path": LAYER, "api_version": "1.4.0", "implementation_version": "1", "description": "Khronos validation (Chromium's build)"}
-    });
-    std::fs::write(dir.join("VkLayer_khronos_validation.json"), manifest.to_string()).unwrap();
-    dir.to_path_buf()
-}
+use std::path::Path;
 
 #[test]
 fn no_validation_errors_on_any_vulkan_driver() {
@@ -31,7 +18,7 @@ fn no_validation_errors_on_any_vulkan_driver() {
         return eprintln!("SKIPPED validation: no validation layer at {LAYER}");
     }
     let tmp = tempfile::tempdir().unwrap();
-    let layers = layer_manifest(tmp.path());
+    let layers = validation_layer_dir(tmp.path());
     let data = s(&mnist);
     let runs: [(&str, Vec<&str>); 4] = [
         ("train", vec!["train", "--preset", "seed001", "--backend", "gpu", "--data", data, "--epochs", "1", "--max-steps", "40", "--quiet"]),

@@ -11,6 +11,46 @@ use std::process::Command;
 /// Set in a child process: the driver it runs on.
 pub const DRIVER_VAR: &str = "GPU_NN_TEST_DRIVER";
 
+/// The Khronos validation layer Chromium ships (Debian's `vulkan-validationlayers` 1.3.239
+/// predates SPIR-V's WGSL source language and flags every shader for it).
+pub const VALIDATION_LAYER: &str = "/usr/lib/chromium/libVkLayer_khronos_validation.so";
+
+/// A folder holding a manifest of `VALIDATION_LAYER`, for `VK_LAYER_PATH`.
+pub fn validation_layer_dir(dir: &Path) -> PathBuf {
+    let manifest = serde_json::json!({
+        "file_format_version": "1.2.0",
+        "layer": {"name": "VK_LAYER_KHRONOS_validation", "type": "GLOBAL", "library_path": VALIDATION_LAYER, "api_version": "1.4.0", "implementation_version": "1", "description": "Khronos validation (Chromium's build)"}
+    });
+    std::fs::write(dir.join("VkLayer_khronos_validation.json"), manifest.to_string()).unwrap();
+    dir.to_path_buf()
+}
+
+/// In a child of `rerun_on_every_driver` with validation on: wgpu's and the layer's warnings
+/// and errors reach stderr (`wgpu ERROR: …`), where the parent counts them. The tests' helpers
+/// that open an adapter call this first; elsewhere it does nothing.
+pub fn watch_validation() {
+    struct Lines;
+    impl log::Log for Lines {
+        fn enabled(&self, m: &log::Metadata) -> bool {
+            m.target().starts_with("wgpu") && m.level() <= log::Level::Warn
+        }
+        fn log(&self, r: &log::Record) {
+            if self.enabled(r.metadata()) {
+                eprintln!("wgpu {}: {}", r.level(), r.args().to_string().replace(['\n', '\t'], " "));
+            }
+        }
+        fn flush(&self) {}
+    }
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    if current().is_some() && std::env::var_os("WGPU_VALIDATION").is_some() {
+        ONCE.call_once(|| {
+            if log::set_logger(&Lines).is_ok() {
+                log::set_max_level(log::LevelFilter::Warn);
+            }
+        });
+    }
+}
+
 pub struct Driver {
     pub name: &'static str,
     /// The environment that selects it.
@@ -71,6 +111,11 @@ pub fn rerun_on_every_driver(this_test: &str) {
     }
     let exe = std::env::current_exe().unwrap();
     let mut failures = Vec::new();
+    // the Vulkan drivers run with the validation layer on
+    let layers = tempfile::tempdir().unwrap();
+    let have_layer = Path::new(VALIDATION_LAYER).is_file();
+    assert!(have_layer || !in_ci(), "{VALIDATION_LAYER} is missing in CI (apt-get install chromium)");
+    let layer_dir = validation_layer_dir(layers.path());
     // the determinism digest each lavapipe run reported
     let mut digests: Vec<(&'static str, String)> = Vec::new();
     for d in drivers() {
@@ -87,6 +132,11 @@ pub fn rerun_on_every_driver(this_test: &str) {
         for (k, v) in &d.env {
             c.env(k, v);
         }
+        let validated = have_layer && d.env.iter().any(|(k, _)| *k == "VK_ICD_FILENAMES");
+        if validated {
+            // the loader's own report of the layers it inserts shows that the layer ran
+            c.env("WGPU_VALIDATION", "1").env("VK_LAYER_PATH", &layer_dir).env("VK_LOADER_DEBUG", "layer");
+        }
         let o = c.output().unwrap();
         let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
         let result = text.lines().rfind(|l| l.starts_with("test result:")).unwrap_or("no test result").to_string();
@@ -97,7 +147,12 @@ pub fn rerun_on_every_driver(this_test: &str) {
             }
         }
         eprintln!("[{}] {result}", d.name);
-        if !o.status.success() {
+        let errors = text.lines().filter(|l| l.starts_with("wgpu ERROR")).count();
+        let inserted = text.contains("VK_LAYER_KHRONOS_validation") && text.contains(VALIDATION_LAYER);
+        if validated {
+            eprintln!("[{}] validation layer {}: {errors} errors", d.name, if inserted { "on" } else { "NOT INSERTED" });
+        }
+        if !o.status.success() || errors > 0 || (validated && !inserted) {
             failures.push(format!("--- driver {} ---\n{text}", d.name));
         }
     }

@@ -65,6 +65,7 @@ pub fn in_ci() -> bool {
 /// (with the reason printed) when none works; in CI that is a failure, not a skip: a silently
 /// skipped test proves nothing.
 pub fn mnist_dir_or_skip(test: &str) -> Option<PathBuf> {
+    drivers::watch_validation();
     let shared = PathBuf::from(MNIST_DIR);
     if shared.is_dir() {
         return Some(shared);
