@@ -22,7 +22,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/gpu-nn-target}"
 mkdir -p "$dest/debs" "$dest/mnist"
 
 echo "building the dist binary ..." >&2
-cargo build --profile dist --no-default-features --bin gpu-nn
+cargo build --profile dist --no-default-features --features cli --bin gpu-nn
 install -m 755 "$CARGO_TARGET_DIR/dist/gpu-nn" "$dest/gpu-nn"
 
 # The loader packages, downloaded once (the recipe of the device tool's notes: amd64, whatever
