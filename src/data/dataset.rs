@@ -1,7 +1,7 @@
 //! A labelled image set in memory: pixels (bytes or floats) and class labels.
 
 use super::idx::{IdxArray, IdxData, read_idx};
-use super::InputNorm;
+use super::{FeatureNorm, InputNorm};
 use anyhow::{Result, bail};
 use std::path::Path;
 
@@ -83,6 +83,40 @@ impl Dataset {
             bail!("{}: every pixel of the training set is {mean}; there is no spread to standardise (drop --standardize)", self.source);
         }
         Ok(InputNorm { mean, std })
+    }
+
+    /// The mean and (population) standard deviation of each feature over the samples, as
+    /// `pixel` gives them: a table's per-feature standardisation. A feature that never varies
+    /// keeps std 1 (it is only centred), as scikit-learn's `StandardScaler` does.
+    pub fn feature_stats(&self) -> FeatureNorm {
+        let (n, d) = (self.len() as f64, self.sample_len);
+        let mut mean = vec![0.0; d];
+        for i in 0..self.len() {
+            for (j, m) in mean.iter_mut().enumerate() {
+                *m += self.pixel(i, j);
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= n);
+        let mut var = vec![0.0; d];
+        for i in 0..self.len() {
+            for (j, v) in var.iter_mut().enumerate() {
+                let e = self.pixel(i, j) - mean[j];
+                *v += e * e;
+            }
+        }
+        let std = var.iter().map(|v| (v / n).sqrt()).map(|s| if s > 0.0 && s.is_finite() { s } else { 1.0 }).collect();
+        FeatureNorm { mean, std }
+    }
+
+    /// The set with `norm` applied to every feature: float values `(p_j − mean_j) / std_j`.
+    pub fn standardized(&self, norm: &FeatureNorm) -> Dataset {
+        let d = self.sample_len;
+        let values = (0..self.len()).flat_map(|i| (0..d).map(move |j| norm.apply(j, self.pixel(i, j)))).collect();
+        Dataset { pixels: Pixels::F64(values), ..self.clone_without_pixels() }
+    }
+
+    fn clone_without_pixels(&self) -> Dataset {
+        Dataset { source: self.source.clone(), pixels: Pixels::F64(Vec::new()), sample_len: self.sample_len, labels: self.labels.clone(), num_classes: self.num_classes }
     }
 
     /// A set built in memory: `values` holds `labels.len()` samples of `sample_len` values each,

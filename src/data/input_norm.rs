@@ -32,3 +32,21 @@ impl Default for InputNorm {
         Self::IDENTITY
     }
 }
+
+/// Per-feature standardisation of a table's columns, x_j = (p_j − mean_j) / std_j, measured on
+/// the training split (`data.standardize` on tabular data). Part of a model like `InputNorm`,
+/// but applied to the samples before any backend sees them (`Dataset::standardized`,
+/// `core::inference::forward`), so the backends' kernels stay those of one mean and one std.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureNorm {
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
+}
+
+impl FeatureNorm {
+    /// Feature `j`'s input for value `p`.
+    pub fn apply(&self, j: usize, p: f64) -> f64 {
+        (p - self.mean[j]) / self.std[j]
+    }
+}

@@ -20,6 +20,8 @@ pub enum DatasetName {
     Kmnist,
     /// Samples given in the configuration itself (doc 000's two-sample example).
     Inline,
+    /// The user's own files, as `data.files` names them (`own`: `.npz`, CSV, image folder).
+    Files,
 }
 
 impl DatasetName {
@@ -29,6 +31,7 @@ impl DatasetName {
             DatasetName::FashionMnist => "fashion-mnist",
             DatasetName::Kmnist => "kmnist",
             DatasetName::Inline => "inline",
+            DatasetName::Files => "files",
         }
     }
     /// Public mirrors, tried in order; each serves the four `.gz` files under these names.
@@ -40,7 +43,7 @@ impl DatasetName {
             ],
             DatasetName::FashionMnist => &["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"],
             DatasetName::Kmnist => &["http://codh.rois.ac.jp/kmnist/dataset/kmnist/"],
-            DatasetName::Inline => &[],
+            DatasetName::Inline | DatasetName::Files => &[],
         }
     }
     /// SHA-256 of each file's decompressed IDX bytes, in the order of `FILES`: what a download
@@ -79,7 +82,7 @@ impl DatasetName {
                 "5c965bf0a639b31b8f53240b1b52f4d7",
                 "7320c461ea6c1c855c0b718fb2a4b134",
             ],
-            DatasetName::Inline => ["", "", "", ""],
+            DatasetName::Inline | DatasetName::Files => ["", "", "", ""],
         }
     }
 }
