@@ -53,6 +53,8 @@ fn bench_training(cfg: KernelConfig, train: &Arc<Dataset>) -> anyhow::Result<f64
         loss: Loss::CrossEntropy,
         reduction: Reduction::Mean,
         input_norm: Default::default(),
+        feature_norm: None,
+        classes: Vec::new(),
     };
     let opt = OptimizerSpec { kind: OptimizerKind::Adam, lr: 1e-3, ..Default::default() };
     let batch = 64;

@@ -551,6 +551,8 @@ fn ctrl_c_finishes_the_current_step_on_the_cpu() {
         loss: gpu_nn::nn::model::Loss::HalfSse,
         reduction: gpu_nn::nn::model::Reduction::Mean,
         input_norm: Default::default(),
+        feature_norm: None,
+        classes: Vec::new(),
     };
     let mut cfg = gpu_nn::core::config::Config { model, ..Default::default() };
     cfg.training.batch_size = gpu_nn::core::config::BatchSize::N(1);
@@ -563,7 +565,7 @@ fn ctrl_c_finishes_the_current_step_on_the_cpu() {
         labels: (0..n).map(|i| (i % 2) as u8).collect(),
         num_classes: 2,
     };
-    let data = gpu_nn::core::run_data::RunData { train: std::sync::Arc::new(train), val: None, test: None };
+    let data = gpu_nn::core::run_data::RunData::new(train, None);
     for (whole_chunks, stops_at) in [(false, 5), (true, 64)] {
         let flag = std::sync::atomic::AtomicBool::new(false);
         let mut b = CtrlCDuringStep { inner: ReferenceBackend::new(&cfg.model, &cfg.optimizer), flag: &flag, press_during: 5, steps: 0, whole_chunks };

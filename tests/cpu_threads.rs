@@ -57,6 +57,8 @@ fn training_is_bit_identical_on_one_and_two_threads() {
         loss: Loss::CrossEntropy,
         reduction: Reduction::Mean,
         input_norm: Default::default(),
+        feature_norm: None,
+        classes: Vec::new(),
     };
     let opt = OptimizerSpec { kind: OptimizerKind::Adam, lr: 1e-3, ..Default::default() };
     let mut rng = ChaCha8Rng::seed_from_u64(5);

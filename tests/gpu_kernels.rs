@@ -67,6 +67,8 @@ impl Case {
             loss: self.loss,
             reduction: self.reduction,
             input_norm: self.input_norm,
+            feature_norm: None,
+            classes: Vec::new(),
         };
         spec.validate().unwrap();
         spec
@@ -235,7 +237,7 @@ fn accumulated_micro_batches_match_cpu() {
         return;
     }
     for (name, layers) in [("vec4", [8usize, 4]), ("scalar", [7, 5])] {
-        let spec = ModelSpec { layers: layers.to_vec(), activations: vec![Sigmoid], loss: Loss::HalfSse, reduction: Reduction::Mean, input_norm: Default::default() };
+        let spec = ModelSpec { layers: layers.to_vec(), activations: vec![Sigmoid], loss: Loss::HalfSse, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
         let opt = OptimizerSpec { kind: OptimizerKind::Sgd, lr: 1.0, ..Default::default() };
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let batch = 8192 + 37;
@@ -278,7 +280,7 @@ fn default_backend_matches_cpu() {
     if !have_adapter() {
         return;
     }
-    let spec = ModelSpec { layers: vec![784, 128, 64, 10], activations: vec![Relu, Relu, Softmax], loss: Loss::CrossEntropy, reduction: Reduction::Mean, input_norm: Default::default() };
+    let spec = ModelSpec { layers: vec![784, 128, 64, 10], activations: vec![Relu, Relu, Softmax], loss: Loss::CrossEntropy, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
     let opt = OptimizerSpec { kind: OptimizerKind::Adam, lr: 1e-6, ..Default::default() };
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let data = Arc::new(dataset(&spec, 100, false, &mut rng));
@@ -302,7 +304,7 @@ fn parameters_and_state_round_trip() {
     if !have_adapter() {
         return;
     }
-    let spec = ModelSpec { layers: vec![3, 5, 2], activations: vec![Tanh, Sigmoid], loss: Loss::HalfSse, reduction: Reduction::Mean, input_norm: Default::default() };
+    let spec = ModelSpec { layers: vec![3, 5, 2], activations: vec![Tanh, Sigmoid], loss: Loss::HalfSse, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
     let opt = OptimizerSpec { kind: OptimizerKind::Adam, ..Default::default() };
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let p = params(&spec, &mut rng);

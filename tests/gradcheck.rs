@@ -169,7 +169,7 @@ fn all_specs() -> Vec<ModelSpec> {
     for h in hidden {
         for &(out, loss, n_out) in &outputs {
             for reduction in [Reduction::Mean, Reduction::Sum] {
-                let spec = ModelSpec { layers: vec![INPUTS, HIDDEN, n_out], activations: vec![h, out], loss, reduction, input_norm: Default::default() };
+                let spec = ModelSpec { layers: vec![INPUTS, HIDDEN, n_out], activations: vec![h, out], loss, reduction, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
                 spec.validate().expect("every listed pair is a valid model");
                 specs.push(spec);
             }
@@ -321,14 +321,14 @@ fn saturated_model_evaluates_to_finite_loss() {
     let opt = OptimizerSpec::default();
     let ds = |labels: Vec<u8>, classes| Arc::new(Dataset { source: "x=1".into(), pixels: Pixels::F64(vec![1.0; labels.len()]), sample_len: 1, labels, num_classes: classes });
 
-    let bce = ModelSpec { layers: vec![1, 1], activations: vec![Activation::Sigmoid], loss: Loss::BinaryCrossEntropy, reduction: Reduction::Mean, input_norm: Default::default() };
+    let bce = ModelSpec { layers: vec![1, 1], activations: vec![Activation::Sigmoid], loss: Loss::BinaryCrossEntropy, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
     let mut be = ReferenceBackend::new(&bce, &opt);
     be.set_params(&Params { layers: vec![LayerParams { weight: vec![1000.0], bias: vec![0.0] }] }).unwrap();
     be.attach(Split::Test, ds(vec![0, 1], 2)).unwrap();
     let r = be.evaluate(Split::Test).unwrap();
     assert_eq!((r.loss_sum, r.correct), (1000.0, 1), "z = 1000: label 0 costs 1000, label 1 costs ~0");
 
-    let ce = ModelSpec { layers: vec![1, 2], activations: vec![Activation::Softmax], loss: Loss::CrossEntropy, reduction: Reduction::Mean, input_norm: Default::default() };
+    let ce = ModelSpec { layers: vec![1, 2], activations: vec![Activation::Softmax], loss: Loss::CrossEntropy, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
     let mut be = ReferenceBackend::new(&ce, &opt);
     be.set_params(&Params { layers: vec![LayerParams { weight: vec![1000.0, 0.0], bias: vec![0.0, 0.0] }] }).unwrap();
     be.attach(Split::Test, ds(vec![1, 0], 2)).unwrap();

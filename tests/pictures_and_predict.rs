@@ -66,14 +66,13 @@ fn read_confusion(path: &Path) -> Vec<Vec<u64>> {
     let head: Vec<&str> = lines.next().unwrap().split(',').collect();
     let k = head.len() - 1;
     assert_eq!(head[0], "true_class");
-    for (j, h) in head[1..].iter().enumerate() {
-        assert_eq!(*h, format!("pred_{j}"));
-    }
+    // columns pred_NAME, rows NAME: the class names (MNIST's digits, "not 3" and "3" for binary:3)
+    let names: Vec<&str> = head[1..].iter().map(|h| h.strip_prefix("pred_").unwrap()).collect();
     let rows: Vec<Vec<u64>> = lines
         .enumerate()
         .map(|(i, l)| {
             let f: Vec<&str> = l.split(',').collect();
-            assert_eq!(f[0], i.to_string(), "row {i} of {}", path.display());
+            assert_eq!(f[0], names[i], "row {i} of {}", path.display());
             f[1..].iter().map(|v| v.parse().unwrap()).collect()
         })
         .collect();
@@ -119,6 +118,8 @@ fn a_run_directory_holds_curves_and_the_confusion_matrix() {
 
     let m = read_confusion(&dir.join("confusion.csv"));
     assert_eq!(m.len(), 10);
+    let head = (0..10).map(|j| format!(",pred_{j}")).collect::<String>();
+    assert!(std::fs::read_to_string(dir.join("confusion.csv")).unwrap().starts_with(&format!("true_class{head}\n0,")));
     let test = test_set(data);
     let counts = test.class_counts();
     for (i, row) in m.iter().enumerate() {
@@ -399,6 +400,7 @@ fn a_binary_task_gets_a_two_by_two_confusion_matrix() {
     ok(&["train", "--preset", "seed002-neuron-0", "--backend", "cpu", "--epochs", "3", "--data", s(&data), "--out", s(&dir), "--force", "--quiet"]);
     let m = read_confusion(&dir.join("confusion.csv"));
     assert_eq!(m.len(), 2);
+    assert!(std::fs::read_to_string(dir.join("confusion.csv")).unwrap().starts_with("true_class,pred_not 0,pred_0\nnot 0,"));
     let test = test_set(&data);
     let zeros = test.labels.iter().filter(|&&l| l == 0).count() as u64;
     assert_eq!(m[1].iter().sum::<u64>(), zeros, "class 1 = the digit 0");

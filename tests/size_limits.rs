@@ -89,6 +89,8 @@ fn a_picture_past_the_pixel_limit_is_refused_before_it_is_decoded() {
         loss: gpu_nn::nn::model::Loss::CrossEntropy,
         reduction: gpu_nn::nn::model::Reduction::Mean,
         input_norm: Default::default(),
+        feature_norm: None,
+        classes: Vec::new(),
     };
     let model = tmp.path().join("model.safetensors");
     gpu_nn::core::checkpoint::save_model(&model, &gpu_nn::nn::model::Params::zeros(&spec), &spec, gpu_nn::core::checkpoint::FileDtype::F32).unwrap();

@@ -1,7 +1,7 @@
 //! The command line: the subcommands and their flags (those that configure a run are
 //! `config_args::ConfigArgs`).
 
-use crate::commands::config_args::{ConfigArgs, NetworkFlags};
+use crate::commands::config_args::{ConfigArgs, NetworkFlags, OwnDataFlags};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -29,8 +29,9 @@ pub enum Command {
     /// Evaluate a saved model on the test set: loss, accuracy, confusion matrix (printed and
     /// written as confusion.csv / confusion.png).
     Eval(EvalArgs),
-    /// Classify pictures of digits (PNG or JPEG, any size), images of the test set
-    /// (--idx-index N), or write the prediction of every test image to CSV (--csv OUT).
+    /// Classify pictures (of digits, or for a model trained on an image folder, of its classes),
+    /// rows of features (--rows FILE.csv|FILE.npy), images of the test set (--idx-index N), or
+    /// write the prediction of every test sample to CSV (--csv OUT).
     Predict(PredictArgs),
     /// Train every cell of a grid: any flag given a list (--batch-size 5,20 --lr 0.5,3 --seed
     /// 1,2 --layers 784,32,10/784,64,10 ...), sharing the data and the GPU device; each cell a
@@ -40,6 +41,9 @@ pub enum Command {
     /// Compare backpropagated gradients with finite differences of the batch loss on sampled
     /// parameters of every layer; exits non-zero above the tolerance.
     Gradcheck(GradcheckArgs),
+    /// Read a run's data as train would (a named dataset, a .npz, a CSV table or an image
+    /// folder) and describe it: features, classes and their counts per split, the time taken.
+    Inspect(InspectArgs),
     /// Fetch a dataset ahead of time (with a progress bar), each file verified by the SHA-256 of
     /// its decompressed content (a recompressed mirror is fine); files already there are checked.
     Download(DownloadArgs),
@@ -67,9 +71,13 @@ pub struct ModelDataArgs {
     /// Dataset: mnist, fashion-mnist or kmnist.
     #[arg(long)]
     pub dataset: Option<String>,
-    /// Directory with the IDX files (default: the run's, else $GPU_NN_DATA, else the per-user cache).
+    /// The data: a directory with the IDX files (default: the run's, else $GPU_NN_DATA, else
+    /// the per-user cache), or data of your own (FILE.npz, FILE.csv, an image folder; default:
+    /// the run's).
     #[arg(long)]
     pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub own: OwnDataFlags,
     /// classify, or binary:D for a model trained on digit D against all others.
     #[arg(long)]
     pub task: Option<String>,
@@ -83,6 +91,7 @@ impl ModelDataArgs {
         ConfigArgs {
             dataset: self.dataset.clone(),
             data: self.data.clone(),
+            own: self.own.clone(),
             task: self.task.clone(),
             net: self.net.clone(),
             backend,
@@ -90,6 +99,15 @@ impl ModelDataArgs {
             ..Default::default()
         }
     }
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    #[command(flatten)]
+    pub cfg: ConfigArgs,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -121,7 +139,9 @@ pub struct PredictArgs {
     /// The model.safetensors to use.
     #[arg(long)]
     pub model: PathBuf,
-    /// Pictures to classify (PNG or JPEG, any size, dark on light or light on dark).
+    /// Pictures to classify (PNG or JPEG, any size): digits, dark on light or light on dark,
+    /// brought to MNIST's form; for a model trained on an image folder, grey and brought to its
+    /// pictures' size as they were.
     pub images: Vec<PathBuf>,
     /// Classify image N of the test set (repeatable, or N,M,...) and show its true label.
     #[arg(long, value_delimiter = ',')]
@@ -129,6 +149,11 @@ pub struct PredictArgs {
     /// Write the prediction of every test image here: index,label,prediction,p0..p9.
     #[arg(long)]
     pub csv: Option<PathBuf>,
+    /// Classify every row of this CSV or .npy of features (the model's inputs wide; a CSV's
+    /// label column, if it has one, is left out): one prediction per row, as CSV to --csv OUT
+    /// or standard output.
+    #[arg(long, value_name = "FILE")]
+    pub rows: Option<PathBuf>,
     /// Use the training set instead of the test set for --idx-index and --csv.
     #[arg(long)]
     pub train_set: bool,

@@ -25,6 +25,52 @@ pub struct NetworkFlags {
     pub loss: Option<String>,
 }
 
+/// How to read data of one's own (`--data FILE.npz`, `FILE.csv` or an image folder).
+#[derive(Args, Debug, Default, Clone)]
+pub struct OwnDataFlags {
+    /// A CSV of test samples, in the training CSV's columns.
+    #[arg(long, value_name = "FILE.csv")]
+    pub test_data: Option<PathBuf>,
+    /// The CSV's label column: its header name or 0-based index (default: the last).
+    #[arg(long, value_name = "NAME|INDEX")]
+    pub label_column: Option<String>,
+    /// Bring every picture of an image folder to this size (default: the first picture's).
+    #[arg(long, value_name = "HxW")]
+    pub image_size: Option<String>,
+    /// Refuse data files (a CSV, an archive or an array in it, a picture) larger than this
+    /// many bytes (default 16 GiB).
+    #[arg(long, value_name = "BYTES")]
+    pub max_file_bytes: Option<u64>,
+}
+
+impl OwnDataFlags {
+    fn given(&self) -> Option<&'static str> {
+        [(self.test_data.is_some(), "--test-data"), (self.label_column.is_some(), "--label-column"), (self.image_size.is_some(), "--image-size"), (self.max_file_bytes.is_some(), "--max-file-bytes")]
+            .into_iter()
+            .find_map(|(g, f)| g.then_some(f))
+    }
+
+    /// The flags into `set`, under `data.files`.
+    fn set(&self, set: &mut impl FnMut(&[&str], Value)) -> Result<()> {
+        if let Some(t) = &self.test_data {
+            set(&["data", "files", "test"], json!(t));
+        }
+        if let Some(c) = &self.label_column {
+            set(&["data", "files", "label_column"], parse::<crate::data::own::LabelColumn>(c)?);
+        }
+        if let Some(s) = &self.image_size {
+            set(&["data", "files", "image_size"], parse::<crate::data::own::ImageSize>(s)?);
+        }
+        if let Some(b) = self.max_file_bytes {
+            if b == 0 {
+                bail!("--max-file-bytes 0: no file could be read; give a size in bytes");
+            }
+            set(&["data", "files", "max_bytes"], json!(b));
+        }
+        Ok(())
+    }
+}
+
 /// Everything that selects or overrides a configuration value.
 #[derive(Args, Debug, Default, Clone)]
 pub struct ConfigArgs {
@@ -38,9 +84,14 @@ pub struct ConfigArgs {
     /// Dataset: mnist, fashion-mnist or kmnist.
     #[arg(long)]
     pub dataset: Option<String>,
-    /// Directory with the IDX files (default: $GPU_NN_DATA, else the per-user cache; downloaded if missing).
+    /// The data: a directory with a named dataset's IDX files (default: $GPU_NN_DATA, else the
+    /// per-user cache; downloaded if missing), or data of your own: FILE.npz (Keras's x_train,
+    /// y_train, x_test, y_test), a CSV table (features and an integer label column), or a
+    /// folder of pictures DIR/train/CLASS/*.png (and DIR/test/CLASS/…).
     #[arg(long)]
     pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub own: OwnDataFlags,
     /// classify, or binary:D for digit D against all others.
     #[arg(long)]
     pub task: Option<String>,
@@ -54,6 +105,10 @@ pub struct ConfigArgs {
 
     #[command(flatten)]
     pub net: NetworkFlags,
+    /// Hidden layer widths, e.g. 128,64: the input width is the data's features, the output
+    /// width its classes (instead of --layers).
+    #[arg(long, value_delimiter = ',', conflicts_with = "layers")]
+    pub hidden: Option<Vec<usize>>,
     /// Batch reduction of gradients: mean or sum.
     #[arg(long)]
     pub reduction: Option<String>,
@@ -158,7 +213,21 @@ impl ConfigArgs {
             set(&["data", "dataset"], parse::<crate::data::DatasetName>(d)?);
         }
         if let Some(d) = &self.data {
-            set(&["data", "dir"], json!(d));
+            match crate::data::FileFormat::detect(d) {
+                Some(format) => {
+                    if self.dataset.is_some() {
+                        bail!("--data {}: a file or image folder of your own; --dataset names the IDX sets (mnist, fashion-mnist, kmnist): give one or the other", d.display());
+                    }
+                    set(&["data", "dataset"], json!(crate::data::DatasetName::Files));
+                    set(&["data", "files", "format"], json!(format));
+                    set(&["data", "files", "path"], json!(d));
+                }
+                None => set(&["data", "dir"], json!(d)),
+            }
+        }
+        self.own.set(&mut set)?;
+        if let Some(h) = &self.hidden {
+            set(&["hidden"], json!(h));
         }
         if let Some(t) = &self.task {
             set(&["data", "task"], parse::<crate::data::Task>(t)?);
@@ -267,7 +336,18 @@ impl ConfigArgs {
     /// `--epochs`, `--max-steps`, `--data`, `--adapter` and `--threads`. Read from `overrides()`,
     /// so a new configuration flag is refused with `--resume` until it is added to the allowed list.
     pub fn flags_changing_the_maths(&self) -> Result<Vec<String>> {
-        const ALLOWED: [&str; 5] = ["training.epochs", "training.max_steps", "data.dir", "backend.adapter", "backend.threads"];
+        // where the data is may change (the same data moved), not what it is
+        const ALLOWED: [&str; 9] = [
+            "training.epochs",
+            "training.max_steps",
+            "data.dir",
+            "data.files.path",
+            "data.files.test",
+            "data.files.max_bytes",
+            "backend.adapter",
+            "backend.threads",
+            "data.files.format",
+        ];
         let mut flags = Vec::new();
         if self.preset.is_some() {
             flags.push("--preset".to_string());
@@ -283,7 +363,9 @@ impl ConfigArgs {
         }
         let mut paths = Vec::new();
         leaves(&self.overrides()?, String::new(), &mut paths);
-        for p in paths.into_iter().filter(|p| !ALLOWED.contains(&p.as_str())) {
+        // --data FILE names the dataset `files` itself: the same data, moved
+        let from_data = |p: &str| p == "data.dataset" && self.dataset.is_none();
+        for p in paths.into_iter().filter(|p| !ALLOWED.contains(&p.as_str()) && !from_data(p)) {
             let flag = match p.as_str() {
                 "model.activations" => "--activation".to_string(),
                 "optimizer.kind" => "--optimizer".to_string(),
@@ -322,6 +404,10 @@ impl ConfigArgs {
 
     /// Defaults ← preset or config file ← flags; validated.
     pub fn resolve(&self) -> Result<Config> {
+        let own_data = self.data.as_deref().is_some_and(|d| crate::data::FileFormat::detect(d).is_some());
+        if let (Some(flag), false, None) = (self.own.given(), own_data, &self.config) {
+            bail!("{flag} is for data of your own: give --data FILE.csv, FILE.npz or an image folder with it");
+        }
         let mut layers = Vec::new();
         if let Some(p) = &self.preset {
             layers.push(crate::core::config::preset_json(p)?);

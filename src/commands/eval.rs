@@ -58,16 +58,31 @@ pub fn open_model(model: &Path, flags: &ConfigArgs, console: &Console) -> Result
     Ok((params, cfg))
 }
 
-/// The test set of the configuration's dataset (only the two test files are read).
+/// The test set (or with `train` the training set) of the configuration's data: a named
+/// dataset's two IDX files, or the user's own files with the model's classes.
 pub fn load_split(cfg: &Config, train: bool, sources: &DataSources, quiet: bool) -> Result<Arc<Dataset>> {
     if cfg.data.dataset == DatasetName::Inline {
         bail!("this model's run trained on inline samples, which have no test set; pass --dataset mnist (or fashion-mnist, kmnist) and --data DIR");
     }
-    let files = crate::data::sources::locate(cfg.data.dataset, cfg.data.dir.as_deref(), sources, quiet)?;
-    let ds = if train {
-        Dataset::load(&files.train_images, &files.train_labels, 10)?
+    let ds = if let Some(files) = &cfg.data.files {
+        // the model's classes decide the labels, whatever classes these files hold
+        let model_classes = (!cfg.model.classes.is_empty() && cfg.data.task == crate::data::Task::Classify).then_some(cfg.model.classes.as_slice());
+        let own = crate::data::own::load(files, model_classes)?;
+        match (train, own.test) {
+            (true, _) => own.train,
+            (false, Some(test)) => test,
+            (false, None) => bail!(
+                "{}: has no test set (an .npz's x_test/y_test, --test-data FILE.csv, or a test/ folder of pictures); give one, or --train-set for the training set",
+                files.path.display()
+            ),
+        }
     } else {
-        Dataset::load(&files.test_images, &files.test_labels, 10)?
+        let files = crate::data::sources::locate(cfg.data.dataset, cfg.data.dir.as_deref(), sources, quiet)?;
+        if train {
+            Dataset::load(&files.train_images, &files.train_labels, 10)?
+        } else {
+            Dataset::load(&files.test_images, &files.test_labels, 10)?
+        }
     };
     let ds = ds.with_task(cfg.data.task)?;
     let m = &cfg.model;
@@ -77,7 +92,7 @@ pub fn load_split(cfg: &Config, train: bool, sources: &DataSources, quiet: bool)
     let out = m.output_size();
     if out != ds.num_classes && !(ds.num_classes == 2 && out == 1) {
         let hint = if out <= 2 { "; it was trained on a binary task: pass --task binary:D (D its digit)" } else { "" };
-        bail!("the model has {out} output(s) but the task ({} {}) has {} classes{hint}", cfg.data.dataset.name(), cfg.data.task, ds.num_classes);
+        bail!("the model has {out} output(s) but the task ({} {}) has {} classes{hint}", cfg.data.name(), cfg.data.task, ds.num_classes);
     }
     Ok(Arc::new(ds))
 }

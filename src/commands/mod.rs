@@ -12,6 +12,7 @@ pub mod environment;
 pub mod eval;
 pub mod export;
 pub mod gradcheck;
+pub mod inspect;
 pub mod parity;
 pub mod predict;
 pub mod presets;
@@ -42,6 +43,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Predict(a) => done(predict::run(a, env)),
         Command::Sweep(a) => sweep::run(a, env),
         Command::Gradcheck(a) => done(gradcheck::run(a, env)),
+        Command::Inspect(a) => done(inspect::run(a, env)),
         Command::Trace(a) => done(trace::run(a, env)),
         Command::Export(a) => done(export::run(a)),
         Command::Download(a) => done(download::run(a, env)),

@@ -45,22 +45,87 @@ pub fn predict_all(spec: &ModelSpec, params: &Params<f32>, ds: &Dataset) -> Vec<
     res
 }
 
-/// The prediction file: `index,label,prediction,p0,…,p{K−1}`, one row per image.
-pub fn predictions_csv(ds: &Dataset, preds: &[(u8, Vec<f64>)]) -> String {
+/// The prediction file: `index,label,prediction,p0,…,p{K−1}`, one row per image; with `names`
+/// (data of one's own) the label and prediction are class names and the columns `p_NAME`.
+pub fn predictions_csv(ds: &Dataset, preds: &[(u8, Vec<f64>)], names: Option<&[String]>) -> String {
     let k = preds.first().map(|p| p.1.len()).unwrap_or(ds.num_classes);
+    let name = |c: u8| names.and_then(|n| n.get(c as usize)).cloned().unwrap_or_else(|| c.to_string());
     let mut s = String::from("index,label,prediction");
     for j in 0..k {
-        s += &format!(",p{j}");
+        match names {
+            Some(_) => s += &format!(",p_{}", name(j as u8)),
+            None => s += &format!(",p{j}"),
+        }
     }
     s.push('\n');
     for (i, (p, probs)) in preds.iter().enumerate() {
-        s += &format!("{i},{},{p}", ds.labels[i]);
+        s += &format!("{i},{},{}", name(ds.labels[i]), name(*p));
         for q in probs {
             s += &format!(",{q:.6}");
         }
         s.push('\n');
     }
     s
+}
+
+/// Pictures for a model trained on an image folder: each read as the training pictures were
+/// (grey, brought to their size), then classified.
+fn predict_pictures(spec: &ModelSpec, params: &Params<f32>, names: &[String], files: &crate::data::FileData, images: &[PathBuf], show: bool) -> Result<()> {
+    let size = crate::data::image_folder::picture_size(files)?;
+    if size.height * size.width != spec.input_size() {
+        bail!("the model takes {} inputs, but its training pictures are {size} = {} pixels; give the size it was trained at with --image-size HxW", spec.input_size(), size.height * size.width);
+    }
+    for path in images {
+        let bytes = crate::data::image_folder::picture(path, size, files.max_bytes)?;
+        let x: Vec<f32> = bytes.iter().map(|&p| p as f32 / 255.0).collect();
+        let (best, probs) = classify(spec, params, &x);
+        println!("{}: brought to {size} pixels", path.display());
+        if show {
+            print!("{}", ascii_art(&x, size.width));
+        }
+        print_probabilities(spec, &probs, names, best);
+        println!("prediction: {} (p = {:.4})", names[best as usize], probs[best as usize]);
+    }
+    Ok(())
+}
+
+/// `--rows FILE`: one prediction per row of a CSV or `.npy`, as CSV (`index,prediction,p_CLASS…`)
+/// into `out`, else to standard output.
+fn predict_rows(cfg: &Config, params: &Params<f32>, names: &[String], rows: &std::path::Path, out: Option<&std::path::Path>) -> Result<()> {
+    let spec = &cfg.model;
+    let files = cfg.data.files.as_ref();
+    let (values, n) = crate::data::own::read_rows(
+        rows,
+        spec.input_size(),
+        files.and_then(|f| f.label_column.as_ref()),
+        files.map_or(crate::data::own::DEFAULT_MAX_BYTES, |f| f.max_bytes),
+    )?;
+    let ds = Dataset { source: rows.display().to_string(), pixels: Pixels::F64(values), sample_len: spec.input_size(), labels: vec![0; n], num_classes: names.len() };
+    let ds = match &spec.feature_norm {
+        Some(norm) => ds.standardized(norm),
+        None => ds,
+    };
+    let preds = predict_all(spec, params, &ds);
+    let mut s = String::from("index,prediction");
+    for name in names {
+        s += &format!(",p_{name}");
+    }
+    s.push('\n');
+    for (i, (p, probs)) in preds.iter().enumerate() {
+        s += &format!("{i},{}", names[*p as usize]);
+        for q in probs {
+            s += &format!(",{q:.6}");
+        }
+        s.push('\n');
+    }
+    match out {
+        Some(path) => {
+            write_atomic(path, s.as_bytes())?;
+            println!("wrote {} ({n} predictions of the rows of {})", path.display(), rows.display());
+        }
+        None => print!("{s}"),
+    }
+    Ok(())
 }
 
 fn print_probabilities(spec: &ModelSpec, probs: &[f64], names: &[String], best: u8) {
@@ -80,6 +145,8 @@ pub struct PredictOptions {
     pub images: Vec<PathBuf>,
     pub idx_index: Vec<usize>,
     pub csv: Option<PathBuf>,
+    /// Rows of features to classify (a CSV or `.npy`), one prediction per row.
+    pub rows: Option<PathBuf>,
     /// Use the training set instead of the test set for --idx-index and --csv.
     pub train_split: bool,
     pub flags: ConfigArgs,
@@ -93,6 +160,7 @@ pub fn run(args: PredictArgs, env: &Settings) -> Result<()> {
         images: args.images,
         idx_index: args.idx_index,
         csv: args.csv,
+        rows: args.rows,
         train_split: args.train_set,
         show: args.show,
     })
@@ -100,15 +168,19 @@ pub fn run(args: PredictArgs, env: &Settings) -> Result<()> {
 
 /// The whole `predict` command.
 pub fn predict_command(env: &Settings, o: &PredictOptions) -> Result<()> {
-    if o.images.is_empty() && o.idx_index.is_empty() && o.csv.is_none() {
-        bail!("predict: nothing to classify; give image files (PNG or JPEG), --idx-index N or --csv OUT");
+    if o.images.is_empty() && o.idx_index.is_empty() && o.csv.is_none() && o.rows.is_none() {
+        bail!("predict: nothing to classify; give image files (PNG or JPEG), --rows FILE (CSV or .npy), --idx-index N or --csv OUT");
     }
     let (params, cfg): (Params, Config) = crate::commands::eval::open_model(&o.model, &o.flags, &Console::text())?;
     let spec = cfg.model.clone();
     let p32 = params.map(|x| x as f32);
     let k = if spec.output_size() == 1 { 2 } else { spec.output_size() };
-    let names = crate::report::confusion::class_names(cfg.data.dataset, cfg.data.task, k);
+    let names = crate::report::confusion::names_of(&cfg, k);
 
+    let folder = cfg.data.files.as_ref().filter(|f| f.format == crate::data::FileFormat::ImageFolder);
+    if let (Some(files), false) = (folder, o.images.is_empty()) {
+        return predict_pictures(&spec, &p32, &names, files, &o.images, o.show);
+    }
     if !o.images.is_empty() && spec.input_size() != SIDE * SIDE {
         bail!(
             "{}: the model takes {} inputs; classifying a picture needs a model of 28×28 = 784 inputs",
@@ -138,10 +210,17 @@ pub fn predict_command(env: &Settings, o: &PredictOptions) -> Result<()> {
         println!("prediction: {} (p = {:.4})", names[best as usize], probs[best as usize]);
     }
 
+    if let Some(rows) = &o.rows {
+        return predict_rows(&cfg, &p32, &names, rows, o.csv.as_deref());
+    }
     if o.idx_index.is_empty() && o.csv.is_none() {
         return Ok(());
     }
     let ds = crate::commands::eval::load_split(&cfg, o.train_split, &env.data, false)?;
+    let ds = match &spec.feature_norm {
+        Some(norm) => std::sync::Arc::new(ds.standardized(norm)),
+        None => ds,
+    };
     for &i in &o.idx_index {
         if i >= ds.len() {
             bail!("--idx-index {i}: {} holds {} images (0..={})", ds.source, ds.len(), ds.len() - 1);
@@ -163,7 +242,8 @@ pub fn predict_command(env: &Settings, o: &PredictOptions) -> Result<()> {
     }
     if let Some(out) = &o.csv {
         let preds = predict_all(&spec, &p32, &ds);
-        write_atomic(out, predictions_csv(&ds, &preds).as_bytes())?;
+        let own_names = (!cfg.model.classes.is_empty()).then_some(names.as_slice());
+        write_atomic(out, predictions_csv(&ds, &preds, own_names).as_bytes())?;
         let correct = preds.iter().zip(&ds.labels).filter(|((p, _), l)| p == *l).count();
         println!(
             "wrote {} ({} predictions on {}, accuracy {:.2} %)",

@@ -85,7 +85,7 @@ pub fn train_with(cfg: &Config, out: Option<PathBuf>, force: bool, env: &Setting
         cfg.model.layers.iter().map(|n| n.to_string()).collect::<Vec<_>>().join("-"),
         cfg.model.activations.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "),
         cfg.model.loss,
-        cfg.data.dataset.name(),
+        cfg.data.name(),
         data.train.len(),
         data.val.as_ref().map(|v| format!(", {} val", v.len())).unwrap_or_default(),
         data.test.as_ref().map(|t| format!(", {} test", t.len())).unwrap_or_default(),

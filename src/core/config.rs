@@ -2,7 +2,7 @@
 //! command-line flags are JSON layers merged in that order, so `config.json` written by a run
 //! repeats it exactly and a flag always overrides a preset.
 
-use crate::data::{DatasetName, Task};
+use crate::data::{DatasetName, FileData, Task};
 use crate::gpu::tuning::KernelSelection;
 use crate::nn::init::Init;
 use crate::nn::model::{Activation, Loss, ModelSpec, Params, Reduction};
@@ -20,6 +20,10 @@ pub struct Config {
     pub description: String,
     pub data: DataConfig,
     pub model: ModelSpec,
+    /// The hidden layers' widths, the input and output widths taken from the data when it is
+    /// loaded (`--hidden`): `model.layers` becomes [features, hidden…, outputs].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<Vec<usize>>,
     pub init: Init,
     /// Explicit initial values for `init = explicit`: per layer, `weight` as rows `[out][in]`.
     pub initial_params: Option<Vec<LayerValues>>,
@@ -46,6 +50,19 @@ pub struct DataConfig {
     /// training split's pixels, measured when the data is loaded.
     #[serde(default)]
     pub standardize: bool,
+    /// The user's own data (`dataset = files`): a `.npz`, a CSV table or an image folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<FileData>,
+}
+
+impl DataConfig {
+    /// The data's name for titles and messages: the dataset's, or the file's of one's own.
+    pub fn name(&self) -> String {
+        match &self.files {
+            Some(f) => f.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| f.path.display().to_string()),
+            None => self.dataset.name().to_string(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -178,14 +195,17 @@ impl Default for Config {
         Config {
             preset: None,
             description: String::new(),
-            data: DataConfig { dataset: DatasetName::Mnist, dir: None, task: Task::Classify, val_split: 0, inline: None, standardize: false },
+            data: DataConfig { dataset: DatasetName::Mnist, dir: None, task: Task::Classify, val_split: 0, inline: None, standardize: false, files: None },
             model: ModelSpec {
                 layers: vec![784, 128, 64, 10],
                 activations: vec![Activation::Relu, Activation::Relu, Activation::Softmax],
                 loss: Loss::CrossEntropy,
                 reduction: Reduction::Mean,
                 input_norm: Default::default(),
+                feature_norm: None,
+                classes: Vec::new(),
             },
+            hidden: None,
             init: Init::GlorotUniform,
             initial_params: None,
             init_from: None,
@@ -296,6 +316,12 @@ impl Config {
         c.preset = None;
         c.description.clear();
         c.data.dir = None;
+        if let Some(f) = &mut c.data.files {
+            // where the files are is not the maths; which column and size are
+            f.path = PathBuf::new();
+            f.test = None;
+            f.max_bytes = crate::data::own::DEFAULT_MAX_BYTES;
+        }
         c.training.epochs = 0;
         c.training.max_steps = None;
         c.training.early_stop = None;
@@ -332,6 +358,12 @@ impl Config {
         }
         if self.data.dataset == DatasetName::Inline && self.data.inline.is_none() {
             bail!("dataset 'inline' needs its samples in data.inline");
+        }
+        if (self.data.dataset == DatasetName::Files) != self.data.files.is_some() {
+            bail!("data.dataset 'files' and data.files go together: give both (--data FILE.npz, FILE.csv or an image folder) or neither");
+        }
+        if let Some(h) = self.hidden.as_ref().filter(|h| h.contains(&0)) {
+            bail!("--hidden {}: a hidden layer of 0 units; every width must be at least 1", h.iter().map(|w| w.to_string()).collect::<Vec<_>>().join(","));
         }
         Ok(())
     }

@@ -23,11 +23,13 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// `cfg` on `data`: validated, the training split's input statistics measured where it
-    /// standardises (`data.standardize`), checked against the data, the counts resolved.
+    /// `cfg` on `data`: shaped by the data (`--hidden`), validated, the class names and the
+    /// training split's input statistics (`data.standardize`) measured, checked against the
+    /// data, the counts resolved.
     pub fn new(mut cfg: Config, data: RunData) -> Result<Plan> {
+        run_data::fit_shape(&mut cfg, &data)?;
         cfg.validate()?;
-        run_data::measure(&mut cfg, &data)?;
+        let data = run_data::measure(&mut cfg, data)?;
         Plan::resolved(cfg, data)
     }
 
@@ -43,7 +45,8 @@ impl Plan {
     /// which are kept as they are) on `test`: nothing is measured, and the test set stands in
     /// for the training set, which an evaluation never attaches.
     pub fn evaluation(cfg: Config, test: Arc<Dataset>) -> Result<Plan> {
-        let data = RunData { train: test.clone(), val: None, test: Some(test) };
+        let data = RunData { train: test.clone(), val: None, test: Some(test), classes: Vec::new(), kind: crate::data::DataKind::Pictures };
+        let data = run_data::with_feature_norm(&cfg, data);
         Plan::resolved(cfg, data)
     }
 

@@ -300,7 +300,7 @@ mod tests {
 
     fn spec(layers: &[usize]) -> ModelSpec {
         let activations = vec![Activation::Relu; layers.len() - 1];
-        ModelSpec { layers: layers.to_vec(), activations, loss: Loss::HalfSse, reduction: Reduction::Mean, input_norm: Default::default() }
+        ModelSpec { layers: layers.to_vec(), activations, loss: Loss::HalfSse, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! weight matrix `W` of shape `[out, in]` (row-major) and a bias `b` of shape `[out]`. A batch
 //! `X` is `[batch, in]`, so the forward pass is `Z = X·Wᵀ + b`, `A = f(Z)`.
 
-use crate::data::InputNorm;
+use crate::data::{FeatureNorm, InputNorm};
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -163,6 +163,14 @@ pub struct ModelSpec {
     /// Omitted from files while it is the identity, so older model files read unchanged.
     #[serde(default, skip_serializing_if = "InputNorm::is_identity")]
     pub input_norm: InputNorm,
+    /// A table's per-feature standardisation (tabular data with `data.standardize`), applied
+    /// to the samples before they become inputs; omitted from files while there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature_norm: Option<FeatureNorm>,
+    /// The name of each class, in output order, where the data names them (data of one's own);
+    /// empty for the named datasets, whose names the reports know.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
 }
 
 impl ModelSpec {
@@ -268,6 +276,18 @@ impl ModelSpec {
         let InputNorm { mean, std } = self.input_norm;
         if !(mean.is_finite() && std.is_finite() && std > 0.0) {
             bail!("model.input_norm: mean {mean} and std {std}; expected finite numbers with std > 0");
+        }
+        if let Some(f) = &self.feature_norm {
+            if f.mean.len() != self.input_size() || f.std.len() != self.input_size() {
+                bail!("model.feature_norm: {} means and {} standard deviations for {} inputs; expected one of each per input", f.mean.len(), f.std.len(), self.input_size());
+            }
+            if let Some(j) = (0..f.mean.len()).find(|&j| !(f.mean[j].is_finite() && f.std[j].is_finite() && f.std[j] > 0.0)) {
+                bail!("model.feature_norm: feature {j} has mean {} and std {}; expected finite numbers with std > 0", f.mean[j], f.std[j]);
+            }
+        }
+        let classes = if self.output_size() == 1 { 2 } else { self.output_size() };
+        if !self.classes.is_empty() && self.classes.len() != classes {
+            bail!("model.classes: {} class names for a model of {} classes; expected one name per class", self.classes.len(), classes);
         }
         if self.loss == Loss::CrossEntropy && self.output_size() < 2 {
             bail!("--loss cross_entropy with softmax needs at least 2 outputs; got {}", self.output_size());

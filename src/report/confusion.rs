@@ -31,6 +31,15 @@ pub fn class_names(dataset: DatasetName, task: Task, classes: usize) -> Vec<Stri
     (0..classes).map(|i| named.get(i).map(|s| s.to_string()).unwrap_or_else(|| i.to_string())).collect()
 }
 
+/// Names of the classes of a run's model: those its data named (`model.classes`), else those
+/// of its dataset and task.
+pub fn names_of(cfg: &Config, classes: usize) -> Vec<String> {
+    if cfg.model.classes.len() == classes {
+        return cfg.model.classes.clone();
+    }
+    class_names(cfg.data.dataset, cfg.data.task, classes)
+}
+
 impl Confusion {
     /// Counts `(labels[i], predictions[i])` pairs over `classes` classes.
     pub fn new(labels: &[u8], predictions: &[u8], classes: usize, names: Vec<String>) -> Result<Confusion> {
@@ -53,7 +62,7 @@ impl Confusion {
 
     /// The matrix of an evaluation of `data` (whose labels it compares against).
     pub fn of_eval(cfg: &Config, data: &Dataset, eval: &EvalResult) -> Result<Confusion> {
-        let names = class_names(cfg.data.dataset, cfg.data.task, data.num_classes);
+        let names = names_of(cfg, data.num_classes);
         Confusion::new(&data.labels, &eval.predictions, data.num_classes, names)
     }
 
@@ -79,22 +88,18 @@ impl Confusion {
         self.trace() as f64 / self.total().max(1) as f64
     }
 
-    /// `confusion.csv`: a header `true_class,pred_0,…`, then one row per true class with its
-    /// class index first.
+    /// `confusion.csv`: a header `true_class,pred_NAME,…`, then one row per true class with its
+    /// name first (MNIST's names are its digits: `pred_0`, row `0`); quoted where a name needs it.
     pub fn to_csv(&self) -> String {
-        let mut s = String::from("true_class");
-        for j in 0..self.classes {
-            s += &format!(",pred_{j}");
-        }
-        s.push('\n');
+        let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
+        let head = std::iter::once("true_class".to_string()).chain(self.names.iter().map(|n| format!("pred_{n}")));
+        // writing into memory cannot fail
+        w.write_record(head).expect("in memory");
         for i in 0..self.classes {
-            s += &i.to_string();
-            for j in 0..self.classes {
-                s += &format!(",{}", self.get(i, j));
-            }
-            s.push('\n');
+            let row = std::iter::once(self.names[i].clone()).chain((0..self.classes).map(|j| self.get(i, j).to_string()));
+            w.write_record(row).expect("in memory");
         }
-        s
+        String::from_utf8(w.into_inner().expect("in memory")).expect("names are text")
     }
 
     /// The matrix as an aligned text table (rows true, columns predicted) with per-class recall.
@@ -114,5 +119,16 @@ impl Confusion {
             s += &format!("  {:6.2} %\n", 100.0 * self.get(i, i) as f64 / self.row_total(i).max(1) as f64);
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_csv_names_the_classes_and_quotes_where_needed() {
+        let c = Confusion::new(&[0, 1, 1, 2], &[0, 1, 2, 2], 3, vec!["0".into(), "a, b".into(), "say \"c\"".into()]).unwrap();
+        assert_eq!(c.to_csv(), "true_class,pred_0,\"pred_a, b\",\"pred_say \"\"c\"\"\"\n0,1,0,0\n\"a, b\",0,1,1\n\"say \"\"c\"\"\",0,0,1\n");
     }
 }

@@ -106,6 +106,15 @@ pub fn onnx_model(spec: &ModelSpec, params: &Params) -> Vec<u8> {
     let mut g = Pb::new();
     let mut x = "pixels".to_string();
     let mut inits = Vec::new();
+    if let Some(f) = &spec.feature_norm {
+        // a table's per-feature standardisation, broadcast over the batch
+        let d = spec.input_size();
+        inits.push(tensor("feature_mean", &[d], &f.mean));
+        inits.push(tensor("feature_std", &[d], &f.std));
+        g.msg(1, node("Sub", "centre_features", &[&x, "feature_mean"], "features_centred", &[], &[]));
+        g.msg(1, node("Div", "scale_features", &["features_centred", "feature_std"], "features", &[], &[]));
+        x = "features".into();
+    }
     let norm = spec.input_norm;
     if !norm.is_identity() {
         inits.push(tensor("input_mean", &[1], &[norm.mean]));
@@ -148,5 +157,11 @@ pub fn onnx_model(spec: &ModelSpec, params: &Params) -> Vec<u8> {
     opset.str(1, "").int(2, 13);
     let mut m = Pb::new();
     m.int(1, 8).str(2, "gpu-nn").str(3, env!("CARGO_PKG_VERSION")).msg(7, g).msg(8, opset);
+    if !spec.classes.is_empty() {
+        // metadata_props: the class of each output, as the model file names them
+        let mut e = Pb::new();
+        e.str(1, "classes").str(2, &serde_json::to_string(&spec.classes).unwrap_or_default());
+        m.msg(14, e);
+    }
     m.0
 }

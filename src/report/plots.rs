@@ -83,7 +83,7 @@ pub fn run_title(cfg: &Config) -> String {
         cfg.optimizer.kind,
         cfg.optimizer.lr,
         cfg.training.batch_size,
-        cfg.data.dataset.name()
+        cfg.data.name()
     );
     if cfg.data.task != crate::data::Task::Classify {
         s += &format!(" {}", cfg.data.task);

@@ -3,7 +3,7 @@
 //! table row and a picture go by.
 //!
 //! A value holding commas is a list of alternatives (`--lr 0.1,0.5`, `--seed 1,2,3`,
-//! `--optimizer sgd,adam`); for `--layers` and `--activation`, whose single value is itself a
+//! `--optimizer sgd,adam`); for `--layers`, `--hidden` and `--activation`, whose single value is itself a
 //! comma list, alternatives are separated by `/` (`--layers 784,32,10/784,64,10`). A flag given
 //! twice lists both values. A switch varies as `--standardize=false,true`.
 
@@ -28,7 +28,7 @@ pub struct Axis {
 }
 
 /// Flags whose one value is a comma list: their alternatives are separated by `/`.
-const LIST_VALUED: [&str; 2] = ["layers", "activation"];
+const LIST_VALUED: [&str; 3] = ["layers", "hidden", "activation"];
 
 impl Axis {
     /// What tables, CSV columns and file names call it: `batch` for `--batch-size` (doc 003's

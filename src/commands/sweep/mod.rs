@@ -107,7 +107,7 @@ fn cell_flags(tokens: &[String], extra: &[String]) -> Result<ConfigArgs> {
 }
 
 /// Axes whose values change the initial weights.
-const INIT_AXES: [&str; 6] = ["seed", "init", "init-from", "layers", "preset", "config"];
+const INIT_AXES: [&str; 7] = ["seed", "init", "init-from", "layers", "hidden", "preset", "config"];
 
 /// The grid and every cell's configuration, resolved (and so validated) before anything
 /// trains.
@@ -261,7 +261,7 @@ fn describe(cfg: &Config, varying: &[&str]) -> String {
         rest.push(cfg.optimizer.kind.to_string());
     }
     if !v("dataset") {
-        rest.push(cfg.data.dataset.name().to_string());
+        rest.push(cfg.data.name());
     }
     if !rest.is_empty() {
         if !parts.is_empty() {

@@ -41,8 +41,19 @@ pub fn identity(cfg: &Config) -> Result<Value> {
     c.preset = None;
     c.description.clear();
     c.data.dir = None;
+    if let Some(f) = &mut c.data.files {
+        f.path = Default::default();
+        f.test = None;
+        f.max_bytes = crate::data::own::DEFAULT_MAX_BYTES;
+    }
+    // measured from the data the rest names
     if c.data.standardize {
-        c.model.input_norm = crate::data::input_norm::InputNorm::IDENTITY; // measured from the data the rest names
+        c.model.input_norm = crate::data::input_norm::InputNorm::IDENTITY;
+        c.model.feature_norm = None;
+    }
+    c.model.classes.clear();
+    if c.hidden.is_some() {
+        c.model.layers.clear();
     }
     c.backend.adapter = None;
     c.backend.threads = None;
