@@ -348,3 +348,31 @@ np.savez(f"{d}/width.npz", x_train=np.zeros((2, 2)), y_train=np.array([0, 1]), x
         }
     }
 }
+
+#[test]
+fn a_large_csv_gives_the_same_model_bytes_whatever_the_thread_count() {
+    // 12 MB: split into 4 pieces on one thread, 12 on seven, each cut at a record's end
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("big.csv");
+    let mut text = String::from((0..20).map(|j| format!("f{j},")).collect::<String>() + "label\n");
+    for i in 0..60_000u64 {
+        for j in 0..20u64 {
+            let v = ((i * 2654435761 + j * 40503) % 1_000_003) as f64 / 997.0 - 500.0;
+            write!(text, "{v},").unwrap();
+        }
+        writeln!(text, "{}", i % 4).unwrap();
+    }
+    std::fs::write(&path, &text).unwrap();
+    assert!(text.len() > 11 << 20, "{} bytes", text.len());
+    let mut models = Vec::new();
+    for threads in ["1", "2", "3", "7"] {
+        let run = tmp.path().join(format!("t{threads}"));
+        let o = common::command(&["train", "--backend", "cpu", "--data", s(&path), "--hidden", "5", "--standardize", "--max-steps", "20", "--epochs", "1", "--out", s(&run), "-q"])
+            .env("RAYON_NUM_THREADS", threads)
+            .output()
+            .unwrap();
+        ok(&o);
+        models.push(std::fs::read(run.join("model.safetensors")).unwrap());
+    }
+    assert!(models.iter().all(|m| *m == models[0]), "the model bytes depend on the reading's thread count");
+}
