@@ -63,23 +63,9 @@ fn private_runtime_dir() -> Option<std::path::PathBuf> {
 }
 
 /// With `WGPU_VALIDATION` set to anything but 0 (wgpu's own switch for the validation layers),
-/// the warnings and errors of wgpu and of the layers reach stderr, one line each
-/// (`wgpu ERROR: …`), so that a validation error is seen rather than dropped.
+/// the warnings and errors of wgpu and of the layers reach stderr.
 fn wgpu_messages() {
-    struct Lines;
-    impl log::Log for Lines {
-        fn enabled(&self, m: &log::Metadata) -> bool {
-            m.target().starts_with("wgpu") && m.level() <= log::Level::Warn
-        }
-        fn log(&self, r: &log::Record) {
-            if self.enabled(r.metadata()) {
-                eprintln!("wgpu {}: {}", r.level(), r.args().to_string().replace(['\n', '\t'], " "));
-            }
-        }
-        fn flush(&self) {}
-    }
-    let on = std::env::var("WGPU_VALIDATION").is_ok_and(|v| !v.is_empty() && v != "0");
-    if on && log::set_logger(&Lines).is_ok() {
-        log::set_max_level(log::LevelFilter::Warn);
+    if std::env::var("WGPU_VALIDATION").is_ok_and(|v| !v.is_empty() && v != "0") {
+        gpu_nn::gpu::context::print_wgpu_messages();
     }
 }

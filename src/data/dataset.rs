@@ -112,11 +112,7 @@ impl Dataset {
     pub fn standardized(&self, norm: &FeatureNorm) -> Dataset {
         let d = self.sample_len;
         let values = (0..self.len()).flat_map(|i| (0..d).map(move |j| norm.apply(j, self.pixel(i, j)))).collect();
-        Dataset { pixels: Pixels::F64(values), ..self.clone_without_pixels() }
-    }
-
-    fn clone_without_pixels(&self) -> Dataset {
-        Dataset { source: self.source.clone(), pixels: Pixels::F64(Vec::new()), sample_len: self.sample_len, labels: self.labels.clone(), num_classes: self.num_classes }
+        Dataset { source: self.source.clone(), pixels: Pixels::F64(values), sample_len: d, labels: self.labels.clone(), num_classes: self.num_classes }
     }
 
     /// A set built in memory: `values` holds `labels.len()` samples of `sample_len` values each,

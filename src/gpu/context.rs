@@ -5,6 +5,28 @@
 use anyhow::{Context, Result, bail};
 use std::sync::{Arc, Mutex};
 
+/// Prints wgpu's warnings and errors (and, with validation on, the validation layers'), one line
+/// each on stderr (`wgpu ERROR: …`), so a validation error is seen rather than dropped: the
+/// command line's `WGPU_VALIDATION` and the tests' driver matrix install it. Only the first
+/// logger of a process is taken; later calls do nothing.
+pub fn print_wgpu_messages() {
+    struct Lines;
+    impl log::Log for Lines {
+        fn enabled(&self, m: &log::Metadata) -> bool {
+            m.target().starts_with("wgpu") && m.level() <= log::Level::Warn
+        }
+        fn log(&self, r: &log::Record) {
+            if self.enabled(r.metadata()) {
+                eprintln!("wgpu {}: {}", r.level(), r.args().to_string().replace(['\n', '\t'], " "));
+            }
+        }
+        fn flush(&self) {}
+    }
+    if log::set_logger(&Lines).is_ok() {
+        log::set_max_level(log::LevelFilter::Warn);
+    }
+}
+
 pub struct AdapterEntry {
     pub index: usize,
     pub adapter: wgpu::Adapter,

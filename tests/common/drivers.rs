@@ -29,25 +29,8 @@ pub fn validation_layer_dir(dir: &Path) -> PathBuf {
 /// and errors reach stderr (`wgpu ERROR: …`), where the parent counts them. The tests' helpers
 /// that open an adapter call this first; elsewhere it does nothing.
 pub fn watch_validation() {
-    struct Lines;
-    impl log::Log for Lines {
-        fn enabled(&self, m: &log::Metadata) -> bool {
-            m.target().starts_with("wgpu") && m.level() <= log::Level::Warn
-        }
-        fn log(&self, r: &log::Record) {
-            if self.enabled(r.metadata()) {
-                eprintln!("wgpu {}: {}", r.level(), r.args().to_string().replace(['\n', '\t'], " "));
-            }
-        }
-        fn flush(&self) {}
-    }
-    static ONCE: std::sync::Once = std::sync::Once::new();
     if current().is_some() && std::env::var_os("WGPU_VALIDATION").is_some() {
-        ONCE.call_once(|| {
-            if log::set_logger(&Lines).is_ok() {
-                log::set_max_level(log::LevelFilter::Warn);
-            }
-        });
+        gpu_nn::gpu::context::print_wgpu_messages();
     }
 }
 
