@@ -21,50 +21,16 @@ use gpu_nn::core::checkpoint::{Checkpoint, load_checkpoint, load_model};
 use gpu_nn::commands::config_args::ConfigArgs;
 use gpu_nn::cpu::ReferenceBackend;
 use gpu_nn::data::Dataset;
-use gpu_nn::data::idx::{IdxArray, IdxData, encode_idx};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 const N_TRAIN: usize = 1920;
 const N_TEST: usize = 500;
 
-/// A directory with the first N_TRAIN / N_TEST real MNIST samples in MNIST's file names, or
-/// None (skip reason printed; a failure in CI). Built once under the target directory: in a
-/// temporary directory renamed into place, so a half-written one is never used.
+/// The first N_TRAIN / N_TEST real MNIST samples (`common::mnist_first`).
 fn small_mnist(test: &str) -> Option<PathBuf> {
-    let src = common::mnist_dir_or_skip(test)?;
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    Some(
-        DIR.get_or_init(|| {
-            let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("mnist-first-{N_TRAIN}-{N_TEST}"));
-            if dir.is_dir() {
-                return dir;
-            }
-            let tmp = dir.with_extension(format!("tmp{}", std::process::id()));
-            std::fs::create_dir_all(&tmp).unwrap();
-            for (part, n) in [("train", N_TRAIN), ("t10k", N_TEST)] {
-                let ds = Dataset::load(
-                    &src.join(format!("{part}-images-idx3-ubyte.gz")),
-                    &src.join(format!("{part}-labels-idx1-ubyte.gz")),
-                    10,
-                )
-                .unwrap();
-                let ds = ds.subset(&(0..n as u32).collect::<Vec<_>>(), String::new());
-                let gpu_nn::data::Pixels::U8(px) = ds.pixels else { panic!("MNIST pixels are bytes") };
-                let images = IdxArray { dims: vec![n, 28, 28], data: IdxData::U8(px) };
-                let labels = IdxArray { dims: vec![n], data: IdxData::U8(ds.labels) };
-                std::fs::write(tmp.join(format!("{part}-images-idx3-ubyte")), encode_idx(&images)).unwrap();
-                std::fs::write(tmp.join(format!("{part}-labels-idx1-ubyte")), encode_idx(&labels)).unwrap();
-            }
-            if std::fs::rename(&tmp, &dir).is_err() {
-                let _ = std::fs::remove_dir_all(&tmp); // another process was first
-            }
-            dir
-        })
-        .clone(),
-    )
+    common::mnist_first(test, N_TRAIN, N_TEST)
 }
 
 

@@ -1,9 +1,10 @@
 //! Kill anywhere: a CPU run SIGKILLed at many moments (loading data, training, writing its
 //! checkpoint and pictures), resumed after each kill (or restarted when it had no checkpoint
-//! yet), ends with the model of the uninterrupted run, byte for byte, and the same metrics but
-//! for the timing columns. Each kill waits on an event of the run, drawn from a seeded stream:
-//! its start, an epoch's row in metrics.csv, or a temporary file of an atomic write appearing
-//! (the kill then lands inside that write), never on a timer.
+//! yet), ends with the model of the uninterrupted run, byte for byte, the same metrics but for
+//! the timing columns, and one TensorBoard event file holding every epoch once. Each kill waits
+//! on an event of the run, drawn from a seeded stream: its start, an epoch's row in
+//! metrics.csv, or a temporary file of an atomic write appearing (the kill then lands inside
+//! that write), never on a timer.
 
 mod common;
 
@@ -141,5 +142,21 @@ fn a_run_killed_at_random_moments_and_resumed_ends_like_an_uninterrupted_one() {
         "model.safetensors differs from the uninterrupted run's after {kills} kills"
     );
     assert_eq!(metrics_without_timing(&out), metrics_without_timing(&reference), "metrics.csv differs after {kills} kills");
+    // one TensorBoard event file, cut back at every resume: each epoch once, as metrics.csv has it
+    let events = gpu_nn::report::tensorboard::find_event_file(&out).expect("an event file");
+    let scalars = gpu_nn::report::tensorboard::read_scalars(&events, 1 << 26).unwrap();
+    let of = |tag: &str| scalars.iter().filter(|x| x.tag == tag).map(|x| (x.step, x.value)).collect::<Vec<_>>();
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let want: Vec<(i64, f64)> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let c: Vec<&str> = l.split(',').collect();
+            (c[0].parse().unwrap(), c[1].parse::<f64>().unwrap() as f32 as f64)
+        })
+        .collect();
+    assert_eq!(of("loss/train"), want, "the event file's loss/train after {kills} kills");
+    let running: Vec<i64> = of("running/loss").iter().map(|x| x.0).collect();
+    assert!(running.windows(2).all(|w| w[0] < w[1]), "running/loss steps after {kills} kills: {running:?}");
     eprintln!("kill anywhere: {kills} SIGKILLs ({with_checkpoint} after a checkpoint), {runs} processes; moments {moments:?}");
 }

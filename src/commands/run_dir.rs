@@ -1,8 +1,8 @@
 //! A run directory (`--out DIR`): checked before training starts (`prepare_out_dir`), written
 //! as training goes by `RunObserver` (config.json, metrics.csv, model.safetensors,
-//! checkpoint.safetensors, best.safetensors with early stopping, pictures), and a session
-//! trained into it (`execute`), as `gpu-nn train` and each cell of `gpu-nn sweep` do; the
-//! session opened with the console's notes (`open_session`).
+//! checkpoint.safetensors, best.safetensors with early stopping, pictures, the TensorBoard
+//! event file), and a session trained into it (`execute`), as `gpu-nn train` and each cell of
+//! `gpu-nn sweep` do; the session opened with the console's notes (`open_session`).
 
 use crate::atomic_file::write_atomic;
 use crate::core::checkpoint::{BEST_FILE, CHECKPOINT_FILE, CHECKPOINT_FORMAT, Checkpoint, CheckpointMeta, FileDtype, save_checkpoint, save_model};
@@ -13,6 +13,7 @@ use crate::core::train::{Controls, Diverged, Observer, Outcome, RunResult, SaveR
 use crate::core::{Engine, Engines, Session, Settings};
 use crate::nn::backend::{Backend, StepStats};
 use crate::report::console::Console;
+use crate::report::tensorboard::{EventWriter, SessionStart, remove_event_files};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -73,7 +74,9 @@ pub fn run_dir_bytes(cfg: &Config) -> u64 {
     p * 8 * (2 + 2 * 3) + (4 << 20)
 }
 
-/// The files a run writes into its directory (and nothing else there is ever removed).
+/// The files a run writes into its directory, besides its TensorBoard event file
+/// (`events.out.tfevents.*`, `report::tensorboard`), whose name changes from run to run:
+/// `--force` removes these and the directory's event files, and nothing else there.
 pub const RUN_FILES: [&str; 9] = [
     "config.json",
     "metrics.csv",
@@ -147,7 +150,7 @@ pub fn lock_run_dir(dir: &Path) -> Result<RunDirLock> {
 
 /// Prepares `--out DIR`: refuses to overwrite an earlier run without `force`, checks it is
 /// writable before any training starts, locks it for this run and, with `force`, removes the
-/// earlier run's files (only `RUN_FILES`), so the directory never mixes two runs.
+/// earlier run's files (only `RUN_FILES` and event files), so the directory never mixes two runs.
 pub fn prepare_out_dir(dir: &Path, force: bool) -> Result<RunDirLock> {
     if dir.exists() && !dir.is_dir() {
         bail!("--out {}: exists and is not a directory", dir.display());
@@ -169,6 +172,7 @@ pub fn prepare_out_dir(dir: &Path, force: bool) -> Result<RunDirLock> {
                 _ => {}
             }
         }
+        remove_event_files(dir).with_context(|| format!("--out {} --force: cannot remove the earlier run's event file", dir.display()))?;
     }
     Ok(lock)
 }
@@ -185,12 +189,33 @@ pub struct RunObserver {
     pub total_steps: u64,
     /// Where the newest checkpoint on disk stands (`RunState::describe`), if there is one.
     pub last_checkpoint: Option<String>,
+    /// The directory's TensorBoard event file, when there is a directory.
+    pub events: Option<EventWriter>,
+    /// Samples per step and steps per epoch: what turns a progress update into the run's step.
+    pub batch: usize,
+    pub steps_per_epoch: usize,
+    /// A failed write of the event file in `progress`, which cannot return it: the next
+    /// epoch end or save does.
+    events_failed: Option<anyhow::Error>,
     bar: Option<ProgressBar>,
 }
 
 impl RunObserver {
     pub fn new(cfg: &Config, out: Option<PathBuf>, engine: Engine, console: Console) -> Self {
-        RunObserver { cfg: cfg.clone(), out, console, rows: Vec::new(), engine, total_steps: u64::MAX, last_checkpoint: None, bar: None }
+        RunObserver {
+            cfg: cfg.clone(),
+            out,
+            console,
+            rows: Vec::new(),
+            engine,
+            total_steps: u64::MAX,
+            last_checkpoint: None,
+            events: None,
+            batch: 0,
+            steps_per_epoch: 0,
+            events_failed: None,
+            bar: None,
+        }
     }
 
     /// Parameters and optimiser state, refusing non-finite values: a checkpoint must be a
@@ -235,6 +260,13 @@ impl RunObserver {
 
 impl Observer for RunObserver {
     fn progress(&mut self, epoch: usize, done: usize, total: usize, st: &StepStats) {
+        if let (Some(events), None, true) = (&mut self.events, &self.events_failed, self.batch > 0) {
+            // every step of the epoch but its last takes a whole batch
+            let step = (epoch * self.steps_per_epoch + done.div_ceil(self.batch)) as u64;
+            if let Err(e) = events.running_loss(step, st.loss_sum / st.samples.max(1) as f64) {
+                self.events_failed = Some(e);
+            }
+        }
         if self.console.quiet {
             return;
         }
@@ -256,19 +288,26 @@ impl Observer for RunObserver {
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
         }
+        if let Some(e) = self.events_failed.take() {
+            return Err(e);
+        }
         self.console.epoch(m, self.cfg.training.epochs);
         self.rows.push(m.clone());
         Ok(())
     }
 
-    /// Writes best.safetensors (when the validation loss improved), model.safetensors and
-    /// metrics.csv (at epoch ends), then the checkpoint: last, so that whenever it exists the
-    /// other files are at least as new; a resume rewrites metrics.csv from it.
+    /// Writes best.safetensors (when the validation loss improved), model.safetensors,
+    /// metrics.csv and the epoch's scalars in the event file (at epoch ends), then the
+    /// checkpoint: last, so that whenever it exists the other files are at least as new; a
+    /// resume rewrites metrics.csv and cuts the event file back to it.
     fn save(&mut self, state: &RunState, why: SaveReason, backend: &mut dyn Backend) -> Result<()> {
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
         }
         let Some(dir) = self.out.clone() else { return Ok(()) };
+        if let Some(e) = self.events_failed.take() {
+            return Err(e);
+        }
         let ck = self.snapshot(state, backend)?;
         if let SaveReason::EpochEnd { new_best } = why {
             if new_best {
@@ -276,6 +315,9 @@ impl Observer for RunObserver {
             }
             save_model(&dir.join("model.safetensors"), &ck.params, &self.cfg.model, file_dtype(&self.cfg))?;
             write_atomic(&dir.join("metrics.csv"), to_csv(&state.history).as_bytes())?;
+            if let (Some(events), Some(m)) = (&mut self.events, state.history.last()) {
+                events.epoch(m)?;
+            }
             // pictures: curves.png / curves.svg, redrawn with every epoch
             crate::report::plots::write_curves(&dir, &state.history, &crate::report::plots::run_title(&self.cfg), !self.cfg.training.eval_train)?;
         }
@@ -315,12 +357,32 @@ pub fn rewrite_metrics(dir: &Path, state: &RunState) -> Result<()> {
 }
 
 /// Trains `session` from where it stands with a `RunObserver` writing `out`, then says how the
-/// run ended.
-pub fn execute(session: &mut Session, out: Option<PathBuf>, console: &Console, ctl: Controls, last_checkpoint: Option<String>) -> Result<RunResult> {
+/// run ended. `last_checkpoint` is where the checkpoint it was resumed from stands (`None` for a
+/// new run); `hparams`, a sweep cell's values for TensorBoard's HParams table.
+pub fn execute(
+    session: &mut Session,
+    out: Option<PathBuf>,
+    console: &Console,
+    ctl: Controls,
+    last_checkpoint: Option<String>,
+    hparams: Option<&SessionStart>,
+) -> Result<RunResult> {
     let cfg = session.config().clone();
     let cfg = &cfg;
     let mut obs = RunObserver::new(cfg, out.clone(), session.engine(), *console);
     obs.total_steps = session.plan().total_steps();
+    (obs.batch, obs.steps_per_epoch) = (session.plan().batch(), session.plan().steps_per_epoch());
+    if let Some(dir) = &out {
+        // a resumed run goes on in its event file, cut back to its checkpoint
+        let mut events = match &last_checkpoint {
+            Some(_) => EventWriter::resume(dir, session.state())?,
+            None => EventWriter::create(dir)?,
+        };
+        if let Some(h) = hparams.filter(|_| !events.session_started()) {
+            events.session_start(h)?;
+        }
+        obs.events = Some(events);
+    }
     obs.last_checkpoint = last_checkpoint;
     obs.rows = session.state().history.clone();
     let result = session.train(&mut obs, ctl).map_err(|e| obs.explain(e))?;
@@ -350,6 +412,9 @@ pub fn execute(session: &mut Session, out: Option<PathBuf>, console: &Console, c
         if let (Some(test), Some(eval)) = (&session.plan().data().test, &result.test) {
             let c = crate::report::confusion::Confusion::of_eval(cfg, test, eval)?;
             crate::report::confusion_picture::write_confusion(dir, &c, &crate::report::plots::run_title(cfg))?;
+        }
+        if let (Some(events), Some(last)) = (&mut obs.events, result.metrics.last()) {
+            events.pictures(dir, last.epoch)?;
         }
         console.info(&format!("wrote {}", dir.display()));
     }

@@ -94,7 +94,7 @@ pub fn train_with(cfg: &Config, out: Option<PathBuf>, force: bool, env: &Setting
     if let Some(dir) = &out {
         write_atomic(&dir.join("config.json"), serde_json::to_string_pretty(session.config())?.as_bytes())?;
     }
-    execute(&mut session, out, console, ctl, None)
+    execute(&mut session, out, console, ctl, None, None)
 }
 
 /// Flags that may accompany `--resume`: they change neither the steps nor their maths.
@@ -165,6 +165,6 @@ pub fn resume_command(dir: &Path, flags: &ConfigArgs, env: &Settings, ctl: Contr
     // config.json says how long the run now is; metrics.csv holds exactly the checkpoint's rows
     write_atomic(&cfg_path, serde_json::to_string_pretty(session.config())?.as_bytes())?;
     rewrite_metrics(dir, &state)?;
-    execute(&mut session, Some(dir.to_path_buf()), console, ctl, Some(state.describe()))
+    execute(&mut session, Some(dir.to_path_buf()), console, ctl, Some(state.describe()), None)
 }
 

@@ -1,6 +1,7 @@
 //! What a person reads: the terminal (`console`: log formats and quiet), confusion matrices
 //! (`confusion`) and pictures (`plots`: curves, sweep rows and the drawing they share;
-//! `confusion_picture`), and the model for other tools (`onnx`).
+//! `confusion_picture`), the model for other tools (`onnx`), and TensorBoard's event files
+//! (`tensorboard`).
 
 pub mod confusion;
 #[cfg(feature = "cli")]
@@ -10,3 +11,5 @@ pub mod console;
 pub mod onnx;
 #[cfg(feature = "cli")]
 pub mod plots;
+#[cfg(feature = "cli")]
+pub mod tensorboard;

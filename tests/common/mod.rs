@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod drivers;
 
 use std::path::PathBuf;
@@ -172,4 +173,32 @@ pub mod doc001 {
         -7.441366907543426733e-04, -7.441366490506412003e-04,
     ];
 
+}
+
+/// A directory with the first `n_train` / `n_test` real MNIST samples in MNIST's file names, or
+/// None (skip reason printed; a failure in CI). Built once per size under the target directory:
+/// in a temporary directory renamed into place, so a half-written one is never used.
+pub fn mnist_first(test: &str, n_train: usize, n_test: usize) -> Option<PathBuf> {
+    use gpu_nn::data::Dataset;
+    use gpu_nn::data::idx::{IdxArray, IdxData, encode_idx};
+    let src = mnist_dir_or_skip(test)?;
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("mnist-first-{n_train}-{n_test}"));
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    let tmp = dir.with_extension(format!("tmp{}-{:?}", std::process::id(), std::thread::current().id()).replace(['(', ')'], ""));
+    std::fs::create_dir_all(&tmp).unwrap();
+    for (part, n) in [("train", n_train), ("t10k", n_test)] {
+        let ds = Dataset::load(&src.join(format!("{part}-images-idx3-ubyte.gz")), &src.join(format!("{part}-labels-idx1-ubyte.gz")), 10).unwrap();
+        let ds = ds.subset(&(0..n as u32).collect::<Vec<_>>(), String::new());
+        let gpu_nn::data::Pixels::U8(px) = ds.pixels else { panic!("MNIST pixels are bytes") };
+        let images = IdxArray { dims: vec![n, 28, 28], data: IdxData::U8(px) };
+        let labels = IdxArray { dims: vec![n], data: IdxData::U8(ds.labels) };
+        std::fs::write(tmp.join(format!("{part}-images-idx3-ubyte")), encode_idx(&images)).unwrap();
+        std::fs::write(tmp.join(format!("{part}-labels-idx1-ubyte")), encode_idx(&labels)).unwrap();
+    }
+    if std::fs::rename(&tmp, &dir).is_err() {
+        let _ = std::fs::remove_dir_all(&tmp); // another test was first
+    }
+    Some(dir)
 }

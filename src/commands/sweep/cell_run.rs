@@ -13,9 +13,14 @@
 //! A cell whose `result.json` exists is finished and skipped; one with a checkpoint resumes
 //! from it, so a killed and requeued shard loses at most the steps since its last checkpoint
 //! and computes the same bytes as an uninterrupted one.
+//!
+//! Each cell's TensorBoard event file starts with its values (an HParams session start) and
+//! ends with how it ended (success, or failure when it diverged), so that TensorBoard's HParams
+//! table compares the cells.
 
 use crate::atomic_file::write_atomic;
 use crate::commands::run_dir::{RUN_FILES, RunDirBusy, diverged, execute, lock_run_dir, rewrite_metrics};
+use crate::commands::sweep::grid::Grid;
 use crate::commands::sweep::record::{CellOutcome, CellResult, RESULT_FILE, identity};
 use crate::core::checkpoint::{CHECKPOINT_FILE, read_checkpoint};
 use crate::core::config::Config;
@@ -24,6 +29,7 @@ use crate::core::session::checkpoint_difference;
 use crate::core::train::{Controls, Outcome};
 use crate::core::{Engines, Plan, Session, Settings};
 use crate::report::console::Console;
+use crate::report::tensorboard::{EventWriter, SessionStatus, remove_event_files};
 use anyhow::{Result, bail};
 use std::collections::HashMap;
 use std::path::Path;
@@ -66,10 +72,11 @@ impl CellRunner {
         Plan::new(cfg.clone(), self.data[&key].clone())
     }
 
-    /// Runs cell `name` of configuration `cfg` in `dir`: skipped when finished, resumed from
-    /// its checkpoint, or trained from the start. With `force` an earlier result there is
+    /// Runs cell `k` of `grid`, of configuration `cfg`, in `dir`: skipped when finished, resumed
+    /// from its checkpoint, or trained from the start. With `force` an earlier result there is
     /// discarded. Another configuration's run there is refused (or, with `force`, replaced).
-    pub fn run(&mut self, cfg: &Config, name: &str, values: &[String], dir: &Path, force: bool, ctl: Controls) -> Result<CellRun> {
+    pub fn run(&mut self, cfg: &Config, grid: &Grid, k: usize, dir: &Path, force: bool, ctl: Controls) -> Result<CellRun> {
+        let (name, values) = (grid.cell_name(k), grid.values(k));
         std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: cannot create the cell's directory: {e}", dir.display()))?;
         // held while the cell runs; a cell another process holds (a requeued task whose first
         // run still lives) is left to it
@@ -99,6 +106,7 @@ impl CellRunner {
                     _ => {}
                 }
             }
+            remove_event_files(dir)?;
         } else if let Some(done) = CellResult::read(dir)? {
             return Ok(CellRun::Skipped(done));
         }
@@ -132,6 +140,8 @@ impl CellRunner {
         let resumed_from = resumable.then(|| session.state().describe());
         if resumed_from.is_none() {
             write_atomic(&cfg_path, serde_json::to_string_pretty(session.config())?.as_bytes())?;
+            // what an attempt that never reached a checkpoint (or one on another engine) wrote
+            remove_event_files(dir)?;
         } else {
             // metrics.csv holds exactly the checkpoint's rows, as after gpu-nn train --resume
             rewrite_metrics(dir, session.state())?;
@@ -143,7 +153,7 @@ impl CellRunner {
             done
         } else {
             let at = session.state().describe();
-            let r = execute(&mut session, Some(dir.to_path_buf()), &Console::quiet(), ctl, resumed_from.clone());
+            let r = execute(&mut session, Some(dir.to_path_buf()), &Console::quiet(), ctl, resumed_from.clone(), Some(&grid.session_start(k)));
             session.finish(&mut self.engines);
             match r {
                 Ok(r) if r.outcome == Outcome::Interrupted => return Ok(CellRun::Interrupted { at: r.state.describe() }),
@@ -152,11 +162,23 @@ impl CellRunner {
                 Err(e) => return Err(e.context(format!("sweep cell {name} (resumed from {at})"))),
             }
         };
+        let status = match &outcome {
+            CellOutcome::Trained(_) => SessionStatus::Success,
+            CellOutcome::Diverged(_) => SessionStatus::Failure,
+        };
+        // before result.json: a cell killed in between writes it on its next turn, not twice
+        let mut events = EventWriter::append(dir)?;
+        if !events.session_started() {
+            events.session_start(&grid.session_start(k))?; // a cell an older gpu-nn trained
+        }
+        if !events.session_ended() {
+            events.session_end(status)?;
+        }
         let seconds = match &outcome {
             CellOutcome::Trained(m) => m.iter().map(|m| m.seconds).sum(),
             CellOutcome::Diverged(_) => start.elapsed().as_secs_f64(),
         };
-        let result = CellResult::new(name.to_string(), values.to_vec(), outcome, describe, seconds);
+        let result = CellResult::new(name, values, outcome, describe, seconds);
         result.write(dir)?;
         Ok(CellRun::Ran { result, resumed_from })
     }

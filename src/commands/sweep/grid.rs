@@ -12,6 +12,7 @@ use clap::{Args, ArgAction};
 use serde::{Deserialize, Serialize};
 
 use crate::commands::config_args::ConfigArgs;
+use crate::report::tensorboard::{HParamAxis, HParamValue, SessionStart};
 
 /// The most cells a sweep runs unless `--max-cells` allows more.
 pub const MAX_CELLS: usize = 10_000;
@@ -230,6 +231,19 @@ impl Grid {
     /// The directory name of cell `k` under `DIR/cells/`: `batch-20-lr-0.9`, `batch-20-seed-1`.
     pub fn cell_name(&self, k: usize) -> String {
         self.values(k).iter().zip(&self.axes).map(|(v, a)| format!("{}-{}", a.name(), file_safe(&label(&a.flag, v)))).collect::<Vec<_>>().join("-")
+    }
+
+    /// The axes as TensorBoard's HParams experiment lists them: by `Axis::name`, numbers where
+    /// every value of the axis is one.
+    pub fn hparam_axes(&self) -> Vec<HParamAxis> {
+        self.axes.iter().map(|a| HParamAxis { name: a.name().to_string(), values: HParamValue::typed(&a.values) }).collect()
+    }
+
+    /// Cell `k` as TensorBoard's HParams table shows it: its directory name and its value of
+    /// every axis, typed as `hparam_axes` types the axis.
+    pub fn session_start(&self, k: usize) -> SessionStart {
+        let hparams = self.coordinates(k).iter().zip(self.hparam_axes()).map(|(&i, a)| (a.name, a.values[i].clone())).collect();
+        SessionStart { group_name: self.cell_name(k), hparams }
     }
 
     /// Table row `r`'s label (`20`, or `20, 1` with two row axes) and picture name

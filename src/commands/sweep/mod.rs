@@ -174,7 +174,7 @@ fn sweep_with(args: &SweepArgs, env: &Settings, interrupt: Option<&AtomicBool>) 
     for (i, &k) in mine.iter().enumerate() {
         let head = format!("[{}/{}] {}", i + 1, mine.len(), g.describe(k));
         let name = g.cell_name(k);
-        match runner.run(&cfgs[k], &name, &g.values(k), &plan.cell_dir(out, k), args.force, ctl)? {
+        match runner.run(&cfgs[k], g, k, &plan.cell_dir(out, k), args.force, ctl)? {
             CellRun::Skipped(r) => {
                 skipped += 1;
                 console.info(&format!("{head}: finished earlier: {}", tables::progress_line(&r)));

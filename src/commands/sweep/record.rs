@@ -1,13 +1,15 @@
 //! What a sweep leaves on disk besides the cells' run directories: `DIR/sweep.json`, the grid
 //! and every cell's configuration, written by the first shard to start and checked by every
-//! other (so shards of different sweeps never mix in one directory); and `result.json` in
-//! each cell's directory, written atomically when the cell ends: a cell is finished exactly
-//! when it is there.
+//! other (so shards of different sweeps never mix in one directory), with TensorBoard's HParams
+//! experiment (an event file in DIR) written beside it; and `result.json` in each cell's
+//! directory, written atomically when the cell ends: a cell is finished exactly when it is
+//! there.
 
 use crate::atomic_file::write_atomic;
 use crate::commands::sweep::grid::Grid;
 use crate::core::config::Config;
 use crate::core::metrics::EpochMetrics;
+use crate::report::tensorboard;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -107,7 +109,13 @@ impl Plan {
         if !path.exists() && !force && out.join("sweep.csv").exists() {
             bail!("--out {}: holds a sweep of an earlier gpu-nn (no {PLAN_FILE}); pass --force to overwrite it", out.display());
         }
-        write_atomic(&path, serde_json::to_string_pretty(self)?.as_bytes())
+        write_atomic(&path, serde_json::to_string_pretty(self)?.as_bytes())?;
+        // TensorBoard's HParams experiment, beside the plan and written once with it, atomically
+        if force {
+            tensorboard::remove_event_files(out)?;
+        }
+        tensorboard::write_experiment(out, &self.grid.hparam_axes())?;
+        Ok(())
     }
 }
 
