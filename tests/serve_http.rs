@@ -240,3 +240,143 @@ fn out_of_file_handles_it_waits_and_then_answers() {
     assert!(spent < 0.5, "the server spent {spent:.2} CPU seconds while out of file handles: it spins");
     drop(silent);
 }
+
+/// A folder of runs for `serve --runs`: one run (`alpha`, two of its three epochs written and
+/// its lock held by `lock` while it "trains"), one whose metrics.csv is over the size the
+/// dashboard reads, and what must never be listed or reached: a hidden folder, a symlink to a
+/// run outside, a file beside the run's that is not one of its pictures.
+fn runs_folder(dir: &Path) -> PathBuf {
+    let runs = dir.join("runs");
+    let alpha = runs.join("alpha");
+    std::fs::create_dir_all(&alpha).unwrap();
+    std::fs::write(alpha.join("config.json"), r#"{"training": {"epochs": 3}}"#).unwrap();
+    std::fs::write(
+        alpha.join("metrics.csv"),
+        "epoch,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc,seconds,samples_per_sec,step,lr\n\
+         1,0.5,0.8,,,0.4,0.85,1.5,1000.0,100,0.1\n\
+         2,0.25,0.9,,,0.2,0.925,1.5,1000.0,200,0.1\n",
+    )
+    .unwrap();
+    std::fs::write(alpha.join("confusion.csv"), "true_class,pred_a,pred_b\na,5,1\nb,2,7\n").unwrap();
+    std::fs::write(alpha.join("curves.png"), "PNG-of-alpha").unwrap();
+    std::fs::write(alpha.join("notes.txt"), "the-secret-beside-a-run").unwrap();
+    let big = runs.join("big");
+    std::fs::create_dir_all(&big).unwrap();
+    std::fs::write(big.join("config.json"), "{}").unwrap();
+    std::fs::write(big.join("metrics.csv"), vec![b'1'; 17 << 20]).unwrap();
+    for hidden in [runs.join(".hidden"), dir.join("elsewhere")] {
+        std::fs::create_dir_all(&hidden).unwrap();
+        std::fs::write(hidden.join("config.json"), "{}").unwrap();
+        std::fs::write(hidden.join("curves.png"), "the-secret-of-another-run").unwrap();
+    }
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(dir.join("elsewhere"), runs.join("outside")).unwrap();
+    runs
+}
+
+/// Every file under `dir` with its size and modification time.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let m = std::fs::symlink_metadata(e.path()).unwrap();
+        if m.is_dir() {
+            out.extend(snapshot(&e.path()));
+        } else {
+            out.push((e.path(), m.len(), m.modified().unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn json_body(answer: &str) -> serde_json::Value {
+    assert_eq!(status(answer), 200, "{answer}");
+    assert_eq!(header(answer, "content-type"), Some("application/json"), "{answer}");
+    serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap_or_else(|e| panic!("not JSON ({e}): {answer}"))
+}
+
+/// `serve --runs DIR`: the dashboard's API lists the runs under DIR and answers with their
+/// files' contents; ids and picture names the scan did not find, however spelt, get 404 and
+/// nothing of what lies beside or outside; a held run lock reads as training; a file over the
+/// size limit makes its run unreadable, not the server; nothing under DIR is written.
+#[test]
+fn the_dashboard_reads_the_runs_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let (web, data, _) = site(dir.path());
+    let runs = runs_folder(dir.path());
+    let before = snapshot(&runs);
+    let args = ["serve", "--port", "0", "--web", web.to_str().unwrap(), "--data", data.to_str().unwrap(), "--runs", runs.to_str().unwrap()];
+    let mut child = common::command(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr: SocketAddr = line.split_whitespace().nth(1).unwrap().trim_start_matches("http://").trim_end_matches('/').parse().unwrap();
+    let s = Server { child, addr, _dir: dir, secret: String::new() };
+
+    let list = json_body(&get(s.addr, "/api/runs"));
+    let ids: Vec<&str> = list["runs"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["alpha", "big"], "{list}");
+    let alpha = &list["runs"][0];
+    assert_eq!((alpha["status"].as_str(), alpha["epochs"].as_u64(), alpha["epochs_done"].as_u64()), (Some("stopped"), Some(3), Some(2)), "{alpha}");
+    assert_eq!(alpha["best_test_acc"], 0.925);
+    assert_eq!(list["runs"][1]["status"], "unreadable", "{list}");
+    assert!(list["runs"][1]["error"].as_str().unwrap().contains("larger than"), "{list}");
+
+    let run = json_body(&get(s.addr, "/api/run?id=alpha"));
+    assert_eq!(run["metrics"][1]["test_acc"], 0.925, "{run}");
+    assert_eq!(run["metrics"][1]["step"], 200, "{run}");
+    assert!(run["metrics"][0]["val_acc"].is_null(), "{run}");
+    assert_eq!(run["confusion"], serde_json::json!({"labels": ["a", "b"], "matrix": [[5, 1], [2, 7]]}));
+    assert_eq!(run["pictures"], serde_json::json!(["curves.png"]));
+    let picture = get(s.addr, "/api/picture?id=alpha&name=curves.png");
+    assert!(status(&picture) == 200 && picture.ends_with("PNG-of-alpha"), "{picture}");
+
+    // a run's lock held by a process: it is training
+    let lock = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(runs.join("alpha/.gpu-nn.lock")).unwrap();
+    lock.lock().unwrap();
+    assert_eq!(json_body(&get(s.addr, "/api/run?id=alpha"))["status"], "training");
+    lock.unlock().unwrap();
+    assert_eq!(json_body(&get(s.addr, "/api/run?id=alpha"))["status"], "stopped");
+    drop(lock);
+    std::fs::remove_file(runs.join("alpha/.gpu-nn.lock")).unwrap();
+
+    for path in [
+        "/api/run?id=../elsewhere",
+        "/api/run?id=..%2Felsewhere",
+        "/api/run?id=outside",
+        "/api/run?id=.hidden",
+        "/api/run?id=alpha/..",
+        "/api/run?id=%2Fetc",
+        "/api/run?id=ALPHA",
+        "/api/run?id=alpha%00",
+        "/api/run",
+        "/api/picture?id=alpha&name=notes.txt",
+        "/api/picture?id=alpha&name=config.json",
+        "/api/picture?id=alpha&name=..%2F.hidden%2Fcurves.png",
+        "/api/picture?id=outside&name=curves.png",
+        "/api/picture?id=.hidden&name=curves.png",
+        "/api/picture?id=alpha&name=%2Fetc%2Fpasswd",
+        "/api/picture?id=alpha&name=curves.png%00",
+        "/api/sweep?id=alpha",
+        "/api/nothing",
+        "/api/../secret.txt",
+    ] {
+        let a = get(s.addr, path);
+        let code = status(&a);
+        assert!(code == 404 || code == 400, "{path}: {a}");
+        assert!(!a.contains("the-secret"), "{path} reached what lies beside or outside the runs: {a}");
+    }
+    let port = s.addr.port();
+    let post = raw(s.addr, format!("POST /api/runs HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes());
+    assert_eq!(status(&post), 405, "{post}");
+    let rebound = raw(s.addr, format!("GET /api/runs HTTP/1.1\r\nHost: attacker.example:{port}\r\nConnection: close\r\n\r\n").as_bytes());
+    assert_eq!(status(&rebound), 421, "{rebound}");
+    assert_eq!(snapshot(&runs), before, "the server wrote under --runs");
+}
+
+/// Without `--runs` the dashboard's API is not there.
+#[test]
+fn without_runs_there_is_no_dashboard() {
+    let s = start(&[]);
+    let a = get(s.addr, "/api/runs");
+    assert_eq!(status(&a), 404, "{a}");
+}

@@ -176,6 +176,10 @@ pub struct ServeArgs {
     /// The page's directory (default: the repository's web/).
     #[arg(long)]
     pub web: Option<PathBuf>,
+    /// A folder of run directories and sweeps (e.g. runs/) to watch in the page's dashboard,
+    /// live, as they train; only read, never written.
+    #[arg(long, value_name = "DIR")]
+    pub runs: Option<PathBuf>,
     /// Seconds a connection may take to send a request, or sit idle between two, before it is
     /// closed.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]

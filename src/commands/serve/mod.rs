@@ -1,10 +1,12 @@
 //! `gpu-nn serve`: the web page (`web/`, its WebAssembly built by `scripts/build-web.sh`) and
 //! MNIST's IDX files (`/data/<file>`) over HTTP on 127.0.0.1, so a browser trains with the
-//! same kernels as the command line. What is served is fixed when it starts (`site`: the page's
-//! own files and the four data files, each under one exact path); how is `http`'s (a
-//! maintained HTTP stack with limits on what a client may ask).
+//! same kernels as the command line; with `--runs DIR`, a dashboard of the runs and sweeps
+//! under DIR (`runs`), read live and never written. What is served is fixed when it starts
+//! (`site`: the page's own files and the four data files, each under one exact path); how is
+//! `http`'s (a maintained HTTP stack with limits on what a client may ask).
 
 pub mod http;
+pub mod runs;
 pub mod site;
 
 use crate::commands::args::ServeArgs;
@@ -43,6 +45,16 @@ pub fn run(args: ServeArgs, env: &Settings) -> Result<()> {
         data.push((format!("{name}.gz"), path.clone()));
     }
     let site = site::Site::build(&web, &data)?;
+    let runs = match &args.runs {
+        Some(dir) => {
+            let real = dir.canonicalize().with_context(|| format!("--runs {}: cannot open the directory", dir.display()))?;
+            if !real.is_dir() {
+                bail!("--runs {}: not a directory; give the folder your runs and sweeps are in", dir.display());
+            }
+            Some(http::RunsRoot { dir: real, shown: dir.display().to_string() })
+        }
+        None => None,
+    };
     let limits = http::Limits { connections: args.max_connections, idle: Duration::from_secs_f64(args.idle_timeout), ..Default::default() };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -53,8 +65,9 @@ pub fn run(args: ServeArgs, env: &Settings) -> Result<()> {
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await.with_context(|| format!("--port {}: cannot listen on 127.0.0.1", args.port))?;
         let addr = listener.local_addr()?;
-        println!("serving http://{addr}/ (the page from {}, MNIST from {}); Ctrl-C stops", web.display(), files.dir.display());
+        let watching = runs.as_ref().map(|r| format!(", the runs in {}", r.shown)).unwrap_or_default();
+        println!("serving http://{addr}/ (the page from {}, MNIST from {}{watching}); Ctrl-C stops", web.display(), files.dir.display());
         let _ = std::io::stdout().flush();
-        http::serve(listener, site, limits).await
+        http::serve(listener, site, runs, limits).await
     })
 }

@@ -1,5 +1,5 @@
 //! What `gpu-nn serve` hands out, decided once when it starts: the page's own files (the
-//! regular files at the top of `web/` and in `web/pkg/`: no dotfiles, no symlinks, nothing in
+//! regular files at the top of `web/`, in `web/js/` and in `web/pkg/`: no dotfiles, no symlinks, nothing in
 //! `web/test/`, `node_modules/` or any other folder) and the four data files, each under one
 //! exact URL path. A request names one of those paths exactly or gets nothing: no part of a
 //! request is ever joined onto a folder, so no spelling of a path (`..`, `%2e%2e`, backslashes,
@@ -9,8 +9,9 @@ use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The page's folders whose files are served: its top and its WebAssembly package.
-pub const PAGE_FOLDERS: [&str; 2] = ["", "pkg"];
+/// The page's folders whose files are served: its top, its script's modules and its
+/// WebAssembly package.
+pub const PAGE_FOLDERS: [&str; 3] = ["", "js", "pkg"];
 
 pub struct Site {
     /// URL path (`/index.html`, `/pkg/gpu_nn.js`, `/data/…`) → the file.
@@ -78,10 +79,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("gpu-nn-site-{}-{:?}", std::process::id(), std::thread::current().id()));
         let _ = std::fs::remove_dir_all(&dir);
         let web = dir.join("web");
-        for d in ["pkg", "test", "node_modules/pkg", "data"] {
+        for d in ["pkg", "js", "test", "node_modules/pkg", "data"] {
             std::fs::create_dir_all(web.join(d)).unwrap();
         }
-        for f in ["index.html", "app.js", "style.css", "pkg/gpu_nn.js", "pkg/gpu_nn_bg.wasm", "test/browser-check.mjs", "node_modules/pkg/index.js", ".gitignore", "data/x"] {
+        for f in ["index.html", "app.js", "js/curves.js", "style.css", "pkg/gpu_nn.js", "pkg/gpu_nn_bg.wasm", "test/browser-check.mjs", "node_modules/pkg/index.js", ".gitignore", "data/x"] {
             std::fs::write(web.join(f), f).unwrap();
         }
         std::fs::write(dir.join("secret"), "secret").unwrap();
@@ -97,7 +98,7 @@ mod tests {
     fn only_the_page_and_the_data_files_are_served() {
         let (dir, site) = page();
         let served: Vec<&str> = site.paths().collect();
-        assert_eq!(served, ["/app.js", "/data/train-labels-idx1-ubyte", "/index.html", "/pkg/gpu_nn.js", "/pkg/gpu_nn_bg.wasm", "/style.css"]);
+        assert_eq!(served, ["/app.js", "/data/train-labels-idx1-ubyte", "/index.html", "/js/curves.js", "/pkg/gpu_nn.js", "/pkg/gpu_nn_bg.wasm", "/style.css"]);
         assert!(site.resolve("/").unwrap().ends_with("web/index.html"));
         assert!(site.resolve("/data/train-labels-idx1-ubyte").unwrap().ends_with("labels.gz"));
         std::fs::remove_dir_all(dir).unwrap();
