@@ -10,63 +10,20 @@ mod common;
 use common::hand::EXACT;
 use common::{command, s};
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-/// `gpu-nn serve`, stopped when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// What the browser test needs besides the data, each with how to get it.
-fn missing_tools() -> Vec<String> {
-    let mut missing = Vec::new();
-    if !Path::new(ROOT).join("web/pkg/gpu_nn_bg.wasm").is_file() {
-        missing.push("web/pkg (run scripts/build-web.sh)".to_string());
-    }
-    if !Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success()) {
-        missing.push("node".into());
-    }
-    if !Path::new(ROOT).join("web/test/node_modules/playwright-core").is_dir() {
-        missing.push("web/test/node_modules (npm ci --prefix web/test)".into());
-    }
-    if !Path::new(&chromium()).is_file() {
-        missing.push("chromium (apt-get install chromium)".into());
-    }
-    missing
-}
-
-fn chromium() -> String {
-    std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
-}
+use common::browser::{ROOT, chromium, serve, tools_or_skip};
 
 /// Serves the page and MNIST, runs the driver with `env`, and checks what every run must show:
 /// SEEDS.md's weights, seed001's accuracy on `engine`, parity, the drawn digit, the download.
 /// Returns the driver's report.
 fn check_page(name: &str, env: &[(&str, &str)], engine_prefix: &str) -> Option<serde_json::Value> {
     let data = common::mnist_dir_or_skip(name)?;
-    let missing = missing_tools();
-    if !missing.is_empty() {
-        assert!(!common::in_ci(), "the browser test lacks in CI: {}", missing.join(", "));
-        eprintln!("SKIPPED {name}: missing {}", missing.join(", "));
+    if !tools_or_skip(name) {
         return None;
     }
-    let web = format!("{ROOT}/web");
-    let mut child = command(&["serve", "--port", "0", "--quiet", "--data", s(&data), "--web", &web]).stdout(Stdio::piped()).spawn().expect("gpu-nn serve starts");
-    let stdout = child.stdout.take().unwrap();
-    let server = Server(child);
-    let mut first = String::new();
-    BufReader::new(stdout).read_line(&mut first).unwrap();
-    let url = first.split_whitespace().nth(1).unwrap_or_else(|| panic!("no address in '{first}'")).to_string();
-    assert!(url.starts_with("http://127.0.0.1:"), "{first}");
+    let (server, url) = serve(&["--data", s(&data)]);
 
     let out: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_dir_all(&out);

@@ -29,6 +29,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
+import { startCheck } from './harness.mjs';
 
 // Chromium flags. With Debian's Chromium, --enable-unsafe-webgpu alone gives WebGPU on Linux;
 // with no GPU, Dawn's fallback adapter is SwiftShader's Vulkan on the CPU (Playwright adds
@@ -45,9 +46,6 @@ const CHROMIUM_FLAGS = [
   ...(process.env.GPU_NN_CHROMIUM_ARGS || '').split(/\s+/).filter(Boolean),
 ];
 
-const started = Date.now();
-const log = (...a) => console.error(`[browser-check ${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s]`, ...a);
-
 function usage(msg) {
   console.error(`${msg}\nusage: node web/test/browser-check.mjs URL OUTDIR`);
   process.exit(2);
@@ -57,33 +55,11 @@ const [url, outArg] = process.argv.slice(2);
 if (!url || !outArg) usage('browser-check: URL and OUTDIR are required');
 try { new URL(url); } catch { usage(`browser-check: not a URL: ${url}`); }
 const outDir = path.resolve(outArg);
-const timeoutS = Number(process.env.GPU_NN_BROWSER_TIMEOUT_S || 900);
-if (!(timeoutS > 0)) usage(`browser-check: GPU_NN_BROWSER_TIMEOUT_S must be a positive number of seconds, not ${process.env.GPU_NN_BROWSER_TIMEOUT_S}`);
 const engine = process.env.GPU_NN_BROWSER_ENGINE || (webgpuFlag === 'on' ? 'webgpu' : 'cpu');
 if (!['webgpu', 'cpu'].includes(engine)) usage(`browser-check: GPU_NN_BROWSER_ENGINE must be webgpu or cpu, not ${engine}`);
-const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 
-const deadline = started + timeoutS * 1000;
-const left = () => Math.max(1000, deadline - Date.now());
-let step = 'starting';
-let browser = null;
-
-class CheckError extends Error {}
-const fail = (msg) => { throw new CheckError(msg); };
-
-async function finish(code, line) {
-  // The JSON line is the last thing on stdout, whatever happens to the browser afterwards.
-  process.stdout.write(`${JSON.stringify(line)}\n`);
-  if (browser) await Promise.race([browser.close().catch(() => {}), new Promise((r) => setTimeout(r, 10_000))]);
-  process.exit(code);
-}
-
-// Backstop: whatever hangs, the run ends at its limit (plus a little for the last wait's own
-// timeout to report first, with a better message).
-setTimeout(() => {
-  log(`FAILED: the whole run exceeded ${timeoutS} s (GPU_NN_BROWSER_TIMEOUT_S) during: ${step}`);
-  finish(1, { error: `timed out after ${timeoutS} s during: ${step}` });
-}, timeoutS * 1000 + 15_000).unref();
+const check = startCheck('browser-check', 900, usage);
+const { log, left, fail, finish, timeoutS, chromiumPath, started } = check;
 
 // ---------------------------------------------------------------------------------------------
 
@@ -189,24 +165,24 @@ async function main() {
   fs.mkdirSync(outDir, { recursive: true });
   if (!fs.existsSync(chromiumPath)) fail(`no Chromium at ${chromiumPath}: apt-get install -y chromium, or set CHROMIUM to the browser binary`);
 
-  step = 'launching Chromium';
+  check.step = 'launching Chromium';
   log(`launching ${chromiumPath} ${CHROMIUM_FLAGS.join(' ')}`);
   try {
-    browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: CHROMIUM_FLAGS, timeout: Math.min(left(), 120_000) });
+    check.browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: CHROMIUM_FLAGS, timeout: Math.min(left(), 120_000) });
   } catch (e) {
     fail(`could not start Chromium at ${chromiumPath}: ${String(e.message).split('\n')[0]}`);
   }
-  const version = browser.version();
+  const version = check.browser.version();
   log(`Chromium ${version}`);
-  const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 900 } });
+  const context = await check.browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
   page.setDefaultTimeout(60_000);
   page.on('console', (m) => console.error(`[page ${m.type()}] ${m.text()}`));
   page.on('pageerror', (e) => console.error(`[page uncaught] ${e.message}`));
   page.on('crash', () => console.error('[page] the renderer crashed'));
 
-  step = `loading ${url}`;
-  log(step);
+  check.step = `loading ${url}`;
+  log(check.step);
   try {
     await page.goto(url, { waitUntil: 'load', timeout: Math.min(left(), 120_000) });
   } catch (e) {
@@ -230,8 +206,8 @@ async function main() {
   }
 
   // a. The hand-worked network, its own epochs.
-  step = 'a: seed000-hand';
-  log(`${step} on ${engine}, its own epochs`);
+  check.step = 'a: seed000-hand';
+  log(`${check.step} on ${engine}, its own epochs`);
   const hand = await train(page, 'seed000-hand', null);
   const params = await page.evaluate(async () => {
     const get = (o, k) => (o instanceof Map ? o.get(k) : o[k]);
@@ -245,8 +221,8 @@ async function main() {
   log(`  ${hand.epochsRun} epochs; w1..w12 = ${handW.map((v) => v.toPrecision(10)).join(', ')}`);
 
   // b. seed001, one epoch.
-  step = 'b: seed001';
-  log(`${step} on ${engine}, 1 epoch (minutes on SwiftShader)`);
+  check.step = 'b: seed001';
+  log(`${check.step} on ${engine}, 1 epoch (minutes on SwiftShader)`);
   const s1 = await train(page, 'seed001', 1);
   const e1 = s1.lastEpoch;
   if (!e1 || e1.test_acc === null || e1.test_acc === undefined) fail('seed001: the epoch gave no test accuracy');
@@ -263,8 +239,8 @@ async function main() {
   log(`  test accuracy ${(100 * e1.test_acc).toFixed(2)} % in ${Number(e1.seconds).toFixed(1)} s on ${s1.engineName}`);
 
   // c. Parity on the seed001 session.
-  step = 'c: parity';
-  log(step);
+  check.step = 'c: parity';
+  log(check.step);
   await page.click('#parity');
   await waitWithProgress(page, 'parity', () => {
     const s = document.getElementById('parity-result').dataset.state;
@@ -277,8 +253,8 @@ async function main() {
     (parity.tensors || []).map((t) => `${t.name} ${Number(t.max_abs).toExponential(1)}/${Number(t.max_rel).toExponential(1)}`).join(', '));
 
   // d. Draw a "1": one stroke down the middle, slightly slanted, like a hand would.
-  step = 'd: drawing a 1';
-  log(step);
+  check.step = 'd: drawing a 1';
+  log(check.step);
   await page.click('#clear');
   await page.locator('#draw').scrollIntoViewIfNeeded();
   const box = await page.locator('#draw').boundingBox();
@@ -304,8 +280,8 @@ async function main() {
   log(`  the network says ${drawn.class}${drawn.class === 1 ? '' : ' (expected 1)'}`);
 
   // e. Download the model.
-  step = 'e: download';
-  log(step);
+  check.step = 'e: download';
+  log(check.step);
   const modelPath = path.join(outDir, 'model.safetensors');
   const [download] = await Promise.all([
     page.waitForEvent('download', { timeout: Math.min(left(), 120_000) }),
@@ -319,7 +295,7 @@ async function main() {
   log(`  ${modelPath}: ${model.bytes} bytes, ${model.tensors.join(', ')}`);
 
   // f. Screenshot of the whole page, curves, confusion matrix, drawing and parity included.
-  step = 'f: screenshot';
+  check.step = 'f: screenshot';
   const shot = path.join(outDir, 'page.png');
   await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: shot, fullPage: true });
@@ -347,14 +323,5 @@ async function main() {
   });
 }
 
-main().catch(async (e) => {
-  const msg = e instanceof CheckError ? e.message : `${step}: ${String((e && e.stack) || e)}`;
-  log(`FAILED at ${step}: ${msg}`);
-  // A picture of the page as it failed helps more than any message.
-  try {
-    const pages = browser ? browser.contexts().flatMap((c) => c.pages()) : [];
-    if (pages[0]) await pages[0].screenshot({ path: path.join(outDir, 'failure.png'), fullPage: true, timeout: 20_000 });
-    if (pages[0]) log(`  the page as it failed: ${path.join(outDir, 'failure.png')}`);
-  } catch { /* no picture then */ }
-  await finish(1, { error: `${step}: ${msg.split('\n')[0]}` });
-});
+main().catch((e) => check.reportFailure(e, outDir));
+
