@@ -23,11 +23,13 @@ use crate::nn::optim::{self, OptimState, OptimizerSpec};
 use crate::data::Dataset;
 use anyhow::{Result, bail};
 use inputs::Inputs;
+use products::Product;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 mod elementwise;
 pub mod inputs;
+pub mod products;
 
 pub type ReferenceBackend = CpuBackend<f64>;
 pub type FastBackend = CpuBackend<f32>;
@@ -178,7 +180,7 @@ impl<T: Real> CpuBackend<T> {
                 z[r * n_out..(r + 1) * n_out].copy_from_slice(&p.bias);
             }
             // Z += A_{l−1} [rows×in] · Wᵀ [in×out]   (Wᵀ read through strides: rs = 1, cs = in)
-            T::gemm_threads(threads, rows, n_in, n_out, T::one(), input, n_in, 1, &p.weight, 1, n_in, T::one(), z, n_out);
+            Product::forward(l, rows, n_in, n_out).run(threads, T::one(), input, &p.weight, T::one(), z);
             elementwise::activate_rows(threads, self.spec.activations[l - 1], n_out, z, &mut rest[0][..rows * n_out]);
         }
     }
@@ -218,14 +220,14 @@ impl<T: Real> CpuBackend<T> {
             let g = &mut self.grads.layers[l - 1];
             let input = if l == 1 { x } else { &self.a[l - 1][..rows * n_in] };
             // ∂W [out×in] = s · δᵀ [out×rows] · A_{l−1} [rows×in]   (δᵀ through strides: rs = 1, cs = out)
-            T::gemm_threads(self.threads, n_out, rows, n_in, scale, &self.delta[l][..rows * n_out], 1, n_out, input, n_in, 1, T::zero(), &mut g.weight, n_in);
+            Product::weight_gradient(l, rows, n_in, n_out).run(self.threads, scale, &self.delta[l][..rows * n_out], input, T::zero(), &mut g.weight);
             elementwise::bias_gradient(self.threads, scale, &self.delta[l][..rows * n_out], n_out, &mut g.bias);
             if l > 1 {
                 // δ_{l−1} [rows×in] = (δ_l [rows×out] · W [out×in]) ⊙ f'(Z_{l−1})
                 let (lo, hi) = self.delta.split_at_mut(l);
                 let w = &self.params.layers[l - 1].weight;
                 let d_prev = &mut lo[l - 1][..rows * n_in];
-                T::gemm_threads(self.threads, rows, n_out, n_in, T::one(), &hi[0][..rows * n_out], n_out, 1, w, n_in, 1, T::zero(), d_prev, n_in);
+                Product::input_gradient(l, rows, n_in, n_out).run(self.threads, T::one(), &hi[0][..rows * n_out], w, T::zero(), d_prev);
                 let (z, a) = (&self.z[l - 1][..rows * n_in], &self.a[l - 1][..rows * n_in]);
                 elementwise::times_derivative(self.threads, self.spec.activations[l - 2], n_in, d_prev, z, a);
             }

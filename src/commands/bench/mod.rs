@@ -6,6 +6,7 @@
 //! cost against batch size and width (`scaling`).
 
 pub mod kernels;
+pub mod roofline;
 pub mod scaling;
 
 use crate::commands::args::BenchArgs;
@@ -106,6 +107,8 @@ pub struct CaseResult {
     pub rows: Vec<BackendRow>,
     /// GPU samples/s over the CPU's on every thread.
     pub gpu_over_cpu: Option<f64>,
+    /// The CPU step on every thread against its own products timed alone.
+    pub roofline: Option<roofline::Roofline>,
 }
 
 impl CaseResult {
@@ -154,6 +157,7 @@ pub fn run_case(name: &str, plan: &Plan, env: &Settings, steps: usize, repeats: 
     let mut engines = Engines::new(env.clone());
 
     let threads = cfg.backend.threads.unwrap_or_else(all_cores);
+    let mut roof = None;
     for t in if threads > 1 { vec![1, threads] } else { vec![1] } {
         let on_cpu = plan.with_backend(|b| {
             b.kind = BackendKind::Cpu;
@@ -162,7 +166,11 @@ pub fn run_case(name: &str, plan: &Plan, env: &Settings, steps: usize, repeats: 
         });
         let mut cpu = Session::start(on_cpu, &mut engines)?;
         cpu.attach(Split::Train)?;
-        let t = time_backend(cpu.backend(), &order, batch, steps, repeats, cfg.optimizer.lr)?;
+        let secs = time_backend(cpu.backend(), &order, batch, steps, repeats, cfg.optimizer.lr)?;
+        if t == threads {
+            roof = Some(roofline::measure(&cfg.model, batch, t, 1e3 * secs / steps as f64, repeats));
+        }
+        let t = secs;
         rows.push(BackendRow {
             backend: cpu.describe(),
             samples_per_sec: samples / t,
@@ -200,7 +208,7 @@ pub fn run_case(name: &str, plan: &Plan, env: &Settings, steps: usize, repeats: 
             kernels: Some(gpu.kernel_note()),
         });
     }
-    let mut r = CaseResult { case: name.into(), layers: cfg.model.layers.clone(), batch, steps, repeats, rows, gpu_over_cpu: None };
+    let mut r = CaseResult { case: name.into(), layers: cfg.model.layers.clone(), batch, steps, repeats, rows, gpu_over_cpu: None, roofline: roof };
     r.gpu_over_cpu = r.gpu().map(|g| g.samples_per_sec / r.cpu().samples_per_sec);
     Ok(r)
 }
@@ -235,6 +243,9 @@ pub fn print(results: &[CaseResult]) {
                 opt(b.dispatches_per_step, 1),
                 opt(b.submissions_per_step, 3)
             );
+        }
+        if let Some(roof) = &r.roofline {
+            roofline::print(roof);
         }
         if let Some(k) = r.gpu().and_then(|g| g.kernels.as_deref()) {
             println!("GPU {k}");

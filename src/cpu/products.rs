@@ -1,0 +1,149 @@
+//! The matrix products of a CPU training step, described as data: each layer's forward
+//! product, weight gradient and (below the top layer's input) backward product, with the
+//! strides through which the backend reads its row-major buffers (so transposes cost nothing).
+//! The backend computes every product through `Product::run`, and `gpu-nn bench`'s roofline
+//! times the same list alone (`step_products`), so "the step" and "its products" are the same
+//! shapes by construction.
+
+use crate::nn::math::Real;
+use crate::nn::model::ModelSpec;
+
+/// What a product computes in the step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Z_l = A_{l−1}·W_lᵀ (+ the bias already in Z).
+    Forward,
+    /// ∂W_l = s·δ_lᵀ·A_{l−1}.
+    WeightGradient,
+    /// δ_{l−1} = δ_l·W_l (before the derivative factor).
+    InputGradient,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Forward => "forward",
+            Role::WeightGradient => "weight gradient",
+            Role::InputGradient => "input gradient",
+        }
+    }
+}
+
+/// `C[m×n] = alpha·A[m×k]·B[k×n] + beta·C` with A and B read through (row, column) strides and
+/// C row-major with row stride `rsc`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Product {
+    pub role: Role,
+    /// The layer (1-based, as the equations number them).
+    pub layer: usize,
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub a: (usize, usize),
+    pub b: (usize, usize),
+    pub rsc: usize,
+}
+
+impl Product {
+    /// Z [rows×out] += A_{l−1} [rows×in] · Wᵀ [in×out] (W is out×in, read through strides).
+    pub fn forward(layer: usize, rows: usize, n_in: usize, n_out: usize) -> Product {
+        Product { role: Role::Forward, layer, m: rows, k: n_in, n: n_out, a: (n_in, 1), b: (1, n_in), rsc: n_out }
+    }
+
+    /// ∂W [out×in] = s · δᵀ [out×rows] · A_{l−1} [rows×in] (δ is rows×out).
+    pub fn weight_gradient(layer: usize, rows: usize, n_in: usize, n_out: usize) -> Product {
+        Product { role: Role::WeightGradient, layer, m: n_out, k: rows, n: n_in, a: (1, n_out), b: (n_in, 1), rsc: n_in }
+    }
+
+    /// δ_{l−1} [rows×in] = δ_l [rows×out] · W [out×in].
+    pub fn input_gradient(layer: usize, rows: usize, n_in: usize, n_out: usize) -> Product {
+        Product { role: Role::InputGradient, layer, m: rows, k: n_out, n: n_in, a: (n_out, 1), b: (n_in, 1), rsc: n_in }
+    }
+
+    /// Multiply-adds.
+    pub fn macs(&self) -> usize {
+        self.m * self.k * self.n
+    }
+
+    /// Elements A, B and C span through their strides.
+    pub fn extents(&self) -> [usize; 3] {
+        let span = |rows: usize, cols: usize, (rs, cs): (usize, usize)| (rows - 1) * rs + (cols - 1) * cs + 1;
+        [span(self.m, self.k, self.a), span(self.k, self.n, self.b), span(self.m, self.n, (self.rsc, 1))]
+    }
+
+    /// Computes it on up to `threads` cores (the result does not depend on `threads`).
+    pub fn run<T: Real>(&self, threads: usize, alpha: T, a: &[T], b: &[T], beta: T, c: &mut [T]) {
+        T::gemm_threads(threads, self.m, self.k, self.n, alpha, a, self.a.0, self.a.1, b, self.b.0, self.b.1, beta, c, self.rsc);
+    }
+
+    /// "layer 2 weight gradient 64×128·128×784".
+    pub fn describe(&self) -> String {
+        format!("layer {} {} {}×{}·{}×{}", self.layer, self.role.name(), self.m, self.k, self.k, self.n)
+    }
+}
+
+/// Every product of one training step on `rows` samples, in the order the backend runs them.
+pub fn step_products(spec: &ModelSpec, rows: usize) -> Vec<Product> {
+    let layers = spec.num_layers();
+    let mut out: Vec<Product> = (1..=layers).map(|l| dims(spec, l)).map(|(l, i, o)| Product::forward(l, rows, i, o)).collect();
+    for l in (1..=layers).rev() {
+        let (_, i, o) = dims(spec, l);
+        out.push(Product::weight_gradient(l, rows, i, o));
+        if l > 1 {
+            out.push(Product::input_gradient(l, rows, i, o));
+        }
+    }
+    out
+}
+
+fn dims(spec: &ModelSpec, l: usize) -> (usize, usize, usize) {
+    let (i, o) = spec.layer_dims(l - 1);
+    (l, i, o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::math::gemm_reference;
+
+    /// Each kind of product against the textbook loop on the transposes it stands for, on
+    /// shapes that are not multiples of any block, its output poisoned first.
+    #[test]
+    fn each_product_is_the_product_its_strides_say() {
+        let (rows, n_in, n_out) = (7, 13, 5);
+        let fill = |n: usize, s: f64| (0..n).map(|i| ((i as f64 * s).sin() * 2.0)).collect::<Vec<f64>>();
+        let x = fill(rows * n_in, 0.7); // rows×in
+        let w = fill(n_out * n_in, 1.3); // out×in
+        let d = fill(rows * n_out, 0.4); // rows×out
+        let t = |m: &[f64], r: usize, c: usize| (0..c * r).map(|i| m[(i % r) * c + i / r]).collect::<Vec<f64>>();
+        for (p, a, b, want) in [
+            (Product::forward(1, rows, n_in, n_out), &x, &w, (rows, n_in, n_out, x.clone(), t(&w, n_out, n_in))),
+            (Product::weight_gradient(1, rows, n_in, n_out), &d, &x, (n_out, rows, n_in, t(&d, rows, n_out), x.clone())),
+            (Product::input_gradient(2, rows, n_in, n_out), &d, &w, (rows, n_out, n_in, d.clone(), w.clone())),
+        ] {
+            let (m, k, n, ra, rb) = want;
+            let mut expected = vec![0.0; m * n];
+            gemm_reference(m, k, n, 1.0, &ra, k, 1, &rb, n, 1, 0.0, &mut expected, n);
+            let mut got = vec![f64::NAN; p.extents()[2]];
+            p.run(1, 1.0, a, b, 0.0, &mut got);
+            for (g, e) in got.iter().zip(&expected) {
+                assert!((g - e).abs() <= 1e-12 * e.abs().max(1.0), "{}: {g} vs {e}", p.describe());
+            }
+            assert_eq!(p.extents()[..2], [a.len(), b.len()], "{}", p.describe());
+        }
+    }
+
+    #[test]
+    fn a_step_has_a_forward_and_a_weight_gradient_per_layer_and_an_input_gradient_below_the_top() {
+        use crate::nn::model::{Loss, Reduction};
+        let layers = vec![784, 128, 64, 10];
+        let activations = ModelSpec::default_activations(&layers, Loss::CrossEntropy);
+        let spec = ModelSpec { layers, activations, loss: Loss::CrossEntropy, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
+        let p = step_products(&spec, 64);
+        let roles: Vec<(usize, Role)> = p.iter().map(|p| (p.layer, p.role)).collect();
+        use Role::*;
+        assert_eq!(roles, [(1, Forward), (2, Forward), (3, Forward), (3, WeightGradient), (3, InputGradient), (2, WeightGradient), (2, InputGradient), (1, WeightGradient)]);
+        let macs: usize = p.iter().map(Product::macs).sum();
+        assert_eq!(macs, 64 * (2 * (784 * 128 + 128 * 64 + 64 * 10) + 128 * 64 + 64 * 10));
+    }
+}
