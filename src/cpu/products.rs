@@ -111,7 +111,7 @@ mod tests {
     #[test]
     fn each_product_is_the_product_its_strides_say() {
         let (rows, n_in, n_out) = (7, 13, 5);
-        let fill = |n: usize, s: f64| (0..n).map(|i| ((i as f64 * s).sin() * 2.0)).collect::<Vec<f64>>();
+        let fill = |n: usize, s: f64| (0..n).map(|i| (i as f64 * s).sin() * 2.0).collect::<Vec<f64>>();
         let x = fill(rows * n_in, 0.7); // rows×in
         let w = fill(n_out * n_in, 1.3); // out×in
         let d = fill(rows * n_out, 0.4); // rows×out
