@@ -15,12 +15,34 @@ fn piece_rows(threads: usize, rows: usize, width: usize) -> Option<usize> {
     (threads > 1 && rows > 1 && rows * width >= PARALLEL_MIN_ELEMENTS).then(|| rows.div_ceil(threads))
 }
 
+/// Runs `$body` (a call of an `#[inline(always)]` loop) compiled for AVX2 where the CPU has it:
+/// eight lanes instead of the baseline build's four, with the same IEEE operations in the same
+/// order (Rust never fuses a multiply and an add by itself), so the same bytes.
+macro_rules! avx2_if_there {
+    ($name:ident($($arg:ident: $ty:ty),*) $body:block) => {{
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        unsafe fn $name<T: Real>($($arg: $ty),*) $body
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            unsafe { $name($($arg),*) }
+        } else {
+            $body
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        $body
+    }};
+}
+
 /// A = f(Z) row by row (`math::activate_row`; softmax needs the whole row).
 pub fn activate_rows<T: Real>(threads: usize, act: Activation, width: usize, z: &[T], a: &mut [T]) {
     let one = |z: &[T], a: &mut [T]| {
-        for (zr, ar) in z.chunks(width).zip(a.chunks_mut(width)) {
-            math::activate_row(act, zr, ar);
-        }
+        avx2_if_there!(activate_rows_avx2(act: Activation, width: usize, z: &[T], a: &mut [T]) {
+            for (zr, ar) in z.chunks(width).zip(a.chunks_mut(width)) {
+                math::activate_row(act, zr, ar);
+            }
+        })
     };
     match piece_rows(threads, z.len() / width, width) {
         None => one(z, a),
@@ -35,9 +57,11 @@ pub fn activate_rows<T: Real>(threads: usize, act: Activation, width: usize, z: 
 /// δ ← δ ⊙ f'(Z) from Z and A = f(Z).
 pub fn times_derivative<T: Real>(threads: usize, act: Activation, width: usize, d: &mut [T], z: &[T], a: &[T]) {
     let one = |d: &mut [T], z: &[T], a: &[T]| {
-        for ((d, &z), &a) in d.iter_mut().zip(z).zip(a) {
-            *d = *d * math::activation_derivative(act, z, a);
-        }
+        avx2_if_there!(times_derivative_avx2(act: Activation, d: &mut [T], z: &[T], a: &[T]) {
+            for ((d, &z), &a) in d.iter_mut().zip(z).zip(a) {
+                *d = *d * math::activation_derivative(act, z, a);
+            }
+        })
     };
     match piece_rows(threads, d.len() / width, width) {
         None => one(d, z, a),

@@ -115,6 +115,7 @@ impl Real for f32 {
 }
 
 /// σ(z) = 1/(1+e^(−z)), evaluated so that neither branch overflows for large |z|.
+#[inline(always)]
 pub fn sigmoid<T: Real>(z: T) -> T {
     if z >= T::zero() {
         T::one() / (T::one() + (-z).exp())
@@ -130,6 +131,7 @@ pub fn softplus<T: Real>(z: T) -> T {
 }
 
 /// a = f(z) for the elementwise activations.
+#[inline(always)]
 pub fn activate<T: Real>(act: Activation, z: T) -> T {
     match act {
         Activation::Identity => z,
@@ -143,6 +145,7 @@ pub fn activate<T: Real>(act: Activation, z: T) -> T {
 
 /// f'(z), using the already computed a = f(z) where that is the cheaper form.
 /// ReLU's derivative at exactly 0 is taken as 0 (PyTorch's convention).
+#[inline(always)]
 pub fn activation_derivative<T: Real>(act: Activation, z: T, a: T) -> T {
     match act {
         Activation::Identity => T::one(),
@@ -168,6 +171,7 @@ pub fn softmax_row<T: Real>(z: &[T], a: &mut [T]) {
 }
 
 /// Applies the layer activation to one row of pre-activations.
+#[inline(always)]
 pub fn activate_row<T: Real>(act: Activation, z: &[T], a: &mut [T]) {
     if act == Activation::Softmax {
         softmax_row(z, a)
