@@ -28,7 +28,6 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
 import { startCheck } from './harness.mjs';
 
 // Chromium flags. With Debian's Chromium, --enable-unsafe-webgpu alone gives WebGPU on Linux;
@@ -59,7 +58,7 @@ const engine = process.env.GPU_NN_BROWSER_ENGINE || (webgpuFlag === 'on' ? 'webg
 if (!['webgpu', 'cpu'].includes(engine)) usage(`browser-check: GPU_NN_BROWSER_ENGINE must be webgpu or cpu, not ${engine}`);
 
 const check = startCheck('browser-check', 900, usage);
-const { log, left, fail, finish, timeoutS, chromiumPath, started } = check;
+const { log, left, fail, finish, timeoutS, started } = check;
 
 // ---------------------------------------------------------------------------------------------
 
@@ -163,19 +162,7 @@ function checkSafetensors(file) {
 
 async function main() {
   fs.mkdirSync(outDir, { recursive: true });
-  if (!fs.existsSync(chromiumPath)) fail(`no Chromium at ${chromiumPath}: apt-get install -y chromium, or set CHROMIUM to the browser binary`);
-
-  check.step = 'launching Chromium';
-  log(`launching ${chromiumPath} ${CHROMIUM_FLAGS.join(' ')}`);
-  try {
-    check.browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: CHROMIUM_FLAGS, timeout: Math.min(left(), 120_000) });
-  } catch (e) {
-    fail(`could not start Chromium at ${chromiumPath}: ${String(e.message).split('\n')[0]}`);
-  }
-  const version = check.browser.version();
-  log(`Chromium ${version}`);
-  const context = await check.browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 900 } });
-  const page = await context.newPage();
+  const page = await check.launch(CHROMIUM_FLAGS, { acceptDownloads: true });
   page.setDefaultTimeout(60_000);
   page.on('console', (m) => console.error(`[page ${m.type()}] ${m.text()}`));
   page.on('pageerror', (e) => console.error(`[page uncaught] ${e.message}`));
@@ -308,7 +295,7 @@ async function main() {
     webgpu: webgpu || null,
     adapter_note: adapterNote,
     engine,
-    chromium: version,
+    chromium: check.browser.version(),
     hand_weights: handW,
     hand_epochs: hand.epochsRun,
     seed001,

@@ -28,7 +28,6 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
 import { startCheck } from './harness.mjs';
 
 // The dashboard needs no WebGPU: without --enable-unsafe-webgpu the page finds no adapter at
@@ -51,7 +50,7 @@ try { new URL(url); } catch { usage(`dashboard-check: not a URL: ${url}`); }
 const outDir = path.resolve(outArg);
 
 const check = startCheck('dashboard-check', 300, usage);
-const { log, left, fail, finish, timeoutS, chromiumPath, started } = check;
+const { log, left, fail, finish, timeoutS, started } = check;
 
 // What the dashboard says about itself, for a message when a wait times out.
 async function dashboardState(page) {
@@ -85,19 +84,7 @@ const CSS = { escape: (s) => String(s).replace(/["\\]/g, '\\$&') };
 
 async function main() {
   fs.mkdirSync(outDir, { recursive: true });
-  if (!fs.existsSync(chromiumPath)) fail(`no Chromium at ${chromiumPath}: apt-get install -y chromium, or set CHROMIUM to the browser binary`);
-
-  check.step = 'launching Chromium';
-  log(`launching ${chromiumPath} ${CHROMIUM_FLAGS.join(' ')}`);
-  try {
-    check.browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: CHROMIUM_FLAGS, timeout: Math.min(left(), 120_000) });
-  } catch (e) {
-    fail(`could not start Chromium at ${chromiumPath}: ${String(e.message).split('\n')[0]}`);
-  }
-  const version = check.browser.version();
-  log(`Chromium ${version}`);
-  const context = await check.browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const page = await context.newPage();
+  const page = await check.launch(CHROMIUM_FLAGS);
   page.setDefaultTimeout(60_000);
   page.on('console', (m) => console.error(`[page ${m.type()}] ${m.text()}`));
   page.on('pageerror', (e) => console.error(`[page uncaught] ${e.message}`));
@@ -246,7 +233,7 @@ async function main() {
   const R = await page.evaluate(() => ({ polls: window.gpunn.runs.polls, errors: window.gpunn.runs.errors, lastError: window.gpunn.runs.lastError }));
 
   await finish(0, {
-    chromium: version,
+    chromium: check.browser.version(),
     run: runId,
     row_at_start: row0,
     first_epochs: first,

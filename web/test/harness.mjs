@@ -2,7 +2,9 @@
 // stderr, the whole run's time limit (GPU_NN_BROWSER_TIMEOUT_S) with a backstop that ends a hung
 // run with its JSON line, the step in progress for messages, and the one JSON line on stdout.
 
+import fs from 'node:fs';
 import path from 'node:path';
+import { chromium } from 'playwright-core';
 
 export class CheckError extends Error {}
 
@@ -24,6 +26,21 @@ export function startCheck(name, defaultTimeoutS, usage) {
     process.stdout.write(`${JSON.stringify(line)}\n`);
     if (check.browser) await Promise.race([check.browser.close().catch(() => {}), new Promise((r) => setTimeout(r, 10_000))]);
     process.exit(code);
+  };
+  // Starts Chromium with `flags` (into check.browser) and returns its first page, in a context
+  // with `contextOptions` and a 1280×900 viewport.
+  check.launch = async (flags, contextOptions = {}) => {
+    if (!fs.existsSync(check.chromiumPath)) check.fail(`no Chromium at ${check.chromiumPath}: apt-get install -y chromium, or set CHROMIUM to the browser binary`);
+    check.step = 'launching Chromium';
+    check.log(`launching ${check.chromiumPath} ${flags.join(' ')}`);
+    try {
+      check.browser = await chromium.launch({ executablePath: check.chromiumPath, headless: true, args: flags, timeout: Math.min(check.left(), 120_000) });
+    } catch (e) {
+      check.fail(`could not start Chromium at ${check.chromiumPath}: ${String(e.message).split('\n')[0]}`);
+    }
+    check.log(`Chromium ${check.browser.version()}`);
+    const context = await check.browser.newContext({ ...contextOptions, viewport: { width: 1280, height: 900 } });
+    return context.newPage();
   };
   // A failed run: one line on stderr, a picture of the page as it failed in `outDir` (it helps
   // more than any message), and the JSON line with the error.

@@ -180,6 +180,7 @@ impl HeldLocks {
 }
 
 /// What every answer about one run says.
+#[derive(Clone)]
 struct RunInfo {
     config: Option<Value>,
     metrics: Vec<EpochMetrics>,
@@ -247,16 +248,20 @@ pub fn list(root: &Path, shown: &str) -> Result<Value> {
     let found = Found::scan(root);
     let locks = HeldLocks::now();
     let mut runs = Vec::new();
+    let mut known = BTreeMap::new();
     for (id, dir) in &found.runs {
         // one unreadable run does not hide the others: it is listed with why
         match run_info(dir, &locks) {
-            Ok(info) => runs.push(summary(id, &found, &info)),
+            Ok(info) => {
+                runs.push(summary(id, &found, &info));
+                known.insert(id.clone(), info);
+            }
             Err(e) => runs.push(json!({"id": id, "name": id.rsplit('/').next().unwrap_or(id), "sweep": found.sweep_of(id), "status": "unreadable", "error": format!("{e:#}")})),
         }
     }
     let mut sweeps = Vec::new();
     for (id, dir) in &found.sweeps {
-        let summary = Plan::read(dir).and_then(|plan| Ok(sweep_summary(id, dir, &plan, &sweep_cells(id, dir, &plan, &locks)?)));
+        let summary = Plan::read(dir).and_then(|plan| Ok(sweep_summary(id, dir, &plan, &sweep_cells(id, dir, &plan, &locks, &known)?)));
         match summary {
             Ok(s) => sweeps.push(s),
             Err(e) => sweeps.push(json!({"id": id, "name": id.rsplit('/').next().unwrap_or(id), "error": format!("{e:#}")})),
@@ -327,8 +332,9 @@ fn sweep_pictures(dir: &Path, plan: &Plan) -> Vec<String> {
     (0..plan.grid.rows()).map(|r| format!("{}.png", plan.grid.row_picture_stem(r))).filter(|p| regular(&dir.join(p))).collect()
 }
 
-/// A sweep's cells: each as its result, or its run directory so far, or pending.
-fn sweep_cells(id: &str, dir: &Path, plan: &Plan, locks: &HeldLocks) -> Result<Vec<Value>> {
+/// A sweep's cells: each as its result, or its run directory so far, or pending. `known`: the
+/// runs already read in this answer, by id (the list reads every cell as a run too).
+fn sweep_cells(id: &str, dir: &Path, plan: &Plan, locks: &HeldLocks, known: &BTreeMap<String, RunInfo>) -> Result<Vec<Value>> {
     let mut cells = Vec::new();
     for k in 0..plan.grid.len() {
         let name = plan.grid.cell_name(k);
@@ -341,7 +347,10 @@ fn sweep_cells(id: &str, dir: &Path, plan: &Plan, locks: &HeldLocks) -> Result<V
             cells.push(v);
             continue;
         }
-        let info = run_info(&cell_dir, locks)?;
+        let info = match known.get(&run_id) {
+            Some(info) => info.clone(),
+            None => run_info(&cell_dir, locks)?,
+        };
         v["status"] = json!(info.status);
         match &info.cell {
             Some(c) => {
@@ -396,7 +405,7 @@ pub fn sweep(root: &Path, id: &str) -> Result<Option<Value>> {
     let locks = HeldLocks::now();
     let plan = Plan::read(dir)?;
     let g = &plan.grid;
-    let cells = sweep_cells(id, dir, &plan, &locks)?;
+    let cells = sweep_cells(id, dir, &plan, &locks, &BTreeMap::new())?;
     let columns = g.column().values.len();
     let rows: Vec<Value> = (0..g.rows()).map(|r| json!({"label": g.row_describe(r), "cells": (r * columns..(r + 1) * columns).collect::<Vec<_>>()})).collect();
     let axes: Vec<Value> = g.axes.iter().map(|a| json!({"flag": a.flag, "name": a.name(), "values": a.values})).collect();
