@@ -22,8 +22,8 @@ struct Step {
     c2: f32,
     use_index: u32,    // 1: sample = index[idx_offset + r]; 0: sample = idx_offset + r
     train: u32,        // 1: compute the output delta as well
-    _pad0: u32,
-    _pad1: u32,
+    row_base: u32,     // place of this micro-batch's first row in its step's batch (dropout's masks)
+    t: u32,            // the optimiser step, 1-based (low word; dropout's masks)
 }
 
 // The static dimensions of one matrix product, for the scalar (matmul.wgsl) and the vec4

@@ -229,20 +229,22 @@ fn cpu_f64_resume_is_bit_identical() {
     interrupted_runs_match("cpu_f64_resume_is_bit_identical", &["--backend", "cpu", "--precision", "f64"], true, 32, 4, 2, [77, 150]);
 }
 
-/// Also with centred inputs: the resumed run measures the same statistics again.
+/// Also with centred inputs, and dropout: the resumed run measures the same statistics again,
+/// and draws the same masks from the step it resumes at (dropout keeps no state of its own).
 #[test]
 fn cpu_f32_resume_is_bit_identical() {
-    interrupted_runs_match("cpu_f32_resume_is_bit_identical", &["--backend", "cpu", "--precision", "f32", "--standardize"], true, 32, 4, 2, [77, 150]);
+    let engine = ["--backend", "cpu", "--precision", "f32", "--standardize", "--dropout", "0.3", "--input-dropout", "0.1"];
+    interrupted_runs_match("cpu_f32_resume_is_bit_identical", &engine, true, 32, 4, 2, [77, 150]);
 }
 
-/// Two epochs of 14 batches of 128 (lavapipe takes some 40 ms a step whatever its size); stops
-/// at step 5 (epoch 1) and 19 (epoch 2, step 5).
+/// Two epochs of 14 batches of 128 (lavapipe takes some 40 ms a step whatever its size), with
+/// dropout; stops at step 5 (epoch 1) and 19 (epoch 2, step 5).
 #[test]
 fn gpu_resume_matches_within_f32_tolerance() {
     if !gpu_or_skip("gpu_resume_matches_within_f32_tolerance") {
         return;
     }
-    interrupted_runs_match("gpu_resume_matches_within_f32_tolerance", &["--backend", "gpu"], false, 128, 2, 1, [5, 19]);
+    interrupted_runs_match("gpu_resume_matches_within_f32_tolerance", &["--backend", "gpu", "--dropout", "0.2"], false, 128, 2, 1, [5, 19]);
 }
 
 /// Starts a long run (batches of `batch`) and returns it once its first checkpoint exists.
@@ -469,6 +471,9 @@ impl Backend for CtrlCDuringStep<'_> {
     }
     fn params(&mut self) -> anyhow::Result<gpu_nn::nn::model::Params> {
         self.inner.params()
+    }
+    fn set_dropout(&mut self, d: &gpu_nn::nn::dropout::Dropout) -> anyhow::Result<()> {
+        self.inner.set_dropout(d)
     }
     fn optimizer_state(&mut self) -> anyhow::Result<gpu_nn::nn::optim::OptimState> {
         self.inner.optimizer_state()

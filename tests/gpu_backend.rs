@@ -33,6 +33,19 @@ fn mnist_or_skip(test: &str) -> Option<PathBuf> {
     common::mnist_dir_or_skip(test)
 }
 
+/// A classifier of these widths and activations: cross-entropy, mean over the batch.
+fn classifier(layers: &[usize], activations: &[Activation]) -> ModelSpec {
+    ModelSpec {
+        layers: layers.to_vec(),
+        activations: activations.to_vec(),
+        loss: Loss::CrossEntropy,
+        reduction: Reduction::Mean,
+        input_norm: Default::default(),
+        feature_norm: None,
+        classes: Vec::new(),
+    }
+}
+
 fn preset(name: &str, extra: serde_json::Value) -> Config {
     Config::from_layers(&[preset_json(name).unwrap(), extra]).unwrap()
 }
@@ -94,18 +107,108 @@ fn twenty_seed001_steps_agree_with_the_cpu_reference() {
     assert!(r.tensors.iter().any(|t| t.name == "layers.0.weight.state1"), "Adam's second moment is compared");
 }
 
+/// Dropout's masks as the GPU kernel draws them are the CPU's (`nn::dropout`) bit for bit: on
+/// the input and two hidden layers of widths that are not multiples of anything, at steps whose
+/// key words differ, for micro-batches that start inside the batch.
+#[test]
+fn dropout_masks_on_the_gpu_are_the_cpus_bit_for_bit() {
+    use gpu_nn::nn::dropout::Dropout;
+    let spec = classifier(&[37, 61, 29, 10], &[Activation::Relu, Activation::Sigmoid, Activation::Softmax]);
+    let opt = OptimizerSpec::default();
+    let Some(mut gpu) = gpu_or_skip("dropout_masks", &spec, &opt, 300, false) else { return };
+    let d = Dropout::new(&spec, 0.2, &[0.5, 0.35], 0x0123_4567_89ab_cdef, 300).unwrap();
+    gpu.set_dropout(&d).unwrap();
+    let mut compared = 0;
+    for (step, rows, row_base) in [(1u64, 300, 0), (7, 13, 250), (4_000_000_000, 77, 1000)] {
+        let masks = gpu.dropout_masks(step, rows, row_base).unwrap();
+        assert_eq!(masks.iter().map(|m| m.0).collect::<Vec<_>>(), vec![0, 1, 2]);
+        for (l, got) in masks {
+            let mut want = vec![0f32; rows * spec.layers[l]];
+            d.mask(step, l, row_base * spec.layers[l], &mut want);
+            let (g, w): (Vec<u32>, Vec<u32>) = (got.iter().map(|x| x.to_bits()).collect(), want.iter().map(|x| x.to_bits()).collect());
+            assert_eq!(g, w, "layer {l}, step {step}, rows {row_base}..{}", row_base + rows);
+            let dropped = want.iter().filter(|&&x| x == 0.0).count();
+            assert!(dropped > 0 && dropped < want.len(), "layer {l}: a mask that drops some units");
+            compared += want.len();
+        }
+    }
+    assert!(compared > 20_000);
+}
+
+/// With dropout on the input and the hidden layers, every tensor of 12 free-running steps of
+/// seed001 on the GPU agrees with the f64 reference (a dropped unit in the wrong place would be
+/// an error of order 1), with sigmoid and tanh hidden layers, whose derivative the dropout
+/// kernel takes on the unmasked activations, and a batch that is not a multiple of any tile.
+#[test]
+fn dropout_steps_agree_with_the_cpu_reference() {
+    let Some(dir) = mnist_or_skip("dropout_steps") else { return };
+    let cfg = preset("seed001", json!({"data": {"dir": dir}, "training": {"batch_size": 45, "dropout": [0.5, 0.3], "input_dropout": 0.2},
+        "model": {"activations": ["sigmoid", "tanh", "softmax"]}, "optimizer": {"kind": "momentum", "lr": 0.1}}));
+    let data = gpu_nn::core::run_data::load(&cfg).unwrap();
+    if gpu_or_skip("dropout_steps", &cfg.model, &cfg.optimizer, 45, false).is_none() {
+        return;
+    }
+    let r = gpu_nn::commands::parity::compare_backends(&cfg, &data, 12, None, false).unwrap();
+    for t in &r.tensors {
+        assert!(t.max_rel <= 1e-4, "{}: relative error {:e} at step {}", t.name, t.max_rel, t.step);
+    }
+}
+
+/// A full-batch step of 9,000 samples runs on the GPU as micro-batches (at most 8,192 rows),
+/// each drawing its masks from its place in the whole batch: after three steps with dropout
+/// the weights are the f64 reference's.
+#[test]
+fn dropout_over_micro_batches_follows_the_rows_place_in_the_batch() {
+    use gpu_nn::nn::dropout::Dropout;
+    let spec = classifier(&[20, 33, 6], &[Activation::Relu, Activation::Softmax]);
+    let opt = OptimizerSpec { kind: OptimizerKind::Sgd, lr: 0.5, ..Default::default() };
+    let n = 9000;
+    let Some(mut gpu) = gpu_or_skip("dropout_micro_batches", &spec, &opt, n, false) else { return };
+    assert!(gpu.rows_cap() < n, "the step must be split into micro-batches ({} rows each)", gpu.rows_cap());
+    let mut x = 99u64;
+    let mut next = || {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (x >> 33) as u32
+    };
+    let pixels: Vec<u8> = (0..n * 20).map(|_| next() as u8).collect();
+    let labels: Vec<u8> = (0..n).map(|_| (next() % 6) as u8).collect();
+    let ds = Arc::new(Dataset { source: "random".into(), pixels: Pixels::U8(pixels), sample_len: 20, labels, num_classes: 6 });
+    let d = Dropout::new(&spec, 0.1, &[0.5], 11, n).unwrap();
+    let params = gpu_nn::nn::init::initialize(&spec, gpu_nn::nn::init::Init::GlorotUniform, 5).unwrap();
+    let mut cpu = ReferenceBackend::new(&spec, &opt);
+    let order: Vec<u32> = (0..n as u32).rev().collect();
+    for b in [&mut cpu as &mut dyn Backend, &mut gpu] {
+        b.set_params(&params).unwrap();
+        b.set_dropout(&d).unwrap();
+        b.attach(Split::Train, ds.clone()).unwrap();
+        for _ in 0..3 {
+            b.train_steps(&order, n, &[0.5]).unwrap();
+        }
+    }
+    let (c, g) = (cpu.params().unwrap(), gpu.params().unwrap());
+    for (i, (lc, lg)) in c.layers.iter().zip(&g.layers).enumerate() {
+        for (what, a, b) in [("weight", &lc.weight, &lg.weight), ("bias", &lc.bias, &lg.bias)] {
+            let scale = a.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            let diff = a.iter().zip(b).fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+            assert!(diff <= 1e-5 * scale, "layer {i} {what}: max difference {diff:e} (scale {scale:e})");
+        }
+    }
+    // and the masks mattered: without dropout the weights are elsewhere
+    let mut plain = ReferenceBackend::new(&spec, &opt);
+    plain.set_params(&params).unwrap();
+    plain.attach(Split::Train, ds).unwrap();
+    for _ in 0..3 {
+        plain.train_steps(&order, n, &[0.5]).unwrap();
+    }
+    let p = plain.params().unwrap();
+    let moved = p.layers[0].weight.iter().zip(&c.layers[0].weight).fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+    assert!(moved > 1e-3, "dropout changed the steps (max weight difference {moved:e})");
+}
+
 /// A network and data set small enough to run quickly, with a batch order that crosses the
 /// stream chunks.
 fn small_run(stream: bool) -> Option<(Params, gpu_nn::nn::optim::OptimState)> {
-    let spec = ModelSpec {
-        layers: vec![30, 17, 5],
-        activations: vec![Activation::Tanh, Activation::Softmax],
-        loss: Loss::CrossEntropy,
-        reduction: Reduction::Mean,
-        input_norm: Default::default(),
-        feature_norm: None,
-        classes: Vec::new(),
-    };
+    let spec = classifier(&[30, 17, 5], &[Activation::Tanh, Activation::Softmax]);
     let opt = OptimizerSpec { kind: OptimizerKind::Momentum, lr: 0.05, ..Default::default() };
     let mut gpu = gpu_or_skip("streamed_equals_resident", &spec, &opt, 7, stream)?;
     let n = 5000;

@@ -89,3 +89,28 @@ fn an_mnist_preset_traces_a_real_batch() {
     let o = gpu_nn(&["trace", "--preset", "seed001", "--step", "0"]);
     assert!(!o.status.success());
 }
+
+/// With dropout, the trace shows each mask of the step, and the activations it shows are the
+/// masked ones: zero wherever the mask drops a unit, f(z)/(1−p) where it keeps one, on the CPU
+/// and on the GPU alike (the GPU's kernel draws its masks itself).
+#[test]
+fn a_trace_with_dropout_shows_the_masks_the_step_used() {
+    let Some(dir) = mnist_dir_or_skip("trace dropout") else { return };
+    for backend in ["cpu", "gpu"] {
+        let v = trace_json(&["--preset", "seed001", "--layers", "784,40,30,10", "--dropout", "0.5,0.25", "--input-dropout", "0.2", "--backend", backend, "--step", "2", "--data", s(&dir)]);
+        let masks = v["dropout_masks"].as_object().unwrap();
+        assert_eq!(masks.keys().cloned().collect::<Vec<_>>(), ["layer0.mask", "layer1.mask", "layer2.mask"], "{backend}");
+        for (l, p) in [(1usize, 0.5f64), (2, 0.25)] {
+            let m: Vec<f64> = serde_json::from_value(masks[&format!("layer{l}.mask")].clone()).unwrap();
+            let z: Vec<f64> = serde_json::from_value(v["tensors"][format!("layer{l}.z")].clone()).unwrap();
+            let a: Vec<f64> = serde_json::from_value(v["tensors"][format!("layer{l}.a")].clone()).unwrap();
+            assert_eq!((m.len(), a.len()), (64 * [0, 40, 30][l], 64 * [0, 40, 30][l]));
+            let dropped = m.iter().filter(|&&x| x == 0.0).count() as f64 / m.len() as f64;
+            assert!((dropped - p).abs() < 0.1, "{backend} layer {l}: {dropped} of the units dropped, p = {p}");
+            for ((&m, &z), &a) in m.iter().zip(&z).zip(&a) {
+                let want = z.max(0.0) * m;
+                assert!((a - want).abs() <= 1e-5 * (1.0 + want.abs()), "{backend} layer {l}: a = {a}, relu(z)·m = {want}");
+            }
+        }
+    }
+}

@@ -152,6 +152,13 @@ pub struct ConfigArgs {
     /// epochs; the best model is kept as best.safetensors.
     #[arg(long, value_name = "PATIENCE")]
     pub early_stop: Option<usize>,
+    /// Dropout in training on the hidden layers' activations: one rate for all of them, or one
+    /// per hidden layer (e.g. 0.5, or 0.5,0.3); kept units are scaled by 1/(1−p).
+    #[arg(long, allow_negative_numbers = true, value_delimiter = ',', value_name = "P")]
+    pub dropout: Option<Vec<f64>>,
+    /// Dropout in training on the network's input (e.g. 0.2).
+    #[arg(long, allow_negative_numbers = true, value_name = "P")]
+    pub input_dropout: Option<f64>,
     #[arg(long)]
     pub seed: Option<u64>,
     /// Keep the file order instead of reshuffling every epoch.
@@ -290,6 +297,12 @@ impl ConfigArgs {
         }
         if let Some(p) = self.early_stop {
             set(&["training", "early_stop"], json!(p));
+        }
+        if let Some(p) = &self.dropout {
+            set(&["training", "dropout"], json!(p));
+        }
+        if let Some(p) = self.input_dropout {
+            set(&["training", "input_dropout"], json!(p));
         }
         if let Some(s) = self.seed {
             set(&["training", "seed"], json!(s));

@@ -17,6 +17,7 @@ use crate::commands::args::GradcheckArgs;
 use crate::core::{Plan, Settings};
 use crate::nn::backend::{Backend, Split};
 use crate::core::config::Config;
+use crate::nn::dropout::Dropout;
 use crate::nn::math;
 use crate::nn::model::{Activation, Params};
 use crate::cpu::ReferenceBackend;
@@ -89,8 +90,9 @@ impl GradcheckReport {
 }
 
 /// The batch loss L = s·Σ_b L_b and a fingerprint of which side of the kink every ReLU-type
-/// pre-activation lies on.
-fn batch_loss(cfg: &Config, p: &Params, ds: &Dataset) -> (f64, u64) {
+/// pre-activation lies on. With dropout, every layer's input is masked with the masks of the
+/// backend's first step (t = 1), held fixed, so L is the function that step differentiates.
+fn batch_loss(cfg: &Config, p: &Params, ds: &Dataset, dropout: &Dropout) -> (f64, u64) {
     let spec = &cfg.model;
     let mut total = 0.0;
     let mut sig: u64 = 0xcbf29ce484222325;
@@ -99,6 +101,11 @@ fn batch_loss(cfg: &Config, p: &Params, ds: &Dataset) -> (f64, u64) {
         let mut z = Vec::new();
         for (l, lp) in p.layers.iter().enumerate() {
             let (n_in, n_out) = spec.layer_dims(l);
+            if dropout.rate(l) > 0.0 {
+                let mut m = vec![0.0; n_in];
+                dropout.mask(1, l, b * n_in, &mut m);
+                a.iter_mut().zip(&m).for_each(|(a, m)| *a *= m);
+            }
             z = (0..n_out).map(|o| lp.bias[o] + (0..n_in).map(|i| lp.weight[o * n_in + i] * a[i]).sum::<f64>()).collect();
             let act = spec.activations[l];
             if matches!(act, Activation::Relu | Activation::LeakyRelu) {
@@ -142,13 +149,14 @@ pub fn check(plan: &Plan, o: &GradcheckOptions) -> Result<GradcheckReport> {
     // backpropagated gradients: one traced step of the f64 reference from `params`
     let mut backend = ReferenceBackend::new(&cfg.model, &cfg.optimizer);
     backend.set_params(&params)?;
+    backend.set_dropout(plan.dropout())?;
     backend.attach(Split::Train, Arc::new(ds.clone()))?;
     let trace = backend.trace_step(&(0..batch as u32).collect::<Vec<_>>(), cfg.optimizer.lr)?;
     let grad = |name: &str| -> Result<Vec<f64>> {
         trace.tensors.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).ok_or_else(|| anyhow::anyhow!("the trace has no tensor {name}"))
     };
 
-    let (_, base_sig) = batch_loss(cfg, &params, &ds);
+    let (_, base_sig) = batch_loss(cfg, &params, &ds, plan.dropout());
     let mut rng = StdRng::seed_from_u64(cfg.training.seed ^ 0x6772_6164_6368_6b);
     let h = o.step;
     let mut tensors = Vec::new();
@@ -168,7 +176,7 @@ pub fn check(plan: &Plan, o: &GradcheckOptions) -> Result<GradcheckReport> {
                 let theta = tensor_mut(&mut p, layer, bias)[i];
                 let mut at = |d: f64| {
                     tensor_mut(&mut p, layer, bias)[i] = theta + d;
-                    batch_loss(cfg, &p, &ds)
+                    batch_loss(cfg, &p, &ds, plan.dropout())
                 };
                 let evals = [at(2.0 * h), at(h), at(-h), at(-2.0 * h)];
                 if evals.iter().any(|e| e.1 != base_sig) {
@@ -199,6 +207,9 @@ pub fn print(cfg: &Config, r: &GradcheckReport, o: &GradcheckOptions) {
         r.batch,
         o.step
     );
+    if cfg.training.input_dropout > 0.0 || cfg.training.dropout.iter().any(|&p| p > 0.0) {
+        println!("dropout masks of the first step held fixed on both sides (input {}, hidden {:?})", cfg.training.input_dropout, cfg.training.dropout);
+    }
     for layer in 0..m.num_layers() {
         let (n_in, n_out) = m.layer_dims(layer);
         let ts: Vec<&TensorCheck> = r.tensors.iter().filter(|t| t.layer == layer).collect();

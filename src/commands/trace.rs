@@ -4,7 +4,9 @@
 //! and this prints, per layer, z = W·a + b and a = f(z) for the first `--show` samples, the
 //! per-sample losses, δ = ∂L/∂z, the gradients ∂W and ∂b of the batch (after its reduction) and
 //! the weights after the update, W with one row per destination unit as the documents write
-//! it. On `seed000-hand` these are the numbers of ../shared/SEEDS.md.
+//! it. On `seed000-hand` these are the numbers of ../shared/SEEDS.md. With dropout, the masks of
+//! the step (drawn again from the seed, as every backend draws them) are printed before the
+//! layers they multiply, and the activations shown are the masked ones the next layer reads.
 
 use crate::commands::args::TraceArgs;
 use crate::commands::run_dir::open_session;
@@ -28,9 +30,20 @@ pub fn run(args: TraceArgs, env: &Settings) -> Result<()> {
     let spec = &cfg.model;
     let labels: Vec<u8> = idx.iter().map(|&i| data.train.labels[i as usize]).collect();
     let last = spec.num_layers();
+    // dropout's masks of this step on the input of each weight layer (0 = the network's input)
+    let dropout = session.plan().dropout().clone();
+    let masks: Vec<(usize, Vec<f64>)> = (0..last)
+        .filter(|&l| dropout.rate(l) > 0.0)
+        .map(|l| {
+            let mut m = vec![0.0; idx.len() * spec.layers[l]];
+            dropout.mask(args.step, l, 0, &mut m);
+            (l, m)
+        })
+        .collect();
     if args.json {
         let tensors: serde_json::Map<String, serde_json::Value> = trace.tensors.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
-        let doc = json!({"step": args.step, "epoch": epoch + 1, "lr": lr, "backend": session.describe(), "samples": idx, "labels": labels, "losses": losses, "tensors": tensors});
+        let dropout_masks: serde_json::Map<String, serde_json::Value> = masks.iter().map(|(l, m)| (format!("layer{l}.mask"), json!(m))).collect();
+        let doc = json!({"step": args.step, "epoch": epoch + 1, "lr": lr, "backend": session.describe(), "samples": idx, "labels": labels, "losses": losses, "tensors": tensors, "dropout_masks": dropout_masks});
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());
     }
@@ -56,7 +69,13 @@ pub fn run(args: TraceArgs, env: &Settings) -> Result<()> {
     println!("\nforward");
     for l in 1..=last {
         let (n_in, n_out) = spec.layer_dims(l - 1);
-        println!("layer {l} ({n_in} → {n_out}, {}): z = W{l}·a + b{l}, a = f(z)", spec.activations[l - 1]);
+        if let Some((_, m)) = masks.iter().find(|(k, _)| *k == l - 1) {
+            let p = dropout.rate(l - 1);
+            let what = if l == 1 { "the input".to_string() } else { format!("layer {}'s a", l - 1) };
+            println!("dropout on {what} (p = {p}): m = 0 (dropped) or 1/(1−p) = {} (kept); layer {l} reads a ⊙ m", 1.0 / (1.0 - p));
+            samples("m", m, n_in);
+        }
+        println!("layer {l} ({n_in} → {n_out}, {}): z = W{l}·a + b{l}, a = f(z){}", spec.activations[l - 1], if l < last && dropout.rate(l) > 0.0 { " (shown masked: a ⊙ m)" } else { "" });
         samples("z", trace.get(&format!("layer{l}.z")), n_out);
         samples("a", trace.get(&format!("layer{l}.a")), n_out);
     }

@@ -152,6 +152,17 @@ pub struct TrainingConfig {
     /// Early stopping: stop when the validation loss has not improved for this many epochs
     /// (needs `val_split`); the best model is kept as `best.safetensors`.
     pub early_stop: Option<usize>,
+    /// Dropout on the hidden layers' activations in training (`nn::dropout`): one rate for
+    /// every hidden layer or one per hidden layer; empty: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropout: Vec<f64>,
+    /// Dropout on the network's input (0: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub input_dropout: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -218,6 +229,8 @@ impl Default for Config {
                 eval_train: false,
                 max_steps: None,
                 early_stop: None,
+                dropout: Vec::new(),
+                input_dropout: 0.0,
             },
             backend: BackendConfig { kind: BackendKind::Auto, precision: Precision::F32, adapter: None, stream: false, threads: None, kernels: None },
         }

@@ -146,6 +146,7 @@ impl Session {
         let mut cpu = ReferenceBackend::new(&cfg.model, &cfg.optimizer);
         cpu.set_params(&saved_params)?;
         cpu.set_optimizer_state(&saved_state)?;
+        cpu.set_dropout(plan.dropout())?;
         cpu.attach(Split::Train, plan.data().train.clone())?;
         let mut tensors = Vec::new();
         let mut order: Option<(usize, Vec<u32>)> = None;

@@ -5,6 +5,7 @@
 use crate::core::config::{BackendConfig, Config};
 use crate::core::run_data::{self, RunData};
 use crate::data::Dataset;
+use crate::nn::dropout::Dropout;
 use crate::nn::init::{Stream, permutation, rng};
 use anyhow::{Context, Result};
 use std::sync::Arc;
@@ -20,6 +21,7 @@ pub struct Plan {
     batch: usize,
     steps_per_epoch: usize,
     total_steps: u64,
+    dropout: Dropout,
 }
 
 impl Plan {
@@ -60,7 +62,9 @@ impl Plan {
             format!("--epochs {epochs}: {epochs} epochs of {steps_per_epoch} steps are more than the {MAX_STEPS} steps a run may count")
         })?;
         let total_steps = cfg.training.max_steps.unwrap_or(u64::MAX).min(all);
-        Ok(Plan { cfg, data, batch, steps_per_epoch, total_steps })
+        let t = &cfg.training;
+        let dropout = Dropout::new(&cfg.model, t.input_dropout, &t.dropout, t.seed, batch)?;
+        Ok(Plan { cfg, data, batch, steps_per_epoch, total_steps, dropout })
     }
 
     /// The same run computed elsewhere: `change` edits the backend section (engine, threads,
@@ -87,6 +91,10 @@ impl Plan {
     /// Optimiser steps of the whole run: every epoch's, or `max_steps` if fewer.
     pub fn total_steps(&self) -> u64 {
         self.total_steps
+    }
+    /// The training steps' dropout, keyed by the seed.
+    pub fn dropout(&self) -> &Dropout {
+        &self.dropout
     }
 
     /// The order of the training samples in epoch `epoch` (0-based): a permutation drawn from

@@ -172,7 +172,8 @@ impl Session {
     }
 
     fn open(plan: Plan, engines: &mut Engines) -> Result<Session> {
-        let built = engines.build(&plan)?;
+        let mut built = engines.build(&plan)?;
+        built.computer.backend().set_dropout(plan.dropout())?;
         let attached = [built.attached; 3];
         Ok(Session { plan, computer: built.computer, engine: built.engine, state: RunState::default(), attached, notes: engines.take_notes() })
     }

@@ -73,6 +73,31 @@ pub fn times_derivative<T: Real>(threads: usize, act: Activation, width: usize, 
     }
 }
 
+/// δ ← δ ⊙ f'(Z) ⊙ m on a layer whose activations dropout masked with m (`nn::dropout`): f'
+/// from Z and f(Z) recomputed, as A holds the masked values (and as the GPU's kernel does).
+pub fn times_derivative_masked<T: Real>(threads: usize, act: Activation, width: usize, d: &mut [T], z: &[T], m: &[T]) {
+    let one = |d: &mut [T], z: &[T], m: &[T]| {
+        for ((d, &z), &m) in d.iter_mut().zip(z).zip(m) {
+            *d = *d * math::activation_derivative(act, z, math::activate(act, z)) * m;
+        }
+    };
+    match piece_rows(threads, d.len() / width, width) {
+        None => one(d, z, m),
+        Some(p) => rayon::scope(|s| {
+            for ((dc, zc), mc) in d.chunks_mut(p * width).zip(z.chunks(p * width)).zip(m.chunks(p * width)) {
+                s.spawn(move |_| one(dc, zc, mc));
+            }
+        }),
+    }
+}
+
+/// A ← A ⊙ m: dropout's mask on a layer's activations.
+pub fn times_mask<T: Real>(a: &mut [T], m: &[T]) {
+    for (a, &m) in a.iter_mut().zip(m) {
+        *a = *a * m;
+    }
+}
+
 /// ∂b[o] = s · Σ_r δ[r, o], each column summed over the rows in order from zero (as
 /// `Iterator::sum` would), walking δ row by row so the reads are contiguous.
 pub fn bias_gradient<T: Real>(threads: usize, scale: T, delta: &[T], width: usize, out: &mut [T]) {

@@ -11,12 +11,14 @@
 //!
 //! One step on a batch X [B, in] (row layout, W [out, in]):
 //!   forward   Z_l = A_{l−1}·W_lᵀ + b_l,   A_l = f_l(Z_l),   A_0 = X
+//!             (with dropout, A_l ⊙ m_l where a layer has a rate: `nn::dropout`)
 //!   output    δ_L = ∂L/∂Z_L                                   (math::output_delta)
 //!   backward  ∂W_l = s·δ_lᵀ·A_{l−1},   ∂b_l = s·Σ_b δ_l,   δ_{l−1} = (δ_l·W_l) ⊙ f'_{l−1}(Z_{l−1})
 //!   update    the optimiser rule on every tensor               (optim::apply)
 //! with s the batch reduction (1/B for mean, 1 for sum).
 
 use crate::nn::backend::{Backend, EvalResult, Split, StepStats, StepTrace, check_attach, check_optimizer_state};
+use crate::nn::dropout::Dropout;
 use crate::nn::math::{self, Real};
 use crate::nn::model::{ModelSpec, Params};
 use crate::nn::optim::{self, OptimState, OptimizerSpec};
@@ -58,6 +60,10 @@ pub struct CpuBackend<T: Real> {
     a: Vec<Vec<T>>,
     z: Vec<Vec<T>>,
     delta: Vec<Vec<T>>,
+    /// Dropout in training steps, and per layer l = 0..L−1 the mask of the current step on A_l
+    /// (its first `rows × n_l` values; empty where the layer has no dropout).
+    dropout: Dropout,
+    mask: Vec<Vec<T>>,
     /// Cores the matrix products may use (`Real::gemm_threads`; the results do not depend on it).
     threads: usize,
 }
@@ -138,6 +144,8 @@ impl<T: Real> CpuBackend<T> {
             a: Vec::new(),
             z: Vec::new(),
             delta: Vec::new(),
+            dropout: Dropout::none(),
+            mask: Vec::new(),
             threads: threads.max(1),
         };
         b.reset_state();
@@ -165,10 +173,12 @@ impl<T: Real> CpuBackend<T> {
         self.a = n.iter().enumerate().map(|(l, &w)| vec![T::zero(); if l == 0 { 0 } else { rows * w }]).collect();
         self.z = self.a.clone();
         self.delta = self.a.clone();
+        self.mask = n.iter().enumerate().map(|(l, &w)| vec![T::zero(); if self.dropout.rate(l) > 0.0 { rows * w } else { 0 }]).collect();
     }
 
-    /// Z_l = A_{l−1}·W_lᵀ + b_l;  A_l = f_l(Z_l), for every layer, on `rows` samples `x`.
-    fn forward(&mut self, rows: usize, x: &[T]) {
+    /// Z_l = A_{l−1}·W_lᵀ + b_l;  A_l = f_l(Z_l), for every layer, on `rows` samples `x`; in
+    /// the training step `step` (1-based), A_l ⊙ m_l on the hidden layers with dropout.
+    fn forward(&mut self, rows: usize, x: &[T], step: Option<u64>) {
         let threads = self.threads;
         for l in 1..self.spec.layers.len() {
             let (n_in, n_out) = self.spec.layer_dims(l - 1);
@@ -182,6 +192,11 @@ impl<T: Real> CpuBackend<T> {
             // Z += A_{l−1} [rows×in] · Wᵀ [in×out]   (Wᵀ read through strides: rs = 1, cs = in)
             Product::forward(l, rows, n_in, n_out).run(threads, T::one(), input, &p.weight, T::one(), z);
             elementwise::activate_rows(threads, self.spec.activations[l - 1], n_out, z, &mut rest[0][..rows * n_out]);
+            if let Some(t) = step.filter(|_| l < self.spec.layers.len() - 1 && self.dropout.rate(l) > 0.0) {
+                let m = &mut self.mask[l][..rows * n_out];
+                self.dropout.mask(t, l, 0, m);
+                elementwise::times_mask(&mut rest[0][..rows * n_out], m);
+            }
         }
     }
 
@@ -229,7 +244,12 @@ impl<T: Real> CpuBackend<T> {
                 let d_prev = &mut lo[l - 1][..rows * n_in];
                 Product::input_gradient(l, rows, n_in, n_out).run(self.threads, T::one(), &hi[0][..rows * n_out], w, T::zero(), d_prev);
                 let (z, a) = (&self.z[l - 1][..rows * n_in], &self.a[l - 1][..rows * n_in]);
-                elementwise::times_derivative(self.threads, self.spec.activations[l - 2], n_in, d_prev, z, a);
+                let act = self.spec.activations[l - 2];
+                if self.dropout.rate(l - 1) > 0.0 {
+                    elementwise::times_derivative_masked(self.threads, act, n_in, d_prev, z, &self.mask[l - 1][..rows * n_in]);
+                } else {
+                    elementwise::times_derivative(self.threads, act, n_in, d_prev, z, a);
+                }
             }
         }
     }
@@ -267,10 +287,16 @@ impl<T: Real> CpuBackend<T> {
     /// the batch's order, row by row as the GPU's.)
     fn step_on(&mut self, idx: &[u32], lr: f64, any_order: bool) -> Result<StepStats> {
         let mut buf = std::mem::take(&mut self.x_buf);
+        let step = self.step + 1;
+        // input dropout masks a copy of the batch, never the split's inputs
+        let input_dropout = self.dropout.rate(0) > 0.0;
+        self.ensure_workspace(idx.len());
+        let mut mask0 = self.mask.first_mut().map(std::mem::take).unwrap_or_default();
         let inputs = self.inputs_of(Split::Train)?;
         let data = inputs.data.clone();
         let in_order: Vec<u32>;
-        let idx = if any_order && idx.len() == data.len() && idx.len() > 1 && is_permutation(idx) {
+        // (not with dropout: a row's masks follow its place in the batch)
+        let idx = if any_order && !self.dropout.is_on() && idx.len() == data.len() && idx.len() > 1 && is_permutation(idx) {
             in_order = (0..idx.len() as u32).collect();
             &in_order[..]
         } else {
@@ -279,7 +305,7 @@ impl<T: Real> CpuBackend<T> {
         let rows = idx.len();
         let len = data.sample_len;
         let whole;
-        let x: &[T] = match Inputs::<T>::consecutive(idx) {
+        let x: &[T] = match Inputs::<T>::consecutive(idx).filter(|_| !input_dropout) {
             Some(lo) => {
                 whole = inputs.matrix();
                 &whole[lo * len..(lo + rows) * len]
@@ -289,11 +315,17 @@ impl<T: Real> CpuBackend<T> {
                     buf.resize(rows * len, T::zero());
                 }
                 inputs.gather(idx, &mut buf);
+                if input_dropout {
+                    self.dropout.mask(step, 0, 0, &mut mask0[..rows * len]);
+                    elementwise::times_mask(&mut buf[..rows * len], &mask0[..rows * len]);
+                }
                 &buf[..rows * len]
             }
         };
-        self.ensure_workspace(rows);
-        self.forward(rows, x);
+        if let Some(m) = self.mask.first_mut() {
+            *m = mask0;
+        }
+        self.forward(rows, x, Some(step));
         let labels: Vec<u8> = idx.iter().map(|&i| data.labels[i as usize]).collect();
         let (loss_sum, correct) = self.score(&labels, None);
         self.backward(&labels, x);
@@ -381,6 +413,12 @@ impl<T: Real> Backend for CpuBackend<T> {
         1
     }
 
+    fn set_dropout(&mut self, d: &Dropout) -> Result<()> {
+        self.dropout = d.clone();
+        self.cap = 0; // the masks' workspaces follow the rates
+        Ok(())
+    }
+
     fn evaluate(&mut self, split: Split) -> Result<EvalResult> {
         let inputs = self.inputs_of(split)?;
         let (ds, x) = (inputs.data.clone(), inputs.matrix());
@@ -390,7 +428,7 @@ impl<T: Real> Backend for CpuBackend<T> {
             // consecutive samples: the input matrix is read in place
             let rows = EVAL_CHUNK.min(ds.len() - lo);
             self.ensure_workspace(rows);
-            self.forward(rows, &x[lo * len..(lo + rows) * len]);
+            self.forward(rows, &x[lo * len..(lo + rows) * len], None);
             let (loss, correct) = self.score(&ds.labels[lo..lo + rows], Some(&mut res.predictions));
             res.samples += rows as u64;
             res.loss_sum += loss;

@@ -7,6 +7,7 @@
 
 use super::tuning::{Chosen, KernelChoice, choose};
 use super::context::Gpu;
+use super::dropout::DropoutPass;
 use super::device::{Device, wait};
 use super::instrument::{Counters, DispatchTiming};
 use super::layout::Layout;
@@ -15,6 +16,7 @@ use super::residency::Residency;
 use super::scheduler::{self, Scheduler};
 use super::test_aids;
 use crate::nn::backend::{Backend, EvalResult, Pending, Split, StepStats, StepTrace, check_attach, check_optimizer_state};
+use crate::nn::dropout::Dropout;
 use crate::nn::model::{ModelSpec, Params};
 use crate::nn::optim::{OptimState, OptimizerSpec};
 use crate::data::Dataset;
@@ -67,6 +69,13 @@ impl GpuBackend {
     /// with NaN, so a test sees any element a kernel failed to write.
     pub fn poison(&mut self) -> Result<()> {
         test_aids::poison(&self.dev, &self.sched)
+    }
+
+    /// Testing aid: the masks the dropout kernel draws at optimiser step `step` for `rows` rows
+    /// from batch row `row_base`, per layer with dropout (0 = the input): 1/(1 − p) where kept,
+    /// 0 where dropped. Overwrites the work buffers.
+    pub fn dropout_masks(&mut self, step: u64, rows: usize, row_base: usize) -> Result<Vec<(usize, Vec<f32>)>> {
+        test_aids::dropout_masks(&self.dev, step, rows, row_base)
     }
 
     /// Testing aid: destroys the device at the start of the first `train_steps` call made once
@@ -158,6 +167,12 @@ impl Backend for GpuBackend {
 
     fn evaluate(&mut self, split: Split) -> Result<EvalResult> {
         wait(self.run_evaluation(split))
+    }
+
+    fn set_dropout(&mut self, d: &Dropout) -> Result<()> {
+        self.dev.dropout = None;
+        self.dev.dropout = DropoutPass::new(&self.dev, d)?;
+        self.dev.gpu.check("building the dropout kernels")
     }
 
     fn trace_step(&mut self, indices: &[u32], lr: f64) -> Result<StepTrace> {

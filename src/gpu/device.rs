@@ -6,6 +6,7 @@
 //! writing dims and f32 data, reading buffers back.
 
 use super::context::Gpu;
+use super::dropout::DropoutPass;
 use super::kernels::{Kernels, bind};
 use super::layout::{Layout, MAX_ENTRIES};
 use super::matmul::{KernelConfig, Matmul};
@@ -33,6 +34,8 @@ pub(super) struct Device {
     pub(super) steps: wgpu::Buffer,
     pub(super) matmul_bg: wgpu::BindGroup,
     pub(super) update_bg: wgpu::BindGroup,
+    /// Dropout's kernels, where the run has dropout (`GpuBackend::set_dropout`).
+    pub(super) dropout: Option<DropoutPass>,
 }
 
 /// A storage buffer of at least `bytes` (a multiple of 16, never empty) that copies both ways.
@@ -99,6 +102,7 @@ impl Device {
             steps,
             matmul_bg,
             update_bg,
+            dropout: None,
         })
     }
 

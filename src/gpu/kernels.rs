@@ -12,6 +12,8 @@ pub const COMMON: &str = include_str!("../../shaders/common.wgsl");
 pub const GATHER: &str = include_str!("../../shaders/gather.wgsl");
 pub const LOSS: &str = include_str!("../../shaders/loss.wgsl");
 pub const OPTIMIZER: &str = include_str!("../../shaders/optimizer.wgsl");
+pub const RANDOM: &str = include_str!("../../shaders/random.wgsl");
+pub const DROPOUT: &str = include_str!("../../shaders/dropout.wgsl");
 
 /// `Step` in common.wgsl.
 #[repr(C)]
@@ -27,7 +29,8 @@ pub struct StepUniform {
     pub c2: f32,
     pub use_index: u32,
     pub train: u32,
-    pub _pad: [u32; 2],
+    pub row_base: u32,
+    pub t: u32,
 }
 
 /// `GatherDims` in gather.wgsl.
@@ -66,6 +69,19 @@ pub struct LossDims {
     pub off: u32,
     pub act: u32,
     pub loss: u32,
+}
+
+/// `DropoutDims` in dropout.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct DropoutDims {
+    pub n: u32,
+    pub off: u32,
+    pub layer: u32,
+    pub threshold: u32,
+    pub scale: f32,
+    pub act: u32,
+    pub key: [u32; 2],
 }
 
 /// `OptimDims` in optimizer.wgsl.

@@ -7,6 +7,7 @@
 //! - `kernels`: the pipelines, the uniform structs they share with WGSL;
 //! - `layout`: where every layer and tensor sits in the buffers, the dims slots (plain numbers);
 //! - `device`: the model on the device: kernels, layout and the buffers sized by it;
+//! - `dropout`: dropout's kernels and dims, built when a run has dropout;
 //! - `instrument`: benchmark counters (`Counters`) and the dispatch-timing harness;
 //! - `residency`: the attached datasets, resident or streamed, and the index list;
 //! - `scheduler`: micro-batches, their grouping into submissions, encoding and readback;
@@ -17,6 +18,7 @@
 mod backend;
 pub mod context;
 mod device;
+mod dropout;
 mod instrument;
 pub mod kernels;
 mod layout;

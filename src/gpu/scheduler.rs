@@ -9,6 +9,7 @@
 use super::device::{Device, map_read_timed, storage};
 use super::instrument::{Counters, DispatchTiming, PassTimer, TIMER_BYTES, time_dispatches};
 use super::kernels::{StepUniform, bind};
+use super::dropout::Direction;
 use super::matmul::Matmul;
 use super::layout::MAX_ENTRIES;
 use super::residency::{Residency, Source};
@@ -43,7 +44,7 @@ fn groups(n: usize, per: usize) -> u32 {
 }
 
 /// Splits a 1-D workgroup count over x and y (each at most 65535).
-fn grid(n: u32) -> (u32, u32) {
+pub(super) fn grid(n: u32) -> (u32, u32) {
     if n <= 65535 { (n, 1) } else { (65535, n.div_ceil(65535)) }
 }
 
@@ -62,6 +63,7 @@ fn step_entry(dev: &Device, rows: usize, batch: usize, lr: f64, t: u64, accumula
         c2: (1.0 - dev.opt.beta2.powi(t)) as f32,
         use_index: 1,
         train: 1,
+        t: t as u32,
         ..Default::default()
     }
 }
@@ -82,6 +84,7 @@ pub(super) fn train_micros(dev: &Device, source: Source, indices: &[u32], batch_
             let rows = dev.layout.rows_cap().min(batch - done);
             let mut e = step_entry(dev, rows, batch, lr, *step, done > 0);
             e.use_index = matches!(source, Source::Resident(_, true)) as u32;
+            e.row_base = done as u32;
             micros.push(Micro { source, entry: e, update: done + rows == batch, samples_lo: pos + done, samples_hi: pos + done + rows });
             done += rows;
         }
@@ -258,10 +261,23 @@ impl Scheduler {
         let (gy, gz) = grid(rows as u32);
         pass.dispatch_workgroups(groups(words, 64), gy, gz);
         let mut dispatches = 1;
+        // dropout, in training, on the layers that have it (the input's after the gather)
+        let dropout = dev.dropout.as_ref().filter(|_| m.entry.train == 1);
+        let dropout_on = |pass: &mut wgpu::ComputePass, dir: Direction, l: usize| match dropout.filter(|d| d.drops(l)) {
+            Some(d) => {
+                d.encode(dev, pass, dir, l, rows, eoff);
+                1
+            }
+            None => 0,
+        };
+        dispatches += dropout_on(pass, Direction::Forward, 0);
         // forward
         for l in 1..s.layers.len() {
             dispatch_matmul(dev, pass, Matmul::Forward, l, rows, eoff);
             dispatches += 1;
+            if l < s.layers.len() - 1 {
+                dispatches += dropout_on(pass, Direction::Forward, l);
+            }
         }
         // output layer: loss, prediction, δ_L
         pass.set_pipeline(&dev.k.output_layer.pipeline);
@@ -276,6 +292,7 @@ impl Scheduler {
                 if l > 1 {
                     dispatch_matmul(dev, pass, Matmul::BackwardData, l, rows, eoff);
                     dispatches += 1;
+                    dispatches += dropout_on(pass, Direction::Backward, l - 1);
                 }
             }
             if m.update {

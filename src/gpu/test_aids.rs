@@ -1,10 +1,13 @@
 //! Testing aids, apart from the training path: poisoning the work buffers so a test sees any
-//! element a kernel failed to write (`GpuBackend::poison`), and losing the device mid-run to
-//! exercise the path a real device loss takes (`GpuBackend::lose_device_at_step`).
+//! element a kernel failed to write (`GpuBackend::poison`), losing the device mid-run to
+//! exercise the path a real device loss takes (`GpuBackend::lose_device_at_step`), and the
+//! dropout kernel's masks as it draws them (`GpuBackend::dropout_masks`).
 
-use super::device::Device;
+use super::device::{Device, wait};
+use super::dropout::Direction;
+use super::kernels::StepUniform;
 use super::scheduler::Scheduler;
-use anyhow::Result;
+use anyhow::{Result, bail};
 
 /// Fills every work buffer (activations, pre-activations, deltas, gradients, statistics)
 /// with NaN, the predictions with u32::MAX.
@@ -32,4 +35,34 @@ pub(super) fn lose_device_if_due(dev: &Device, at: Option<u64>, step: u64) {
     if at.is_some_and(|n| step >= n) {
         dev.gpu.device.destroy();
     }
+}
+
+/// The forward dropout kernel run on activations of 1.0: per layer with dropout (0 = the
+/// input), its mask for `rows` rows from batch row `row_base` at optimiser step `step`, as the
+/// values it leaves (1/(1 − p) or 0). Overwrites the activations and the first step entry.
+pub(super) fn dropout_masks(dev: &Device, step: u64, rows: usize, row_base: usize) -> Result<Vec<(usize, Vec<f32>)>> {
+    let Some(d) = dev.dropout.as_ref() else { bail!("the backend has no dropout") };
+    if rows == 0 || rows > dev.layout.rows_cap() {
+        bail!("dropout_masks: {rows} rows (1 to {} allowed)", dev.layout.rows_cap());
+    }
+    let entry = StepUniform { rows: rows as u32, train: 1, t: step as u32, row_base: row_base as u32, ..Default::default() };
+    dev.gpu.queue.write_buffer(&dev.steps, 0, bytemuck::bytes_of(&entry));
+    let layers: Vec<usize> = (0..dev.spec.layers.len() - 1).filter(|&l| d.drops(l)).collect();
+    let mut enc = dev.gpu.device.create_command_encoder(&Default::default());
+    for &l in &layers {
+        dev.write_f32(&dev.acts, dev.layout.layer_off(l), &vec![1.0; rows * dev.spec.layers[l]]);
+    }
+    {
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        for &l in &layers {
+            d.encode(dev, &mut pass, Direction::Forward, l, rows, 0);
+        }
+    }
+    dev.gpu.queue.submit([enc.finish()]);
+    let mut out = Vec::new();
+    for &l in &layers {
+        out.push((l, wait(dev.read_f32(&dev.acts, dev.layout.layer_off(l), rows * dev.spec.layers[l]))?));
+    }
+    dev.gpu.check("drawing dropout masks")?;
+    Ok(out)
 }

@@ -5,6 +5,7 @@
 //! (`core::train`) only talks to this, so the CPU reference, the CPU fast path and the GPU are
 //! interchangeable.
 
+use crate::nn::dropout::Dropout;
 use crate::nn::model::{ModelSpec, Params, tensor_names};
 use crate::nn::optim::{OptimState, OptimizerKind};
 use crate::data::Dataset;
@@ -161,6 +162,10 @@ pub trait Backend {
     fn steps_per_call(&self) -> usize {
         usize::MAX
     }
+
+    /// Dropout in the training steps from now on (`Dropout::none()`: none; a new backend has
+    /// none). Evaluation never drops.
+    fn set_dropout(&mut self, d: &Dropout) -> Result<()>;
 
     /// Forward pass over a whole attached split.
     fn evaluate(&mut self, split: Split) -> Result<EvalResult>;

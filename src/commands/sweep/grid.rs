@@ -3,8 +3,9 @@
 //! table row and a picture go by.
 //!
 //! A value holding commas is a list of alternatives (`--lr 0.1,0.5`, `--seed 1,2,3`,
-//! `--optimizer sgd,adam`); for `--layers`, `--hidden` and `--activation`, whose single value is itself a
-//! comma list, alternatives are separated by `/` (`--layers 784,32,10/784,64,10`). A flag given
+//! `--optimizer sgd,adam`); for `--layers`, `--hidden`, `--activation` and `--dropout`, whose single
+//! value is itself a comma list, alternatives are separated by `/` (`--layers 784,32,10/784,64,10`,
+//! `--dropout 0/0.5`). A flag given
 //! twice lists both values. A switch varies as `--standardize=false,true`.
 
 use anyhow::{Result, bail};
@@ -29,7 +30,7 @@ pub struct Axis {
 }
 
 /// Flags whose one value is a comma list: their alternatives are separated by `/`.
-const LIST_VALUED: [&str; 3] = ["layers", "hidden", "activation"];
+const LIST_VALUED: [&str; 4] = ["layers", "hidden", "activation", "dropout"];
 
 impl Axis {
     /// What tables, CSV columns and file names call it: `batch` for `--batch-size` (doc 003's
