@@ -1,8 +1,9 @@
 //! A run directory (`--out DIR`): checked before training starts (`prepare_out_dir`), written
 //! as training goes by `RunObserver` (config.json, metrics.csv, model.safetensors,
 //! checkpoint.safetensors, best.safetensors with early stopping, target.json with a target
-//! accuracy, pictures, the TensorBoard event file), and a session trained into it (`execute`), as `gpu-nn train` and each cell of
-//! `gpu-nn sweep` do; the session opened with the console's notes (`open_session`).
+//! accuracy, pictures, the TensorBoard event file), and a session trained into it (`execute`),
+//! as `gpu-nn train` and each cell of `gpu-nn sweep` do; the session opened with the console's
+//! notes (`open_session`).
 
 use crate::atomic_file::write_atomic;
 use crate::core::checkpoint::{BEST_FILE, CHECKPOINT_FILE, CHECKPOINT_FORMAT, Checkpoint, CheckpointMeta, FileDtype, save_checkpoint, save_model};
