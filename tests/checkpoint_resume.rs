@@ -10,6 +10,8 @@
 //! - a diverging run stops with one `error:` line naming the epoch and step, exit status 2,
 //!   and leaves the last good checkpoint byte for byte as it was;
 //! - early stopping stops on the validation loss and keeps the best model;
+//! - a run with a warm-up and a one-cycle schedule (a rate that changes every step, laid out
+//!   over the whole run) interrupted twice takes the same rates and ends bit for bit the same;
 //! - `--resume` refuses flags that would change the training.
 //! In CI (CI set) a missing dataset or GPU adapter fails instead of skipping.
 
@@ -235,6 +237,34 @@ fn cpu_f64_resume_is_bit_identical() {
 fn cpu_f32_resume_is_bit_identical() {
     let engine = ["--backend", "cpu", "--precision", "f32", "--standardize", "--dropout", "0.3", "--input-dropout", "0.1"];
     interrupted_runs_match("cpu_f32_resume_is_bit_identical", &engine, true, 32, 4, 2, [77, 150]);
+}
+
+/// Warm-up over 70 steps, then one-cycle over the run's 162 steps (3 epochs of 54), on the CPU
+/// in f64: interrupted at step 30 (inside the warm-up) and 100 (after it), resumed each time,
+/// it takes the rates of the uninterrupted run (metrics.csv's `lr`) and ends with its bytes.
+#[test]
+fn warmup_and_one_cycle_resume_is_bit_identical() {
+    let Some(data) = small_mnist("warmup_and_one_cycle_resume_is_bit_identical") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, c) = (tmp.path().join("a"), tmp.path().join("c"));
+    let engine = ["--backend", "cpu", "--precision", "f64", "--warmup", "70", "--schedule", "one_cycle:0.4"];
+    expect_status(&train(&data, &engine, &["--epochs", "3", "--out", s(&a)]), 0, "uninterrupted run");
+    expect_status(&train(&data, &engine, &["--epochs", "3", "--out", s(&c), "--stop-after-steps", "30"]), 130, "run interrupted");
+    assert_eq!(ckpt(&c).meta.state.step, 30);
+    // the warm-up is part of the maths: a resume may not change it
+    assert_one_error_line(&resume(&c, &["--warmup", "5"]), &["--warmup would change the training"]);
+    expect_status(&resume(&c, &["--stop-after-steps", "100"]), 130, "first resume");
+    assert_eq!(ckpt(&c).meta.state.step, 100);
+    expect_status(&resume(&c, &[]), 0, "second resume");
+    let want = ckpt(&a);
+    assert_bit_identical("warm-up and one-cycle, interrupted twice", &ckpt(&c), &want);
+    assert_eq!(std::fs::read(c.join("model.safetensors")).unwrap(), std::fs::read(a.join("model.safetensors")).unwrap(), "model.safetensors");
+    assert_same_metrics("warm-up and one-cycle, interrupted twice", &c, &a, true);
+    // the schedule took effect: the last step's rate is lr/(25·1e4) = 0.005/250000 = 2e-8
+    let lrs: Vec<f64> = metrics_rows(&a).iter().map(|r| r.last().unwrap().parse().unwrap()).collect();
+    assert_eq!(lrs.len(), 3);
+    assert!((lrs[2] - 2e-8).abs() <= 1e-12 * 2e-8, "{lrs:?}");
+    assert!(lrs[0] != lrs[1] && lrs[0] != 0.005, "{lrs:?}");
 }
 
 /// Two epochs of 14 batches of 128 (lavapipe takes some 40 ms a step whatever its size), with

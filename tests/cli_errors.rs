@@ -111,6 +111,14 @@ fn impossible_configurations() {
         (&["--layers", "100,10", "--activation", "softmax"], &["--layers starts with 100 inputs", "784"]),
         (&["--layers", "784,7", "--activation", "softmax"], &["7 outputs", "10 classes"]),
         (&["--batch-size", "101"], &["--batch-size 101", "100 samples"]),
+        (&["--target-acc", "98%"], &["--target-acc '98%'", "fraction in (0, 1]"]),
+        (&["--target-acc", "98"], &["--target-acc 98", "fraction in (0, 1]", "0.98"]),
+        (&["--target-acc", "0"], &["--target-acc 0", "fraction in (0, 1]"]),
+        (&["--target-acc", "-0.5"], &["--target-acc -0.5", "fraction in (0, 1]"]),
+        (&["--schedule", "one_cycle:1.2"], &["one_cycle:1.2", "PCT", "(0, 1)"]),
+        (&["--schedule", "one_cycle:0.3:0"], &["one_cycle:0.3:0", "DIV", "> 0"]),
+        (&["--schedule", "linear:-1"], &["linear:-1", "≥ 0"]),
+        (&["--schedule", "onecycle"], &["unknown schedule 'onecycle'", "one_cycle[:PCT[:DIV[:FINAL_DIV]]]"]),
     ];
     for (extra, needles) in cases {
         let args: Vec<&str> = base.iter().chain(extra.iter()).copied().collect();

@@ -3,7 +3,8 @@
 //! for that cell, a markdown table of the grid's shape and one picture per row, and a rerun
 //! skips every finished cell; any flag is an axis (seeds × layer sizes); shards, collected,
 //! give the unsharded sweep; a shard killed mid-cell resumes to the same bytes; `train` refuses
-//! lists; on the GPU a 1×2 grid runs on one device with one upload of the data.
+//! lists; on the GPU a 1×2 grid runs on one device with one upload of the data; with
+//! `--target-acc` each cell reports the step and seconds it took to reach the target.
 
 mod common;
 use common::gpu_nn;
@@ -129,6 +130,42 @@ fn a_2x2_sweep_matches_train_cell_by_cell_and_writes_table_and_pictures() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("holds another sweep") && err.contains("--force"), "{err}");
+}
+
+/// `--target-acc` over two learning rates of doc 000's network, 2 epochs: each cell's
+/// `target_step` and `target_seconds` are those of the first epoch of its own metrics.csv at
+/// or above the target (blank where none is), and a cell that reached it stopped there.
+#[test]
+fn a_sweep_reports_when_each_cell_reached_the_target() {
+    let Some(data) = common::mnist_dir_or_skip("a_sweep_reports_when_each_cell_reached_the_target") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("sweep");
+    let target = 0.5;
+    let stdout = ok(&["sweep", "--preset", "seed000-mnist", "--data", data.to_str().unwrap(), "--backend", "cpu", "--epochs", "2", "--lr", "3,0.001", "--target-acc", "0.5", "--out", out.to_str().unwrap()]);
+    let rows = csv_rows(&out.join("sweep.csv"), &format!("{CSV_HEADER},target_step,target_seconds"));
+    assert_eq!(rows.len(), 2);
+    let mut reached = Vec::new();
+    for r in &rows {
+        let m = csv_rows(&out.join("cells").join(format!("batch-20-lr-{}", r[1])).join("metrics.csv"), gpu_nn::core::metrics::CSV_HEADER);
+        // metrics.csv: epoch,…,test_acc (6),seconds (7),…,step (9)
+        let first = m.iter().position(|e| e[6].parse::<f64>().unwrap() >= target);
+        match first {
+            Some(i) => {
+                assert_eq!(m.len(), i + 1, "cell lr {} reached the target at epoch {} and stopped there", r[1], i + 1);
+                assert_eq!(r[7], m[i][9], "target_step of cell lr {}", r[1]);
+                let seconds: f64 = m[..=i].iter().map(|e| e[7].parse::<f64>().unwrap()).sum();
+                assert!((r[8].parse::<f64>().unwrap() - seconds).abs() < 2e-3, "target_seconds of cell lr {}: {r:?}", r[1]);
+            }
+            None => assert_eq!((r[7].as_str(), r[8].as_str(), m.len()), ("", "", 2), "cell lr {} never reached the target", r[1]),
+        }
+        reached.push(first.is_some());
+    }
+    assert_eq!(reached, [true, false], "lr 3 learns past 50 % in 2 epochs, lr 0.001 does not: {rows:?}");
+    assert!(stdout.lines().any(|l| l.contains("lr 3:") && l.contains("target 50.00 % reached at step")), "{stdout}");
+    assert!(stdout.lines().any(|l| l.contains("lr 0.001:") && l.contains("target 50.00 % not reached")), "{stdout}");
+    let md = std::fs::read_to_string(out.join("sweep.md")).unwrap();
+    let table = md.split("## Seconds and step to the target accuracy").nth(1).unwrap_or_else(|| panic!("no target table:\n{md}"));
+    assert!(table.contains("(step ") && table.contains("not reached"), "{md}");
 }
 
 /// Any flag is an axis: seeds × layer sizes, with `--quiet`. The table names the axes that

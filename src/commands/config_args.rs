@@ -125,9 +125,16 @@ pub struct ConfigArgs {
     /// Learning rate; `gpu-nn sweep` takes a comma-separated list (other commands one value).
     #[arg(long, allow_negative_numbers = true, value_delimiter = ',')]
     pub lr: Option<Vec<f64>>,
-    /// constant, step:EVERY:GAMMA, exponential:GAMMA, cosine or cosine:MIN_LR.
+    /// constant, step:EVERY:GAMMA, exponential:GAMMA, cosine[:MIN_LR], linear[:MIN_LR] (per step
+    /// down to MIN_LR, default 0) or one_cycle[:PCT[:DIV[:FINAL_DIV]]] (PyTorch's OneCycleLR:
+    /// from lr/DIV up to lr over PCT of the steps, then down to lr/(DIV·FINAL_DIV); defaults
+    /// 0.3, 25, 1e4).
     #[arg(long)]
     pub schedule: Option<String>,
+    /// Linear warm-up over the first STEPS optimiser steps: step s takes (s+1)/STEPS of the
+    /// schedule's learning rate (0 = none).
+    #[arg(long, value_name = "STEPS")]
+    pub warmup: Option<u64>,
     #[arg(long, allow_negative_numbers = true)]
     pub momentum: Option<f64>,
     #[arg(long, allow_negative_numbers = true)]
@@ -159,6 +166,11 @@ pub struct ConfigArgs {
     /// Dropout in training on the network's input (e.g. 0.2).
     #[arg(long, allow_negative_numbers = true, value_name = "P")]
     pub input_dropout: Option<f64>,
+    /// Stop once an epoch's accuracy reaches A, a fraction in (0, 1] (0.98 for 98 %): on the
+    /// validation split with --val-split, else on the test set; the time and step it took are
+    /// printed and kept in target.json.
+    #[arg(long, value_name = "A", allow_negative_numbers = true)]
+    pub target_acc: Option<String>,
     #[arg(long)]
     pub seed: Option<u64>,
     /// Keep the file order instead of reshuffling every epoch.
@@ -286,6 +298,9 @@ impl ConfigArgs {
         if let Some(s) = &self.schedule {
             set(&["optimizer", "schedule"], parse::<crate::nn::optim::Schedule>(s)?);
         }
+        if let Some(w) = self.warmup {
+            set(&["optimizer", "warmup_steps"], json!(w));
+        }
         if let Some(b) = one("batch-size", &self.batch_size)? {
             set(&["training", "batch_size"], parse::<crate::core::config::BatchSize>(b)?);
         }
@@ -303,6 +318,13 @@ impl ConfigArgs {
         }
         if let Some(p) = self.input_dropout {
             set(&["training", "input_dropout"], json!(p));
+        }
+        if let Some(a) = &self.target_acc {
+            match a.trim().parse::<f64>() {
+                // the range is checked with the configuration, config.json's value alike
+                Ok(x) if x.is_finite() => set(&["training", "target_acc"], json!(x)),
+                _ => bail!("--target-acc '{a}': expected an accuracy as a fraction in (0, 1], e.g. 0.98 for 98 %"),
+            }
         }
         if let Some(s) = self.seed {
             set(&["training", "seed"], json!(s));
@@ -346,13 +368,14 @@ impl ConfigArgs {
     }
 
     /// The flags given that would change the training of a resumed run: everything but
-    /// `--epochs`, `--max-steps`, `--data`, `--adapter` and `--threads`. Read from `overrides()`,
+    /// `--epochs`, `--max-steps`, `--target-acc`, `--data`, `--adapter` and `--threads`. Read from `overrides()`,
     /// so a new configuration flag is refused with `--resume` until it is added to the allowed list.
     pub fn flags_changing_the_maths(&self) -> Result<Vec<String>> {
         // where the data is may change (the same data moved), not what it is
-        const ALLOWED: [&str; 9] = [
+        const ALLOWED: [&str; 10] = [
             "training.epochs",
             "training.max_steps",
+            "training.target_acc",
             "data.dir",
             "data.files.path",
             "data.files.test",
@@ -384,6 +407,7 @@ impl ConfigArgs {
                 "optimizer.kind" => "--optimizer".to_string(),
                 "backend.kind" => "--backend".to_string(),
                 "training.shuffle" => "--no-shuffle".to_string(),
+                "optimizer.warmup_steps" => "--warmup".to_string(),
                 other => format!("--{}", other.rsplit('.').next().unwrap_or(other).replace('_', "-")),
             };
             flags.push(flag);

@@ -1,13 +1,14 @@
 //! A run directory (`--out DIR`): checked before training starts (`prepare_out_dir`), written
 //! as training goes by `RunObserver` (config.json, metrics.csv, model.safetensors,
-//! checkpoint.safetensors, best.safetensors with early stopping, pictures, the TensorBoard
-//! event file), and a session trained into it (`execute`), as `gpu-nn train` and each cell of
-//! `gpu-nn sweep` do; the session opened with the console's notes (`open_session`).
+//! checkpoint.safetensors, best.safetensors with early stopping, target.json with a target
+//! accuracy, pictures, the TensorBoard event file), and a session trained into it (`execute`),
+//! as `gpu-nn train` and each cell of `gpu-nn sweep` do; the session opened with the console's
+//! notes (`open_session`).
 
 use crate::atomic_file::write_atomic;
 use crate::core::checkpoint::{BEST_FILE, CHECKPOINT_FILE, CHECKPOINT_FORMAT, Checkpoint, CheckpointMeta, FileDtype, save_checkpoint, save_model};
 use crate::core::config::{BackendKind, Config, Precision};
-use crate::core::metrics::{EpochMetrics, to_csv};
+use crate::core::metrics::{EpochMetrics, target_line, target_reached, to_csv};
 use crate::core::run_state::RunState;
 use crate::core::train::{Controls, Diverged, Observer, Outcome, RunResult, SaveReason, nonfinite_name};
 use crate::core::{Engine, Engines, Session, Settings};
@@ -77,9 +78,10 @@ pub fn run_dir_bytes(cfg: &Config) -> u64 {
 /// The files a run writes into its directory, besides its TensorBoard event file
 /// (`events.out.tfevents.*`, `report::tensorboard`), whose name changes from run to run:
 /// `--force` removes these and the directory's event files, and nothing else there.
-pub const RUN_FILES: [&str; 9] = [
+pub const RUN_FILES: [&str; 10] = [
     "config.json",
     "metrics.csv",
+    TARGET_FILE,
     "model.safetensors",
     CHECKPOINT_FILE,
     BEST_FILE,
@@ -88,6 +90,11 @@ pub const RUN_FILES: [&str; 9] = [
     "confusion.csv",
     "confusion.png",
 ];
+
+/// What a run with `training.target_acc` says of it when it ends (not when interrupted):
+/// the target, its split and, when reached, the epoch, step, seconds and accuracy
+/// (`metrics::TargetReached`); `reached` null when not.
+pub const TARGET_FILE: &str = "target.json";
 
 /// The lock file of a run directory; it holds the pid of the run writing there.
 pub const LOCK_FILE: &str = ".gpu-nn.lock";
@@ -229,7 +236,7 @@ impl RunObserver {
             let (epoch, lr) = match state.history.last() {
                 Some(m) if state.step_in_epoch == 0 && m.epoch == state.epoch => (m.epoch, m.lr),
                 _ => {
-                    let lr = self.cfg.optimizer.schedule.lr(self.cfg.optimizer.lr, state.epoch, state.step.saturating_sub(1), self.total_steps);
+                    let lr = self.cfg.optimizer.lr_at(state.epoch, state.step.saturating_sub(1), self.total_steps);
                     (state.epoch + 1, lr)
                 }
             };
@@ -406,6 +413,18 @@ pub fn execute(
             console.info(&format!("early stopping: the validation loss has not improved for {patience} epoch(s); best {best:.5} after epoch {best_epoch}{kept}"));
         }
         _ => {}
+    }
+    if let (Some(target), false) = (cfg.training.target_acc, result.outcome == Outcome::Interrupted) {
+        let split = cfg.training.target_split(cfg.data.val_split);
+        console.info(&target_line(&result.metrics, target, split));
+        let reached = target_reached(&result.metrics, target, split);
+        if let Some(dir) = &out {
+            let record = serde_json::json!({ "target_acc": target, "split": split, "reached": reached, "epochs": result.metrics.len(), "steps": result.steps });
+            write_atomic(&dir.join(TARGET_FILE), serde_json::to_string_pretty(&record)?.as_bytes())?;
+        }
+        if let (Some(events), Some(t)) = (&mut obs.events, reached) {
+            events.target(&t)?;
+        }
     }
     if let (Some(dir), false) = (&out, result.outcome == Outcome::Interrupted) {
         // pictures: the confusion matrix of the last test evaluation

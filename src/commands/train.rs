@@ -13,7 +13,7 @@ use crate::core::config::Config;
 use crate::core::session::checkpoint_difference;
 use crate::core::train::{Controls, Outcome, RunResult};
 use crate::core::{Plan, Session, Settings};
-use crate::nn::optim::Schedule;
+use crate::core::metrics::target_reached;
 use crate::report::console::Console;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -98,7 +98,7 @@ pub fn train_with(cfg: &Config, out: Option<PathBuf>, force: bool, env: &Setting
 }
 
 /// Flags that may accompany `--resume`: they change neither the steps nor their maths.
-const RESUME_FLAGS: &str = "--epochs, --max-steps, --data, --adapter, --threads and --quiet";
+const RESUME_FLAGS: &str = "--epochs, --max-steps, --target-acc, --data, --adapter, --threads and --quiet";
 
 /// `gpu-nn train --resume DIR`: continues the run in DIR from its checkpoint, with the same
 /// batches, learning rates and optimiser state it would have had without the interruption.
@@ -143,8 +143,19 @@ pub fn resume_command(dir: &Path, flags: &ConfigArgs, env: &Settings, ctl: Contr
     if let Some(m) = cfg.training.max_steps.filter(|&m| m < state.step) {
         bail!("--max-steps {m}: the run in {name} has already taken {} steps", state.step);
     }
-    if matches!(cfg.optimizer.schedule, Schedule::Cosine { .. }) && (flags.epochs.is_some() || flags.max_steps.is_some()) {
-        console.note("note: the cosine schedule spans the whole run; a new length changes the learning rate of the remaining steps");
+    if cfg.optimizer.schedule.spans_the_run() && (flags.epochs.is_some() || flags.max_steps.is_some()) {
+        console.note(&format!("note: the {} schedule spans the whole run; a new length changes the learning rate of the remaining steps", cfg.optimizer.schedule.name()));
+    }
+    let target = cfg.training.target_acc.and_then(|a| target_reached(&state.history, a, cfg.training.target_split(cfg.data.val_split)));
+    if let Some(t) = target {
+        console.info(&format!(
+            "nothing to resume: the run in {name} reached --target-acc {} at epoch {} ({} accuracy {:.2} %); give a higher --target-acc to go on",
+            t.target,
+            t.epoch,
+            t.split.name(),
+            100.0 * t.accuracy
+        ));
+        return Ok(RunResult { metrics: state.history.clone(), test: None, steps: state.step, outcome: Outcome::ReachedTarget, state });
     }
     let done = state.stopped_early
         || (state.step_in_epoch == 0 && state.epoch >= cfg.training.epochs)

@@ -159,10 +159,22 @@ pub struct TrainingConfig {
     /// Dropout on the network's input (0: none).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub input_dropout: f64,
+    /// Stop once an epoch's accuracy reaches this fraction in (0, 1]: on the validation split
+    /// when there is one (`data.val_split` > 0), else on the test set (`--target-acc`). Left
+    /// out of config.json when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_acc: Option<f64>,
 }
 
 fn is_zero(x: &f64) -> bool {
     *x == 0.0
+}
+
+impl TrainingConfig {
+    /// The split `target_acc` is measured on.
+    pub fn target_split(&self, val_split: usize) -> crate::core::metrics::TargetSplit {
+        if val_split > 0 { crate::core::metrics::TargetSplit::Val } else { crate::core::metrics::TargetSplit::Test }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -231,6 +243,7 @@ impl Default for Config {
                 early_stop: None,
                 dropout: Vec::new(),
                 input_dropout: 0.0,
+                target_acc: None,
             },
             backend: BackendConfig { kind: BackendKind::Auto, precision: Precision::F32, adapter: None, stream: false, threads: None, kernels: None },
         }
@@ -321,7 +334,7 @@ impl Config {
 
     /// The configuration with everything blanked that may differ between a run and its
     /// resumption without changing the training: the description and preset name, where the
-    /// data lives, how long to train and when to stop early, the adapter and backend kind (a
+    /// data lives, how long to train and when to stop (early, or at a target accuracy), the adapter and backend kind (a
     /// checkpoint records the engine that actually ran). A checkpoint stores it; a resume
     /// refuses a config.json whose `maths_only` differs.
     pub fn maths_only(&self) -> Config {
@@ -338,6 +351,7 @@ impl Config {
         c.training.epochs = 0;
         c.training.max_steps = None;
         c.training.early_stop = None;
+        c.training.target_acc = None;
         c.backend = BackendConfig { kind: BackendKind::Auto, precision: Precision::F32, adapter: None, stream: false, threads: None, kernels: None };
         c
     }
@@ -358,6 +372,11 @@ impl Config {
             }
             if self.data.val_split == 0 {
                 bail!("--early-stop {p} watches the validation loss, but there is no validation set; add --val-split N");
+            }
+        }
+        if let Some(a) = self.training.target_acc {
+            if !(a > 0.0 && a <= 1.0) {
+                bail!("--target-acc {a}: expected an accuracy as a fraction in (0, 1], e.g. 0.98 for 98 %");
             }
         }
         if self.backend.threads == Some(0) {

@@ -277,6 +277,7 @@ fn reuse_key(gpu: &Gpu, plan: &Plan) -> Result<String> {
     let mut opt = cfg.optimizer.clone();
     opt.lr = 0.0;
     opt.schedule = Schedule::Constant;
+    opt.warmup_steps = 0;
     Ok(format!(
         "{rows}|{}|{}|{}|{}",
         serde_json::to_string(&cfg.model)?,

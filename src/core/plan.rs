@@ -32,6 +32,9 @@ impl Plan {
         run_data::fit_shape(&mut cfg, &data)?;
         cfg.validate()?;
         let data = run_data::measure(&mut cfg, data)?;
+        if let (Some(a), None, None) = (cfg.training.target_acc, &data.val, &data.test) {
+            anyhow::bail!("--target-acc {a} is measured on the validation split or the test set, and this data has neither; add --val-split N");
+        }
         Plan::resolved(cfg, data)
     }
 
@@ -105,8 +108,7 @@ impl Plan {
 
     /// The learning rate of step `step` (0-based, counted over the run), in epoch `epoch`.
     pub fn lr(&self, epoch: usize, step: u64) -> f64 {
-        let o = &self.cfg.optimizer;
-        o.schedule.lr(o.lr, epoch, step, self.total_steps)
+        self.cfg.optimizer.lr_at(epoch, step, self.total_steps)
     }
 
     /// Where step `step` (0-based, over the run) falls: its epoch and its place in it.

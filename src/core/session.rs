@@ -202,11 +202,12 @@ impl Session {
     pub fn state(&self) -> &RunState {
         &self.state
     }
-    /// Whether the run has nothing left to train: every epoch (or `max_steps`) done, or
-    /// stopped early.
+    /// Whether the run has nothing left to train: every epoch (or `max_steps`) done, stopped
+    /// early, or its target accuracy reached.
     pub fn is_complete(&self) -> bool {
-        let s = &self.state;
-        s.stopped_early || (s.step_in_epoch == 0 && s.epoch >= self.config().training.epochs) || s.step >= self.plan.total_steps()
+        let (s, t) = (&self.state, &self.config().training);
+        let reached = t.target_acc.is_some_and(|a| crate::core::metrics::target_reached(&s.history, a, t.target_split(self.config().data.val_split)).is_some());
+        s.stopped_early || reached || (s.step_in_epoch == 0 && s.epoch >= t.epochs) || s.step >= self.plan.total_steps()
     }
     /// The notes building the session left for the user (an unverified `--init-from` file, a
     /// CPU-emulated adapter skipped, a GPU that could not be used), each once.

@@ -6,10 +6,11 @@
 //! checkpoint takes exactly the steps, with the same batches and learning rates, that the
 //! uninterrupted run would have taken. It stops early on request (`Controls`: Ctrl-C, or a
 //! step limit for tests, both through the same path), when the validation loss stops improving
-//! (`training.early_stop`), or with a `Diverged` error when the loss stops being finite.
+//! (`training.early_stop`), when an epoch's accuracy reaches `training.target_acc`, or with a
+//! `Diverged` error when the loss stops being finite.
 
 use crate::core::config::Config;
-use crate::core::metrics::EpochMetrics;
+use crate::core::metrics::{EpochMetrics, target_reached};
 use crate::core::plan::Plan;
 use crate::core::run_data::RunData;
 use crate::core::run_state::RunState;
@@ -85,6 +86,8 @@ pub enum Outcome {
     Finished,
     /// Early stopping: the validation loss stopped improving.
     StoppedEarly,
+    /// An epoch's accuracy reached `training.target_acc` (`metrics::target_reached` says where).
+    ReachedTarget,
     /// Stopped on request between two steps; the observer saved the state.
     Interrupted,
 }
@@ -186,7 +189,10 @@ pub async fn train_async(plan: &Plan, backend: &mut dyn Backend, obs: &mut dyn O
     let mut outcome = Outcome::Finished;
     let lr_at = |epoch: usize, step: u64| plan.lr(epoch, step);
     let mut last_save = Instant::now();
-    'epochs: while p.epoch < cfg.training.epochs && p.step < total_steps && !p.stopped_early {
+    // read from the history, as a resumed run reads it, so no state records it
+    let split = cfg.training.target_split(cfg.data.val_split);
+    let reached = |p: &RunState| cfg.training.target_acc.is_some_and(|a| target_reached(&p.history, a, split).is_some());
+    'epochs: while p.epoch < cfg.training.epochs && p.step < total_steps && !p.stopped_early && !reached(&p) {
         let epoch = p.epoch;
         // an epoch cut short by max_steps and now continued replaces its metrics row
         p.history.retain(|m| m.epoch <= epoch);
@@ -307,7 +313,9 @@ pub async fn train_async(plan: &Plan, backend: &mut dyn Backend, obs: &mut dyn O
             outcome = Outcome::StoppedEarly;
         }
     }
-    if p.stopped_early {
+    if outcome != Outcome::Interrupted && reached(&p) {
+        outcome = Outcome::ReachedTarget;
+    } else if p.stopped_early {
         outcome = Outcome::StoppedEarly;
     }
     Ok(RunResult { metrics: p.history.clone(), test, steps: p.step, outcome, state: p })

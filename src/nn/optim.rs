@@ -61,7 +61,9 @@ impl fmt::Display for OptimizerKind {
     }
 }
 
-/// Learning rate as a function of the epoch (0-based) and the step within the run.
+/// Learning rate as a function of the epoch (0-based) and the step within the run (0-based,
+/// of `total_steps`). The per-step schedules follow PyTorch's schedulers stepped once per
+/// optimiser step, so their sequences can be compared (scripts/compare_schedules.py).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Schedule {
     Constant,
@@ -69,11 +71,26 @@ pub enum Schedule {
     Step { every: usize, gamma: f64 },
     /// η·γ^epoch
     Exponential { gamma: f64 },
-    /// η_min + ½(η − η_min)(1 + cos(π·step/total_steps)), per step.
+    /// η_min + ½(η − η_min)(1 + cos(π·step/total_steps)), per step (PyTorch's
+    /// CosineAnnealingLR with T_max = total_steps).
     Cosine { min_lr: f64 },
+    /// η + (η_min − η)·step/total_steps, per step: η at the first step, η_min + (η − η_min)/T
+    /// at the last (PyTorch's LinearLR with start_factor 1, end_factor η_min/η, total_iters T).
+    Linear { min_lr: f64 },
+    /// PyTorch's OneCycleLR (anneal_strategy='cos', three_phase=False), learning rate only (its
+    /// default also cycles the momentum; this does not). With T = total_steps, s = step,
+    /// η₀ = η/div, η_end = η₀/final_div, e = pct·T − 1 (a real number) and
+    /// cos_anneal(a, b, x) = b + ½(a − b)(1 + cos(π·x)):
+    ///   s ≤ e: cos_anneal(η₀, η, s/e)                      (rising to η at s = e)
+    ///   s > e: cos_anneal(η, η_end, (s − e)/(T − 1 − e))   (η_end at the last step, s = T − 1)
+    /// Where e = 0 (pct·T = 1) PyTorch divides 0 by 0 at the first step; here that step takes η.
+    OneCycle { pct: f64, div: f64, final_div: f64 },
 }
 
 impl Schedule {
+    /// One-cycle's defaults, PyTorch's: pct_start 0.3, div_factor 25, final_div_factor 1e4.
+    pub const ONE_CYCLE_DEFAULTS: (f64, f64, f64) = (0.3, 25.0, 1e4);
+
     pub fn lr(&self, base: f64, epoch: usize, step: u64, total_steps: u64) -> f64 {
         match *self {
             Schedule::Constant => base,
@@ -83,13 +100,48 @@ impl Schedule {
                 let frac = step as f64 / total_steps.max(1) as f64;
                 min_lr + 0.5 * (base - min_lr) * (1.0 + (std::f64::consts::PI * frac).cos())
             }
+            Schedule::Linear { min_lr } => {
+                let frac = step as f64 / total_steps.max(1) as f64;
+                base + (min_lr - base) * frac
+            }
+            Schedule::OneCycle { pct, div, final_div } => {
+                let cos_anneal = |a: f64, b: f64, x: f64| b + 0.5 * (a - b) * (1.0 + (std::f64::consts::PI * x).cos());
+                let (t, s) = (total_steps.max(1) as f64, step as f64);
+                let (initial, end) = (base / div, base / div / final_div);
+                let e = pct * t - 1.0;
+                if s <= e {
+                    cos_anneal(initial, base, if e > 0.0 { s / e } else { 1.0 })
+                } else {
+                    // pct < 1 makes T − 1 − e = T(1 − pct) > 0
+                    cos_anneal(base, end, (s - e) / (t - 1.0 - e))
+                }
+            }
         }
+    }
+
+    /// The schedule's name, without its parameters.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Schedule::Constant => "constant",
+            Schedule::Step { .. } => "step",
+            Schedule::Exponential { .. } => "exponential",
+            Schedule::Cosine { .. } => "cosine",
+            Schedule::Linear { .. } => "linear",
+            Schedule::OneCycle { .. } => "one_cycle",
+        }
+    }
+
+    /// Whether the schedule is laid out over the run's total steps, so that a run lengthened
+    /// on resume changes the learning rate of its remaining steps.
+    pub fn spans_the_run(&self) -> bool {
+        matches!(self, Schedule::Cosine { .. } | Schedule::Linear { .. } | Schedule::OneCycle { .. })
     }
 }
 
 impl FromStr for Schedule {
     type Err = anyhow::Error;
-    /// `constant`, `step:EVERY:GAMMA`, `exponential:GAMMA`, `cosine[:MIN_LR]`.
+    /// `constant`, `step:EVERY:GAMMA`, `exponential:GAMMA`, `cosine[:MIN_LR]`, `linear[:MIN_LR]`,
+    /// `one_cycle[:PCT[:DIV[:FINAL_DIV]]]`.
     fn from_str(s: &str) -> Result<Self> {
         let parts: Vec<&str> = s.trim().split(':').collect();
         let num = |i: usize, what: &str| -> Result<f64> {
@@ -116,8 +168,33 @@ impl FromStr for Schedule {
             "cosine" if parts.len() <= 2 => {
                 Schedule::Cosine { min_lr: if parts.len() == 2 { num(1, "minimum learning rate")? } else { 0.0 } }
             }
+            "linear" if parts.len() <= 2 => {
+                Schedule::Linear { min_lr: if parts.len() == 2 { num(1, "minimum learning rate")? } else { 0.0 } }
+            }
+            "one_cycle" if parts.len() <= 4 => {
+                let (mut pct, mut div, mut final_div) = Schedule::ONE_CYCLE_DEFAULTS;
+                if parts.len() > 1 {
+                    pct = num(1, "warm fraction PCT")?;
+                    if !(pct > 0.0 && pct < 1.0) {
+                        bail!("schedule '{s}': PCT, the fraction of the steps spent rising, must be in (0, 1), got {pct}");
+                    }
+                }
+                if parts.len() > 2 {
+                    div = num(2, "initial divisor DIV")?;
+                    if div <= 0.0 {
+                        bail!("schedule '{s}': DIV (the first learning rate is lr/DIV) must be > 0, got {div}");
+                    }
+                }
+                if parts.len() > 3 {
+                    final_div = num(3, "final divisor FINAL_DIV")?;
+                    if final_div <= 0.0 {
+                        bail!("schedule '{s}': FINAL_DIV (the last learning rate is lr/(DIV·FINAL_DIV)) must be > 0, got {final_div}");
+                    }
+                }
+                Schedule::OneCycle { pct, div, final_div }
+            }
             _ => bail!(
-                "unknown schedule '{s}'; expected constant, step:EVERY:GAMMA, exponential:GAMMA or cosine[:MIN_LR]"
+                "unknown schedule '{s}'; expected constant, step:EVERY:GAMMA, exponential:GAMMA, cosine[:MIN_LR], linear[:MIN_LR] or one_cycle[:PCT[:DIV[:FINAL_DIV]]]"
             ),
         };
         Ok(sched)
@@ -131,6 +208,8 @@ impl fmt::Display for Schedule {
             Schedule::Step { every, gamma } => write!(f, "step:{every}:{gamma}"),
             Schedule::Exponential { gamma } => write!(f, "exponential:{gamma}"),
             Schedule::Cosine { min_lr } => write!(f, "cosine:{min_lr}"),
+            Schedule::Linear { min_lr } => write!(f, "linear:{min_lr}"),
+            Schedule::OneCycle { pct, div, final_div } => write!(f, "one_cycle:{pct}:{div}:{final_div}"),
         }
     }
 }
@@ -143,6 +222,14 @@ pub struct OptimizerSpec {
     pub kind: OptimizerKind,
     pub lr: f64,
     pub schedule: Schedule,
+    /// Linear warm-up over the first `warmup_steps` steps of the run (0 = none): step s
+    /// (0-based) takes the schedule's rate times (s + 1)/warmup_steps while s < warmup_steps,
+    /// so the first step takes 1/warmup_steps of it and step warmup_steps − 1 all of it.
+    /// That is PyTorch's LinearLR(start_factor=1/W, end_factor=1, total_iters=W−1) chained
+    /// (multiplied) with the schedule. Left out of config.json when 0, so the files and
+    /// checkpoints of runs without it read as before.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub warmup_steps: u64,
     /// μ for momentum and Nesterov.
     pub momentum: f64,
     pub beta1: f64,
@@ -158,6 +245,7 @@ impl Default for OptimizerSpec {
             kind: OptimizerKind::Sgd,
             lr: 0.1,
             schedule: Schedule::Constant,
+            warmup_steps: 0,
             momentum: 0.9,
             beta1: 0.9,
             beta2: 0.999,
@@ -167,7 +255,19 @@ impl Default for OptimizerSpec {
     }
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 impl OptimizerSpec {
+    /// The learning rate of step `step` (0-based, over a run of `total_steps`) in epoch
+    /// `epoch`: the schedule's, times the warm-up factor. Computed on the host in f64 and
+    /// handed to every backend, so all take the same rates.
+    pub fn lr_at(&self, epoch: usize, step: u64, total_steps: u64) -> f64 {
+        let lr = self.schedule.lr(self.lr, epoch, step, total_steps);
+        if step < self.warmup_steps { lr * ((step + 1) as f64 / self.warmup_steps as f64) } else { lr }
+    }
+
     pub fn validate(&self) -> Result<()> {
         if !(self.lr.is_finite() && self.lr > 0.0) {
             bail!("--lr must be a finite number > 0, got {}", self.lr);
@@ -288,4 +388,103 @@ pub struct OptimState {
     pub step: u64,
     /// `slots[layer][tensor][slot]`, tensor 0 = weight, 1 = bias.
     pub slots: Vec<[Vec<Vec<f64>>; 2]>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every step's rate of `spec` over a run of `total` steps in one epoch.
+    fn rates(spec: &OptimizerSpec, total: u64) -> Vec<f64> {
+        (0..total).map(|s| spec.lr_at(0, s, total)).collect()
+    }
+
+    fn spec(lr: f64, schedule: &str, warmup_steps: u64) -> OptimizerSpec {
+        OptimizerSpec { lr, schedule: schedule.parse().unwrap(), warmup_steps, ..Default::default() }
+    }
+
+    fn assert_close(got: &[f64], want: &[f64]) {
+        assert_eq!(got.len(), want.len());
+        for (s, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!((g - w).abs() <= 1e-14 * w.abs().max(1e-300), "step {s}: {g} vs {w}\n got {got:?}\nwant {want:?}");
+        }
+    }
+
+    #[test]
+    fn linear_decays_per_step_from_lr_towards_min_lr() {
+        // 0.1 + (0.02 − 0.1)·s/4
+        assert_close(&rates(&spec(0.1, "linear:0.02", 0), 4), &[0.1, 0.08, 0.06, 0.04]);
+        assert_close(&rates(&spec(0.1, "linear", 0), 4), &[0.1, 0.075, 0.05, 0.025]);
+    }
+
+    #[test]
+    fn one_cycle_takes_pytorchs_rates() {
+        // torch.optim.lr_scheduler.OneCycleLR(max_lr=1, total_steps=10, anneal_strategy='cos'),
+        // read before each optimiser step (torch 2.x, scripts/compare_schedules.py). By hand:
+        // e = 0.3·10 − 1 = 2; s=0: 1/25; s=1: 1 + ½(0.04 − 1)(1 + cos π/2) = 0.52; s=2: 1;
+        // s=9: (9 − 2)/(9 − 2) = 1, so 1/25/1e4 = 4e-6.
+        let torch = [0.04, 0.52, 1.0, 0.9504846320134737, 0.8117456539497631, 0.6112620219362893, 0.38874197806371075, 0.18825834605023697, 0.049519367986526286, 4e-06];
+        assert_close(&rates(&spec(1.0, "one_cycle", 0), 10), &torch);
+        assert_close(&rates(&spec(1.0, "one_cycle:0.3:25:10000", 0), 10), &torch);
+        // pct·T − 1 = 0.75 is not a whole step: step 0 alone rises, then the fall to 0.5/10/100
+        let torch = [0.05, 0.49721049884972585, 0.4333297049894991, 0.3058246032555895, 0.15900607916449283, 0.04389686611458033, 0.0005];
+        assert_close(&rates(&spec(0.5, "one_cycle:0.25:10:100", 0), 7), &torch);
+    }
+
+    #[test]
+    fn one_cycle_with_a_single_rising_step_starts_at_lr() {
+        // pct·T = 1: the rise ends at step 0 (PyTorch computes 0/0 there)
+        let r = rates(&spec(1.0, "one_cycle:0.25", 0), 4);
+        assert_eq!(r[0], 1.0);
+        assert!((r[3] - 1.0 / 25.0 / 1e4).abs() < 1e-18, "{r:?}");
+    }
+
+    #[test]
+    fn warmup_multiplies_the_schedule_by_step_plus_one_over_warmup() {
+        assert_close(&rates(&spec(0.1, "constant", 4), 6), &[0.025, 0.05, 0.075, 0.1, 0.1, 0.1]);
+        // PyTorch: ChainedScheduler([LinearLR(start_factor=1/3, end_factor=1, total_iters=2),
+        // LinearLR(start_factor=1, end_factor=0.1, total_iters=6)]) on lr 0.1
+        let torch = [0.03333333333333333, 0.056666666666666664, 0.06999999999999999, 0.05499999999999999, 0.039999999999999994, 0.024999999999999994];
+        assert_close(&rates(&spec(0.1, "linear:0.01", 3), 6), &torch);
+        // epoch-wise schedules too: step 1 of a 2-step warm-up in epoch 1 of step:1:0.5
+        assert_eq!(spec(0.1, "step:1:0.5", 2).lr_at(1, 0, 10), 0.1 * 0.5 * 0.5);
+        assert_eq!(spec(0.1, "constant", 1).lr_at(0, 0, 10), 0.1);
+    }
+
+    #[test]
+    fn schedules_print_as_they_parse() {
+        for s in ["linear:0.001", "linear:0", "one_cycle:0.3:25:10000", "one_cycle:0.5:10:100", "cosine:0"] {
+            assert_eq!(s.parse::<Schedule>().unwrap().to_string(), s);
+        }
+        assert_eq!("linear".parse::<Schedule>().unwrap(), Schedule::Linear { min_lr: 0.0 });
+        assert_eq!("one_cycle:0.4".parse::<Schedule>().unwrap(), Schedule::OneCycle { pct: 0.4, div: 25.0, final_div: 1e4 });
+        assert_eq!("one_cycle:0.4:5".parse::<Schedule>().unwrap(), Schedule::OneCycle { pct: 0.4, div: 5.0, final_div: 1e4 });
+    }
+
+    #[test]
+    fn bad_schedules_are_refused_with_one_line_naming_the_value() {
+        for (s, says) in [
+            ("one_cycle:0", "PCT"),
+            ("one_cycle:1", "PCT"),
+            ("one_cycle:1.5", "PCT"),
+            ("one_cycle:0.3:0", "DIV"),
+            ("one_cycle:0.3:25:0", "FINAL_DIV"),
+            ("one_cycle:0.3:-2", "≥ 0"),
+            ("one_cycle:x", "not a number"),
+            ("one_cycle:0.3:25:1e4:9", "expected constant"),
+            ("linear:-1", "≥ 0"),
+            ("linear:1:2", "expected constant"),
+        ] {
+            let e = format!("{:#}", s.parse::<Schedule>().unwrap_err());
+            assert!(e.contains(says) && e.contains(s) && !e.contains('\n'), "{s}: {e}");
+        }
+    }
+
+    #[test]
+    fn no_warmup_is_left_out_of_the_json() {
+        let v = serde_json::to_value(OptimizerSpec::default()).unwrap();
+        assert!(v.get("warmup_steps").is_none(), "{v}");
+        let v = serde_json::to_value(OptimizerSpec { warmup_steps: 5, ..Default::default() }).unwrap();
+        assert_eq!(v["warmup_steps"], 5);
+    }
 }

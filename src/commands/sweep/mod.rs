@@ -177,13 +177,13 @@ fn sweep_with(args: &SweepArgs, env: &Settings, interrupt: Option<&AtomicBool>) 
         match runner.run(&cfgs[k], g, k, &plan.cell_dir(out, k), args.force, ctl)? {
             CellRun::Skipped(r) => {
                 skipped += 1;
-                console.info(&format!("{head}: finished earlier: {}", tables::progress_line(&r)));
+                console.info(&format!("{head}: finished earlier: {}", tables::progress_line(&cfgs[k], &r)));
             }
             CellRun::Ran { result, resumed_from } => {
                 ran += 1;
                 resumed += resumed_from.is_some() as usize;
                 let from = resumed_from.map(|at| format!(" (resumed from {at})")).unwrap_or_default();
-                console.info(&format!("{head}: {}{from}", tables::progress_line(&result)));
+                console.info(&format!("{head}: {}{from}", tables::progress_line(&cfgs[k], &result)));
             }
             CellRun::Busy { holder } => {
                 busy += 1;

@@ -15,6 +15,11 @@ pub const RUNNING_LOSS: &str = "running/loss";
 /// The per-epoch scalars.
 pub const EPOCH_TAGS: [&str; 9] = ["loss/train", "accuracy/train", "loss/val", "accuracy/val", "loss/test", "accuracy/test", "lr", "samples_per_sec", "seconds"];
 
+/// When a run reached `training.target_acc`: the seconds (the epochs' summed) and the
+/// optimiser step, at step = that epoch.
+pub const TARGET_SECONDS: &str = "target/reached_seconds";
+pub const TARGET_STEP: &str = "target/reached_step";
+
 /// The pictures, as image summaries.
 pub const CURVES: &str = "curves";
 pub const CONFUSION: &str = "confusion";
@@ -63,7 +68,7 @@ pub(super) enum Axis {
     Step,
     /// Written once when a sweep cell starts; kept.
     SessionStart,
-    /// What a run writes when it ends (its pictures, its end status), and anything else: a
+    /// What a run writes when it ends (its pictures, its target, its end status), and anything else: a
     /// resumed run has not ended, so these go.
     End,
 }

@@ -18,7 +18,7 @@ mod reader;
 mod record;
 mod writer;
 
-pub use event::{CONFUSION, CURVES, EPOCH_TAGS, FILE_VERSION, RUNNING_LOSS};
+pub use event::{CONFUSION, CURVES, EPOCH_TAGS, FILE_VERSION, RUNNING_LOSS, TARGET_SECONDS, TARGET_STEP};
 pub use hparams::{EXPERIMENT_TAG, HParamAxis, HParamValue, METRICS, SESSION_END_TAG, SESSION_START_TAG, SessionStart, SessionStatus, write_experiment};
 pub use reader::{Scalar, find_event_file, read_scalars};
 pub use writer::{EventWriter, remove_event_files};

@@ -199,6 +199,12 @@ impl EventWriter {
         Ok(())
     }
 
+    /// When the run reached its target accuracy: `TARGET_SECONDS` and `TARGET_STEP` at step =
+    /// the epoch that reached it (written when the run ends, so a resume cuts them out).
+    pub fn target(&mut self, t: &crate::core::metrics::TargetReached) -> Result<()> {
+        self.summary(t.epoch as i64, vec![scalar(super::event::TARGET_SECONDS, t.seconds), scalar(super::event::TARGET_STEP, t.step as f64)])
+    }
+
     /// A sweep cell's HParams session start: its axis values.
     pub fn session_start(&mut self, s: &SessionStart) -> Result<()> {
         self.summary(0, vec![session_start(s)])?;
