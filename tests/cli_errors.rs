@@ -119,6 +119,12 @@ fn impossible_configurations() {
         (&["--schedule", "one_cycle:0.3:0"], &["one_cycle:0.3:0", "DIV", "> 0"]),
         (&["--schedule", "linear:-1"], &["linear:-1", "≥ 0"]),
         (&["--schedule", "onecycle"], &["unknown schedule 'onecycle'", "one_cycle[:PCT[:DIV[:FINAL_DIV]]]"]),
+        (&["--dropout", "1"], &["--dropout 1", "[0, 1)"]),
+        (&["--dropout", "0.5,0.5", "--layers", "784,30,10"], &["--dropout 0.5,0.5", "2 rates for 1 hidden layer"]),
+        (&["--input-dropout", "-0.2"], &["--input-dropout -0.2", "[0, 1)"]),
+        (&["--augment", "shift=2,zoom=3"], &["--augment 'shift=2,zoom=3'", "unknown part 'zoom'", "elastic=ALPHA:SIGMA"]),
+        (&["--augment", "scale=2"], &["--augment", "scale 2", "below 1"]),
+        (&["--augment", "elastic=34"], &["--augment 'elastic=34'", "ALPHA:SIGMA"]),
     ];
     for (extra, needles) in cases {
         let args: Vec<&str> = base.iter().chain(extra.iter()).copied().collect();

@@ -68,12 +68,16 @@ fn training_is_bit_identical_on_one_and_two_threads() {
     assert!(batch * 784 * 400 >= PARALLEL_MIN_WORK, "the first layer's products must be split");
     assert!(784 * 400 >= PARALLEL_MIN_UPDATE, "the first layer's update must be split");
     let order: Vec<u32> = (0..600).map(|i| (i * 7 % 600) as u32).collect();
-    // with dropout on the input and both hidden layers (400 units: their masks split too)
+    // with augmented pictures (split by rows) and dropout on the input and both hidden layers
+    // (400 units: their masks split too)
     let dropout = gpu_nn::nn::dropout::Dropout::new(&spec, 0.1, &[0.5, 0.2], 3, batch).unwrap();
+    let aug_spec = gpu_nn::nn::augment::AugmentSpec { shift: 2.0, rotate: 10.0, scale: 0.1, elastic_alpha: 10.0, elastic_sigma: 2.0 };
+    let augment = gpu_nn::nn::augment::Augment::new(aug_spec, 28, 28, 3, batch).unwrap();
     let train = |threads: usize| {
         let mut b = FastBackend::with_threads(&spec, &opt, threads);
         b.set_params(&p).unwrap();
         b.set_dropout(&dropout).unwrap();
+        b.set_augment(Some(&augment)).unwrap();
         b.attach(Split::Train, data.clone()).unwrap();
         let stats = b.train_steps(&order, batch, &[1e-3; 3]).unwrap();
         (b.params().unwrap(), b.optimizer_state().unwrap(), stats)

@@ -135,14 +135,18 @@ fn dropout_masks_on_the_gpu_are_the_cpus_bit_for_bit() {
     assert!(compared > 20_000);
 }
 
-/// With dropout on the input and the hidden layers, every tensor of 12 free-running steps of
-/// seed001 on the GPU agrees with the f64 reference (a dropped unit in the wrong place would be
-/// an error of order 1), with sigmoid and tanh hidden layers, whose derivative the dropout
-/// kernel takes on the unmasked activations, and a batch that is not a multiple of any tile.
+/// With augmented pictures and dropout on the input and the hidden layers, every tensor of 12
+/// free-running steps of seed001 on the GPU agrees with the f64 reference (a dropped unit in
+/// the wrong place would be an error of order 1), with sigmoid and tanh hidden layers, whose
+/// derivative the dropout kernel takes on the unmasked activations, and a batch that is not a
+/// multiple of any tile. (Momentum, not seed001's Adam: Adam's first steps move every weight by
+/// ±lr whatever the size of its gradient, so a gradient at rounding level, which augmentation
+/// gives the pixels at a digit's edge, takes either sign on the two backends.)
 #[test]
-fn dropout_steps_agree_with_the_cpu_reference() {
+fn dropout_and_augmentation_steps_agree_with_the_cpu_reference() {
     let Some(dir) = mnist_or_skip("dropout_steps") else { return };
-    let cfg = preset("seed001", json!({"data": {"dir": dir}, "training": {"batch_size": 45, "dropout": [0.5, 0.3], "input_dropout": 0.2},
+    let augment = json!({"shift": 2.0, "rotate": 12.0, "scale": 0.1, "elastic_alpha": 20.0, "elastic_sigma": 3.0});
+    let cfg = preset("seed001", json!({"data": {"dir": dir, "standardize": true}, "training": {"batch_size": 45, "dropout": [0.5, 0.3], "input_dropout": 0.2, "augment": augment},
         "model": {"activations": ["sigmoid", "tanh", "softmax"]}, "optimizer": {"kind": "momentum", "lr": 0.1}}));
     let data = gpu_nn::core::run_data::load(&cfg).unwrap();
     if gpu_or_skip("dropout_steps", &cfg.model, &cfg.optimizer, 45, false).is_none() {
@@ -151,6 +155,45 @@ fn dropout_steps_agree_with_the_cpu_reference() {
     let r = gpu_nn::commands::parity::compare_backends(&cfg, &data, 12, None, false).unwrap();
     for t in &r.tensors {
         assert!(t.max_rel <= 1e-4, "{}: relative error {:e} at step {}", t.name, t.max_rel, t.step);
+    }
+}
+
+/// The augmentation kernels make the CPU's pictures (`nn::augment` in f64) within f32
+/// rounding: real digits shifted, rotated, scaled and elastically deformed, as batch rows that
+/// start inside a batch, with the background of centred inputs brought in from outside.
+#[test]
+fn augmented_pictures_on_the_gpu_are_the_cpus() {
+    use gpu_nn::nn::augment::{Augment, AugmentSpec};
+    let Some(dir) = mnist_or_skip("augmented_pictures") else { return };
+    let cfg = preset("seed001", json!({"data": {"dir": dir}}));
+    let data = gpu_nn::core::run_data::load(&cfg).unwrap();
+    let mut spec = classifier(&[784, 30, 10], &[Activation::Relu, Activation::Softmax]);
+    spec.input_norm = gpu_nn::data::InputNorm { mean: 0.1307, std: 0.3081 };
+    let Some(mut gpu) = gpu_or_skip("augmented_pictures", &spec, &OptimizerSpec::default(), 64, false) else { return };
+    let rows = 40;
+    let x64: Vec<f64> = (0..rows * 784).map(|i| spec.input_norm.apply(data.train.pixel(i / 784, i % 784))).collect();
+    let x32: Vec<f32> = x64.iter().map(|&v| v as f32).collect();
+    let background = spec.input_norm.apply(0.0);
+    for (what, a) in [
+        ("affine", AugmentSpec { shift: 3.0, rotate: 15.0, scale: 0.15, ..Default::default() }),
+        ("elastic", AugmentSpec { elastic_alpha: 34.0, elastic_sigma: 4.0, ..Default::default() }),
+        ("both", AugmentSpec { shift: 2.0, rotate: 10.0, scale: 0.1, elastic_alpha: 8.0, elastic_sigma: 1.5 }),
+    ] {
+        let aug = Augment::new(a, 28, 28, 0xfeed, 64).unwrap();
+        gpu.set_augment(Some(&aug)).unwrap();
+        for (step, row_base) in [(1u64, 0usize), (123, 24)] {
+            let got = gpu.augmented(step, row_base, &x32).unwrap();
+            let mut want = vec![0.0f64; rows * 784];
+            for r in 0..rows {
+                let s = r * 784..(r + 1) * 784;
+                aug.apply(step, row_base + r, &x64[s.clone()], background, &mut want[s], &mut Vec::new());
+            }
+            let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            let (i, diff) = got.iter().zip(&want).map(|(&g, &w)| (g as f64 - w).abs()).enumerate().fold((0, 0.0), |m, (i, d)| if d > m.1 { (i, d) } else { m });
+            assert!(diff <= 1e-5 * scale, "{what}, step {step}: pixel {i} is {} on the GPU, {} on the CPU (scale {scale})", got[i], want[i]);
+            let moved = want.iter().zip(&x64).filter(|(w, x)| (*w - *x).abs() > 0.1).count();
+            assert!(moved > rows * 784 / 20, "{what}: the pictures changed ({moved} pixels moved)");
+        }
     }
 }
 

@@ -122,16 +122,17 @@ fn gradcheck_passes_on_a_small_relu_softmax_network_on_mnist() {
     assert!(out.contains("6 weights"), "{out}");
 }
 
-/// With dropout on the input and both hidden layers (tanh and sigmoid, whose derivative is taken
-/// on the unmasked activations), backpropagation through the masks of the first step matches
-/// finite differences of the loss under the same masks; were either side to drop other units
-/// than the other, the gradients would differ by orders of magnitude.
+/// With augmented pictures and dropout on the input and both hidden layers (tanh and sigmoid,
+/// whose derivative is taken on the unmasked activations), backpropagation through the first
+/// step's pictures and masks matches finite differences of the loss under the same pictures
+/// (`Augment::apply`) and masks; were the backend to see other pictures or drop other units,
+/// the gradients would differ by orders of magnitude.
 #[test]
-fn gradcheck_passes_with_dropout_masks_held_fixed() {
+fn gradcheck_passes_with_dropout_masks_and_augmented_pictures_held_fixed() {
     let Some(data) = common::mnist_dir_or_skip("gradcheck_passes_with_dropout_masks_held_fixed") else { return };
     let o = gpu_nn(&[
         "gradcheck", "--preset", "seed001", "--layers", "784,24,16,10", "--activation", "tanh,sigmoid,softmax",
-        "--dropout", "0.5,0.4", "--input-dropout", "0.2", "--batch", "8", "--samples", "6", "--data", s(&data),
+        "--dropout", "0.5,0.4", "--input-dropout", "0.2", "--augment", "shift=2,rotate=10,elastic=20:3", "--batch", "8", "--samples", "6", "--data", s(&data),
     ]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));

@@ -99,6 +99,7 @@ fn a_trace_with_dropout_shows_the_masks_the_step_used() {
     for backend in ["cpu", "gpu"] {
         let v = trace_json(&["--preset", "seed001", "--layers", "784,40,30,10", "--dropout", "0.5,0.25", "--input-dropout", "0.2", "--backend", backend, "--step", "2", "--data", s(&dir)]);
         let masks = v["dropout_masks"].as_object().unwrap();
+        assert!(v["augmented_inputs"].is_null(), "no augmentation asked for");
         assert_eq!(masks.keys().cloned().collect::<Vec<_>>(), ["layer0.mask", "layer1.mask", "layer2.mask"], "{backend}");
         for (l, p) in [(1usize, 0.5f64), (2, 0.25)] {
             let m: Vec<f64> = serde_json::from_value(masks[&format!("layer{l}.mask")].clone()).unwrap();
@@ -113,4 +114,22 @@ fn a_trace_with_dropout_shows_the_masks_the_step_used() {
             }
         }
     }
+}
+
+/// With augmentation, the trace shows the pictures the step saw: one per sample of the batch,
+/// not the stored ones, and the text shows the first samples side by side with their originals.
+#[test]
+fn a_trace_with_augmentation_shows_the_augmented_inputs() {
+    let Some(dir) = mnist_dir_or_skip("trace augmentation") else { return };
+    let args = ["--preset", "seed001", "--augment", "shift=2,rotate=15,elastic=34:4", "--backend", "cpu", "--step", "3", "--data", s(&dir)];
+    let v = trace_json(&args);
+    let x: Vec<f64> = serde_json::from_value(v["augmented_inputs"].clone()).unwrap();
+    assert_eq!(x.len(), 64 * 784);
+    assert!(x.iter().all(|p| (-1e-9..=1.0 + 1e-9).contains(p)), "bilinear samples of pixels in [0, 1] stay in [0, 1]");
+    let inked = x[..784].iter().filter(|&&p| p > 0.5).count();
+    assert!((40..400).contains(&inked), "a digit's worth of ink: {inked}");
+    let o = gpu_nn(&[&["trace"], &args[..]].concat());
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("augmented inputs (shift=2,rotate=15,scale=0,elastic=34:4)"), "{text}");
+    assert!(text.lines().filter(|l| l.contains('#')).count() >= 10, "{text}");
 }

@@ -166,6 +166,10 @@ pub struct ConfigArgs {
     /// Dropout in training on the network's input (e.g. 0.2).
     #[arg(long, allow_negative_numbers = true, value_name = "P")]
     pub input_dropout: Option<f64>,
+    /// Augment the training pictures per sample and step: comma-separated shift=PIXELS,
+    /// rotate=DEGREES, scale=FRACTION, elastic=ALPHA:SIGMA (e.g. shift=2,rotate=10,elastic=34:4).
+    #[arg(long, value_name = "SPEC")]
+    pub augment: Option<String>,
     /// Stop once an epoch's accuracy reaches A, a fraction in (0, 1] (0.98 for 98 %): on the
     /// validation split with --val-split, else on the test set; the time and step it took are
     /// printed and kept in target.json.
@@ -318,6 +322,9 @@ impl ConfigArgs {
         }
         if let Some(p) = self.input_dropout {
             set(&["training", "input_dropout"], json!(p));
+        }
+        if let Some(a) = &self.augment {
+            set(&["training", "augment"], serde_json::to_value(a.parse::<crate::nn::augment::AugmentSpec>()?)?);
         }
         if let Some(a) = &self.target_acc {
             match a.trim().parse::<f64>() {

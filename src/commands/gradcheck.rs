@@ -17,7 +17,6 @@ use crate::commands::args::GradcheckArgs;
 use crate::core::{Plan, Settings};
 use crate::nn::backend::{Backend, Split};
 use crate::core::config::Config;
-use crate::nn::dropout::Dropout;
 use crate::nn::math;
 use crate::nn::model::{Activation, Params};
 use crate::cpu::ReferenceBackend;
@@ -90,14 +89,20 @@ impl GradcheckReport {
 }
 
 /// The batch loss L = s·Σ_b L_b and a fingerprint of which side of the kink every ReLU-type
-/// pre-activation lies on. With dropout, every layer's input is masked with the masks of the
-/// backend's first step (t = 1), held fixed, so L is the function that step differentiates.
-fn batch_loss(cfg: &Config, p: &Params, ds: &Dataset, dropout: &Dropout) -> (f64, u64) {
+/// pre-activation lies on. With augmentation and dropout, the pictures are augmented and every
+/// layer's input masked as in the backend's first step (t = 1), held fixed, so L is the
+/// function that step differentiates.
+fn batch_loss(cfg: &Config, p: &Params, ds: &Dataset, plan: &Plan) -> (f64, u64) {
+    let dropout = plan.dropout();
     let spec = &cfg.model;
     let mut total = 0.0;
     let mut sig: u64 = 0xcbf29ce484222325;
     for b in 0..ds.len() {
         let mut a: Vec<f64> = (0..ds.sample_len).map(|j| spec.input_norm.apply(ds.pixel(b, j))).collect();
+        if let Some(aug) = plan.augment() {
+            let src = a.clone();
+            aug.apply(1, b, &src, spec.input_norm.apply(0.0), &mut a, &mut Vec::new());
+        }
         let mut z = Vec::new();
         for (l, lp) in p.layers.iter().enumerate() {
             let (n_in, n_out) = spec.layer_dims(l);
@@ -150,13 +155,14 @@ pub fn check(plan: &Plan, o: &GradcheckOptions) -> Result<GradcheckReport> {
     let mut backend = ReferenceBackend::new(&cfg.model, &cfg.optimizer);
     backend.set_params(&params)?;
     backend.set_dropout(plan.dropout())?;
+    backend.set_augment(plan.augment())?;
     backend.attach(Split::Train, Arc::new(ds.clone()))?;
     let trace = backend.trace_step(&(0..batch as u32).collect::<Vec<_>>(), cfg.optimizer.lr)?;
     let grad = |name: &str| -> Result<Vec<f64>> {
         trace.tensors.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).ok_or_else(|| anyhow::anyhow!("the trace has no tensor {name}"))
     };
 
-    let (_, base_sig) = batch_loss(cfg, &params, &ds, plan.dropout());
+    let (_, base_sig) = batch_loss(cfg, &params, &ds, plan);
     let mut rng = StdRng::seed_from_u64(cfg.training.seed ^ 0x6772_6164_6368_6b);
     let h = o.step;
     let mut tensors = Vec::new();
@@ -176,7 +182,7 @@ pub fn check(plan: &Plan, o: &GradcheckOptions) -> Result<GradcheckReport> {
                 let theta = tensor_mut(&mut p, layer, bias)[i];
                 let mut at = |d: f64| {
                     tensor_mut(&mut p, layer, bias)[i] = theta + d;
-                    batch_loss(cfg, &p, &ds, plan.dropout())
+                    batch_loss(cfg, &p, &ds, plan)
                 };
                 let evals = [at(2.0 * h), at(h), at(-h), at(-2.0 * h)];
                 if evals.iter().any(|e| e.1 != base_sig) {

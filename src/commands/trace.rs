@@ -6,7 +6,8 @@
 //! the weights after the update, W with one row per destination unit as the documents write
 //! it. On `seed000-hand` these are the numbers of ../shared/SEEDS.md. With dropout, the masks of
 //! the step (drawn again from the seed, as every backend draws them) are printed before the
-//! layers they multiply, and the activations shown are the masked ones the next layer reads.
+//! layers they multiply, and the activations shown are the masked ones the next layer reads;
+//! with augmentation, the first samples' pictures as stored and as the step saw them.
 
 use crate::commands::args::TraceArgs;
 use crate::commands::run_dir::open_session;
@@ -40,10 +41,20 @@ pub fn run(args: TraceArgs, env: &Settings) -> Result<()> {
             (l, m)
         })
         .collect();
+    // the augmented inputs of this step, as every backend computes them (`nn::augment`)
+    let augmented: Option<Vec<f64>> = session.plan().augment().map(|aug| {
+        let n = spec.input_size();
+        let mut out = vec![0.0; idx.len() * n];
+        for (r, &i) in idx.iter().enumerate() {
+            let x: Vec<f64> = (0..n).map(|j| spec.input_norm.apply(data.train.pixel(i as usize, j))).collect();
+            aug.apply(args.step, r, &x, spec.input_norm.apply(0.0), &mut out[r * n..(r + 1) * n], &mut Vec::new());
+        }
+        out
+    });
     if args.json {
         let tensors: serde_json::Map<String, serde_json::Value> = trace.tensors.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
         let dropout_masks: serde_json::Map<String, serde_json::Value> = masks.iter().map(|(l, m)| (format!("layer{l}.mask"), json!(m))).collect();
-        let doc = json!({"step": args.step, "epoch": epoch + 1, "lr": lr, "backend": session.describe(), "samples": idx, "labels": labels, "losses": losses, "tensors": tensors, "dropout_masks": dropout_masks});
+        let doc = json!({"step": args.step, "epoch": epoch + 1, "lr": lr, "backend": session.describe(), "samples": idx, "labels": labels, "losses": losses, "tensors": tensors, "dropout_masks": dropout_masks, "augmented_inputs": augmented});
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());
     }
@@ -66,6 +77,19 @@ pub fn run(args: TraceArgs, env: &Settings) -> Result<()> {
             println!("  {name:<5} ({} more samples; --show N prints more)", idx.len() - show);
         }
     };
+    if let (Some(aug), Some(x)) = (session.plan().augment(), &augmented) {
+        let n = spec.input_size();
+        println!("\naugmented inputs ({}): each sample as stored and as this step sees it", aug.spec);
+        for (r, &i) in idx.iter().take(show.min(3)).enumerate() {
+            let stored: Vec<f64> = (0..n).map(|j| data.train.pixel(i as usize, j)).collect();
+            let seen: Vec<f64> = x[r * n..(r + 1) * n].iter().map(|&v| v * spec.input_norm.std + spec.input_norm.mean).collect();
+            println!("  sample {i} (label {})", labels[r]);
+            for y in 0..aug.height {
+                let line = |v: &[f64]| v[y * aug.width..(y + 1) * aug.width].iter().map(|&p| shade(p)).collect::<String>();
+                println!("    {}   {}", line(&stored), line(&seen));
+            }
+        }
+    }
     println!("\nforward");
     for l in 1..=last {
         let (n_in, n_out) = spec.layer_dims(l - 1);
@@ -112,4 +136,10 @@ pub fn run(args: TraceArgs, env: &Settings) -> Result<()> {
         println!("  b{l} after  {}", row(&trace.get(&b)[..n_out.min(8)]));
     }
     Ok(())
+}
+
+/// A pixel in [0, 1] as a character, darker for larger values.
+fn shade(p: f64) -> char {
+    const RAMP: [char; 5] = [' ', '.', ':', 'o', '#'];
+    RAMP[((p.clamp(0.0, 1.0) * 4.0).round()) as usize]
 }

@@ -159,6 +159,10 @@ pub struct TrainingConfig {
     /// Dropout on the network's input (0: none).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub input_dropout: f64,
+    /// Augmentation of the training pictures (`nn::augment`): shift, rotation, scaling and
+    /// elastic deformation drawn per sample and step; unset: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub augment: Option<crate::nn::augment::AugmentSpec>,
     /// Stop once an epoch's accuracy reaches this fraction in (0, 1]: on the validation split
     /// when there is one (`data.val_split` > 0), else on the test set (`--target-acc`). Left
     /// out of config.json when unset.
@@ -243,6 +247,7 @@ impl Default for Config {
                 early_stop: None,
                 dropout: Vec::new(),
                 input_dropout: 0.0,
+                augment: None,
                 target_acc: None,
             },
             backend: BackendConfig { kind: BackendKind::Auto, precision: Precision::F32, adapter: None, stream: false, threads: None, kernels: None },

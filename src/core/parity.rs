@@ -147,6 +147,7 @@ impl Session {
         cpu.set_params(&saved_params)?;
         cpu.set_optimizer_state(&saved_state)?;
         cpu.set_dropout(plan.dropout())?;
+        cpu.set_augment(plan.augment())?;
         cpu.attach(Split::Train, plan.data().train.clone())?;
         let mut tensors = Vec::new();
         let mut order: Option<(usize, Vec<u32>)> = None;

@@ -5,6 +5,8 @@
 use crate::core::config::{BackendConfig, Config};
 use crate::core::run_data::{self, RunData};
 use crate::data::Dataset;
+use crate::data::DataKind;
+use crate::nn::augment::{Augment, AugmentSpec};
 use crate::nn::dropout::Dropout;
 use crate::nn::init::{Stream, permutation, rng};
 use anyhow::{Context, Result};
@@ -22,6 +24,7 @@ pub struct Plan {
     steps_per_epoch: usize,
     total_steps: u64,
     dropout: Dropout,
+    augment: Option<Augment>,
 }
 
 impl Plan {
@@ -67,7 +70,11 @@ impl Plan {
         let total_steps = cfg.training.max_steps.unwrap_or(u64::MAX).min(all);
         let t = &cfg.training;
         let dropout = Dropout::new(&cfg.model, t.input_dropout, &t.dropout, t.seed, batch)?;
-        Ok(Plan { cfg, data, batch, steps_per_epoch, total_steps, dropout })
+        let augment = match t.augment.filter(|a| a.is_on()) {
+            Some(spec) => Some(augment_for(spec, &data, t.seed, batch)?),
+            None => None,
+        };
+        Ok(Plan { cfg, data, batch, steps_per_epoch, total_steps, dropout, augment })
     }
 
     /// The same run computed elsewhere: `change` edits the backend section (engine, threads,
@@ -99,6 +106,10 @@ impl Plan {
     pub fn dropout(&self) -> &Dropout {
         &self.dropout
     }
+    /// The training steps' augmentation of the pictures, keyed by the seed.
+    pub fn augment(&self) -> Option<&Augment> {
+        self.augment.as_ref()
+    }
 
     /// The order of the training samples in epoch `epoch` (0-based): a permutation drawn from
     /// the seed, or file order.
@@ -122,6 +133,22 @@ impl Plan {
         let lo = in_epoch * self.batch;
         &order[lo..(lo + self.batch).min(order.len())]
     }
+}
+
+/// `spec` for the pictures of `data`: square pictures (their side the root of a sample's
+/// values), not a table's features.
+fn augment_for(spec: AugmentSpec, data: &RunData, seed: u64, batch: usize) -> Result<Augment> {
+    let t = &data.train;
+    let side = (t.sample_len as f64).sqrt().round() as usize;
+    if data.kind != DataKind::Pictures || side * side != t.sample_len {
+        anyhow::bail!(
+            "--augment moves pixels of square pictures, but the samples of {} are {}: {} values",
+            t.source,
+            if data.kind == DataKind::Pictures { "not square" } else { "a table's features" },
+            t.sample_len
+        );
+    }
+    Augment::new(spec, side, side, seed, batch)
 }
 
 /// Batch order of epoch `epoch` (0-based) of `n` samples under `cfg`: a permutation drawn from

@@ -174,6 +174,7 @@ impl Session {
     fn open(plan: Plan, engines: &mut Engines) -> Result<Session> {
         let mut built = engines.build(&plan)?;
         built.computer.backend().set_dropout(plan.dropout())?;
+        built.computer.backend().set_augment(plan.augment())?;
         let attached = [built.attached; 3];
         Ok(Session { plan, computer: built.computer, engine: built.engine, state: RunState::default(), attached, notes: engines.take_notes() })
     }

@@ -4,7 +4,9 @@
 //! evaluation, an unshuffled or full batch) converts the whole split once and then reads it in
 //! place, so such passes run at memory speed and no pixel is converted twice for them. Every
 //! path computes a value with the same arithmetic, so the results do not depend on the path.
+//! A training batch's pictures are augmented here, after they are gathered (`augment_batch`).
 
+use crate::nn::augment::Augment;
 use crate::nn::math::Real;
 use crate::data::{Dataset, InputNorm, Pixels};
 use std::sync::{Arc, OnceLock};
@@ -73,4 +75,27 @@ impl<T: Real> Inputs<T> {
             }
         }
     }
+}
+
+/// Augments the gathered pictures `x` (rows of `len` inputs) in place for optimiser step `step`
+/// (`nn::augment`), row r being batch row r, on up to `threads` threads: each row on its own,
+/// so the bytes do not depend on the thread count.
+pub fn augment_batch<T: Real>(aug: &Augment, step: u64, x: &mut [T], len: usize, background: T, threads: usize) {
+    let one = |first: usize, rows: &mut [T]| {
+        let (mut src, mut work) = (vec![T::zero(); len], Vec::new());
+        for (i, row) in rows.chunks_mut(len).enumerate() {
+            src.copy_from_slice(row);
+            aug.apply(step, first + i, &src, background, row, &mut work);
+        }
+    };
+    let rows = x.len() / len;
+    if threads <= 1 || rows < 2 {
+        return one(0, x);
+    }
+    let per = rows.div_ceil(threads);
+    rayon::scope(|s| {
+        for (k, chunk) in x.chunks_mut(per * len).enumerate() {
+            s.spawn(move |_| one(k * per, chunk));
+        }
+    });
 }

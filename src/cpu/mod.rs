@@ -18,6 +18,7 @@
 //! with s the batch reduction (1/B for mean, 1 for sum).
 
 use crate::nn::backend::{Backend, EvalResult, Split, StepStats, StepTrace, check_attach, check_optimizer_state};
+use crate::nn::augment::Augment;
 use crate::nn::dropout::Dropout;
 use crate::nn::math::{self, Real};
 use crate::nn::model::{ModelSpec, Params};
@@ -64,6 +65,8 @@ pub struct CpuBackend<T: Real> {
     /// (its first `rows × n_l` values; empty where the layer has no dropout).
     dropout: Dropout,
     mask: Vec<Vec<T>>,
+    /// Augmentation of the training steps' pictures.
+    augment: Option<Augment>,
     /// Cores the matrix products may use (`Real::gemm_threads`; the results do not depend on it).
     threads: usize,
 }
@@ -146,6 +149,7 @@ impl<T: Real> CpuBackend<T> {
             delta: Vec::new(),
             dropout: Dropout::none(),
             mask: Vec::new(),
+            augment: None,
             threads: threads.max(1),
         };
         b.reset_state();
@@ -288,15 +292,16 @@ impl<T: Real> CpuBackend<T> {
     fn step_on(&mut self, idx: &[u32], lr: f64, any_order: bool) -> Result<StepStats> {
         let mut buf = std::mem::take(&mut self.x_buf);
         let step = self.step + 1;
-        // input dropout masks a copy of the batch, never the split's inputs
+        // augmentation and input dropout change a copy of the batch, never the split's inputs
         let input_dropout = self.dropout.rate(0) > 0.0;
+        let copy = input_dropout || self.augment.is_some();
         self.ensure_workspace(idx.len());
         let mut mask0 = self.mask.first_mut().map(std::mem::take).unwrap_or_default();
         let inputs = self.inputs_of(Split::Train)?;
         let data = inputs.data.clone();
         let in_order: Vec<u32>;
-        // (not with dropout: a row's masks follow its place in the batch)
-        let idx = if any_order && !self.dropout.is_on() && idx.len() == data.len() && idx.len() > 1 && is_permutation(idx) {
+        // (not with dropout or augmentation: a row's draws follow its place in the batch)
+        let idx = if any_order && !self.dropout.is_on() && self.augment.is_none() && idx.len() == data.len() && idx.len() > 1 && is_permutation(idx) {
             in_order = (0..idx.len() as u32).collect();
             &in_order[..]
         } else {
@@ -305,7 +310,7 @@ impl<T: Real> CpuBackend<T> {
         let rows = idx.len();
         let len = data.sample_len;
         let whole;
-        let x: &[T] = match Inputs::<T>::consecutive(idx).filter(|_| !input_dropout) {
+        let x: &[T] = match Inputs::<T>::consecutive(idx).filter(|_| !copy) {
             Some(lo) => {
                 whole = inputs.matrix();
                 &whole[lo * len..(lo + rows) * len]
@@ -315,6 +320,10 @@ impl<T: Real> CpuBackend<T> {
                     buf.resize(rows * len, T::zero());
                 }
                 inputs.gather(idx, &mut buf);
+                if let Some(aug) = &self.augment {
+                    let background = T::of(self.spec.input_norm.apply(0.0));
+                    inputs::augment_batch(aug, step, &mut buf[..rows * len], len, background, self.threads);
+                }
                 if input_dropout {
                     self.dropout.mask(step, 0, 0, &mut mask0[..rows * len]);
                     elementwise::times_mask(&mut buf[..rows * len], &mask0[..rows * len]);
@@ -411,6 +420,14 @@ impl<T: Real> Backend for CpuBackend<T> {
 
     fn steps_per_call(&self) -> usize {
         1
+    }
+
+    fn set_augment(&mut self, a: Option<&Augment>) -> Result<()> {
+        if let Some(a) = a.filter(|a| a.height * a.width != self.spec.input_size()) {
+            bail!("--augment: pictures of {}×{} are {} values, the model takes {}", a.height, a.width, a.height * a.width, self.spec.input_size());
+        }
+        self.augment = a.cloned();
+        Ok(())
     }
 
     fn set_dropout(&mut self, d: &Dropout) -> Result<()> {

@@ -7,6 +7,7 @@
 
 use super::tuning::{Chosen, KernelChoice, choose};
 use super::context::Gpu;
+use super::augment::AugmentPass;
 use super::dropout::DropoutPass;
 use super::device::{Device, wait};
 use super::instrument::{Counters, DispatchTiming};
@@ -16,6 +17,7 @@ use super::residency::Residency;
 use super::scheduler::{self, Scheduler};
 use super::test_aids;
 use crate::nn::backend::{Backend, EvalResult, Pending, Split, StepStats, StepTrace, check_attach, check_optimizer_state};
+use crate::nn::augment::Augment;
 use crate::nn::dropout::Dropout;
 use crate::nn::model::{ModelSpec, Params};
 use crate::nn::optim::{OptimState, OptimizerSpec};
@@ -76,6 +78,13 @@ impl GpuBackend {
     /// 0 where dropped. Overwrites the work buffers.
     pub fn dropout_masks(&mut self, step: u64, rows: usize, row_base: usize) -> Result<Vec<(usize, Vec<f32>)>> {
         test_aids::dropout_masks(&self.dev, step, rows, row_base)
+    }
+
+    /// Testing aid: the pictures the augmentation kernels make of `x` (whole pictures as the
+    /// model's inputs) as batch rows `row_base..` of optimiser step `step`. Overwrites the work
+    /// buffers.
+    pub fn augmented(&mut self, step: u64, row_base: usize, x: &[f32]) -> Result<Vec<f32>> {
+        test_aids::augmented(&self.dev, step, row_base, x)
     }
 
     /// Testing aid: destroys the device at the start of the first `train_steps` call made once
@@ -167,6 +176,12 @@ impl Backend for GpuBackend {
 
     fn evaluate(&mut self, split: Split) -> Result<EvalResult> {
         wait(self.run_evaluation(split))
+    }
+
+    fn set_augment(&mut self, a: Option<&Augment>) -> Result<()> {
+        self.dev.augment = None;
+        self.dev.augment = a.map(|a| AugmentPass::new(&self.dev, a)).transpose()?;
+        self.dev.gpu.check("building the augmentation kernels")
     }
 
     fn set_dropout(&mut self, d: &Dropout) -> Result<()> {

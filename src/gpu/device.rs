@@ -6,6 +6,7 @@
 //! writing dims and f32 data, reading buffers back.
 
 use super::context::Gpu;
+use super::augment::AugmentPass;
 use super::dropout::DropoutPass;
 use super::kernels::{Kernels, bind};
 use super::layout::{Layout, MAX_ENTRIES};
@@ -36,6 +37,8 @@ pub(super) struct Device {
     pub(super) update_bg: wgpu::BindGroup,
     /// Dropout's kernels, where the run has dropout (`GpuBackend::set_dropout`).
     pub(super) dropout: Option<DropoutPass>,
+    /// Augmentation's kernels, where the run augments its pictures (`GpuBackend::set_augment`).
+    pub(super) augment: Option<AugmentPass>,
 }
 
 /// A storage buffer of at least `bytes` (a multiple of 16, never empty) that copies both ways.
@@ -103,6 +106,7 @@ impl Device {
             matmul_bg,
             update_bg,
             dropout: None,
+            augment: None,
         })
     }
 

@@ -14,6 +14,7 @@ pub const LOSS: &str = include_str!("../../shaders/loss.wgsl");
 pub const OPTIMIZER: &str = include_str!("../../shaders/optimizer.wgsl");
 pub const RANDOM: &str = include_str!("../../shaders/random.wgsl");
 pub const DROPOUT: &str = include_str!("../../shaders/dropout.wgsl");
+pub const AUGMENT: &str = include_str!("../../shaders/augment.wgsl");
 
 /// `Step` in common.wgsl.
 #[repr(C)]
@@ -82,6 +83,24 @@ pub struct DropoutDims {
     pub scale: f32,
     pub act: u32,
     pub key: [u32; 2],
+}
+
+/// `AugmentDims` in augment.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct AugmentDims {
+    pub h: u32,
+    pub w: u32,
+    pub off: u32,
+    pub radius: u32,
+    pub shift: f32,
+    pub rotate: f32,
+    pub scale: f32,
+    pub alpha: f32,
+    pub background: f32,
+    pub elastic: u32,
+    pub key0: u32,
+    pub key1: u32,
 }
 
 /// `OptimDims` in optimizer.wgsl.

@@ -8,6 +8,7 @@
 //! - `layout`: where every layer and tensor sits in the buffers, the dims slots (plain numbers);
 //! - `device`: the model on the device: kernels, layout and the buffers sized by it;
 //! - `dropout`: dropout's kernels and dims, built when a run has dropout;
+//! - `augment`: data augmentation's kernels and work buffers, built when a run augments;
 //! - `instrument`: benchmark counters (`Counters`) and the dispatch-timing harness;
 //! - `residency`: the attached datasets, resident or streamed, and the index list;
 //! - `scheduler`: micro-batches, their grouping into submissions, encoding and readback;
@@ -15,6 +16,7 @@
 //! - `tuning`: which kernels a backend builds: forced, default, or timed once and kept;
 //! - `backend`: `GpuBackend`, which owns the parts and implements `Backend` through them.
 
+mod augment;
 mod backend;
 pub mod context;
 mod device;

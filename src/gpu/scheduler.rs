@@ -261,7 +261,8 @@ impl Scheduler {
         let (gy, gz) = grid(rows as u32);
         pass.dispatch_workgroups(groups(words, 64), gy, gz);
         let mut dispatches = 1;
-        // dropout, in training, on the layers that have it (the input's after the gather)
+        // in training: augmentation of the gathered pictures, then dropout on the layers that
+        // have it (the input's first)
         let dropout = dev.dropout.as_ref().filter(|_| m.entry.train == 1);
         let dropout_on = |pass: &mut wgpu::ComputePass, dir: Direction, l: usize| match dropout.filter(|d| d.drops(l)) {
             Some(d) => {
@@ -270,6 +271,9 @@ impl Scheduler {
             }
             None => 0,
         };
+        if let Some(a) = dev.augment.as_ref().filter(|_| m.entry.train == 1) {
+            dispatches += a.encode(dev, pass, rows, eoff);
+        }
         dispatches += dropout_on(pass, Direction::Forward, 0);
         // forward
         for l in 1..s.layers.len() {

@@ -1,7 +1,8 @@
 //! Testing aids, apart from the training path: poisoning the work buffers so a test sees any
 //! element a kernel failed to write (`GpuBackend::poison`), losing the device mid-run to
 //! exercise the path a real device loss takes (`GpuBackend::lose_device_at_step`), and the
-//! dropout kernel's masks as it draws them (`GpuBackend::dropout_masks`).
+//! dropout kernel's masks as it draws them (`GpuBackend::dropout_masks`) and the augmentation
+//! kernels' pictures (`GpuBackend::augmented`).
 
 use super::device::{Device, wait};
 use super::dropout::Direction;
@@ -64,5 +65,28 @@ pub(super) fn dropout_masks(dev: &Device, step: u64, rows: usize, row_base: usiz
         out.push((l, wait(dev.read_f32(&dev.acts, dev.layout.layer_off(l), rows * dev.spec.layers[l]))?));
     }
     dev.gpu.check("drawing dropout masks")?;
+    Ok(out)
+}
+
+/// The augmentation kernels run on `x` (`rows` pictures as the model's inputs, row-major) as
+/// batch rows `row_base..` of optimiser step `step`: the pictures they leave in the activations.
+pub(super) fn augmented(dev: &Device, step: u64, row_base: usize, x: &[f32]) -> Result<Vec<f32>> {
+    let Some(a) = dev.augment.as_ref() else { bail!("the backend has no augmentation") };
+    let n = dev.spec.input_size();
+    let rows = x.len() / n;
+    if rows == 0 || rows > dev.layout.rows_cap() || x.len() != rows * n {
+        bail!("augmented: {} values are not 1 to {} pictures of {n}", x.len(), dev.layout.rows_cap());
+    }
+    let entry = StepUniform { rows: rows as u32, train: 1, t: step as u32, row_base: row_base as u32, ..Default::default() };
+    dev.gpu.queue.write_buffer(&dev.steps, 0, bytemuck::bytes_of(&entry));
+    dev.gpu.queue.write_buffer(&dev.acts, 4 * dev.layout.layer_off(0) as u64, bytemuck::cast_slice(x));
+    let mut enc = dev.gpu.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        a.encode(dev, &mut pass, rows, 0);
+    }
+    dev.gpu.queue.submit([enc.finish()]);
+    let out = wait(dev.read_f32(&dev.acts, dev.layout.layer_off(0), rows * n))?;
+    dev.gpu.check("augmenting pictures")?;
     Ok(out)
 }

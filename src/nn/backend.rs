@@ -5,6 +5,7 @@
 //! (`core::train`) only talks to this, so the CPU reference, the CPU fast path and the GPU are
 //! interchangeable.
 
+use crate::nn::augment::Augment;
 use crate::nn::dropout::Dropout;
 use crate::nn::model::{ModelSpec, Params, tensor_names};
 use crate::nn::optim::{OptimState, OptimizerKind};
@@ -162,6 +163,10 @@ pub trait Backend {
     fn steps_per_call(&self) -> usize {
         usize::MAX
     }
+
+    /// Augmentation of the training steps' pictures from now on (None: none; a new backend
+    /// has none). Evaluation never augments.
+    fn set_augment(&mut self, a: Option<&Augment>) -> Result<()>;
 
     /// Dropout in the training steps from now on (`Dropout::none()`: none; a new backend has
     /// none). Evaluation never drops.
