@@ -185,8 +185,8 @@ impl Augment {
                 *u = signed_unit(b);
             }
             // along each row, then along each column, taps in order −r..=r, zeros outside
-            convolve(&taps, raw, along_rows, h, w, (1, w));
-            convolve(&taps, along_rows, out, h, w, (w, 1));
+            convolve(&taps, raw, along_rows, h, w, true);
+            convolve(&taps, along_rows, out, h, w, false);
             out.iter_mut().for_each(|e| *e = alpha * *e);
         }
     }
@@ -218,21 +218,26 @@ impl Augment {
     }
 }
 
-/// `out` = the h×w picture `x` convolved with `taps` (centred, zeros outside) along one axis:
-/// `(step, across)` are the strides along it and across it, (1, w) for rows, (w, 1) for columns.
-fn convolve<T: Real>(taps: &[T], x: &[T], out: &mut [T], h: usize, w: usize, (step, across): (usize, usize)) {
-    let r = (taps.len() / 2) as isize;
-    let (len, lines) = if step == 1 { (w, h) } else { (h, w) };
-    for line in 0..lines {
-        for i in 0..len {
-            let mut acc = T::zero();
-            for (k, &g) in taps.iter().enumerate() {
-                let j = i as isize + k as isize - r;
-                if j >= 0 && (j as usize) < len {
-                    acc = acc + g * x[line * across + j as usize * step];
+/// `out` = the h×w picture `x` convolved with `taps` (centred, zeros outside) along its rows
+/// (`along_rows`) or its columns: each output summed over the taps in order from zero, as the
+/// GPU does, written as scaled additions of whole row pieces so that it vectorises.
+fn convolve<T: Real>(taps: &[T], x: &[T], out: &mut [T], h: usize, w: usize, along_rows: bool) {
+    let r = taps.len() / 2;
+    out.iter_mut().for_each(|o| *o = T::zero());
+    for y in 0..h {
+        let o = &mut out[y * w..(y + 1) * w];
+        for (k, &g) in taps.iter().enumerate() {
+            if along_rows {
+                // o[i] += g·x[y, i + k − r] for the i where that column exists
+                let (lo, hi) = (r.saturating_sub(k), (w + r).saturating_sub(k).min(w));
+                if lo < hi {
+                    let src = &x[y * w + lo + k - r..y * w + hi + k - r];
+                    o[lo..hi].iter_mut().zip(src).for_each(|(o, &v)| *o = *o + g * v);
                 }
+            } else if (y + k) >= r && y + k - r < h {
+                let src = &x[(y + k - r) * w..(y + k - r + 1) * w];
+                o.iter_mut().zip(src).for_each(|(o, &v)| *o = *o + g * v);
             }
-            out[line * across + i * step] = acc;
         }
     }
 }
