@@ -515,6 +515,7 @@ fn ctrl_c_finishes_the_current_step_on_the_cpu() {
         layers: vec![3, 2],
         activations: vec![gpu_nn::nn::model::Activation::Sigmoid],
         loss: gpu_nn::nn::model::Loss::HalfSse,
+        label_smoothing: 0.0,
         reduction: gpu_nn::nn::model::Reduction::Mean,
         input_norm: Default::default(),
         feature_norm: None,

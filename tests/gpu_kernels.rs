@@ -65,6 +65,7 @@ impl Case {
             layers: self.layers.clone(),
             activations: self.activations.clone(),
             loss: self.loss,
+            label_smoothing: 0.0,
             reduction: self.reduction,
             input_norm: self.input_norm,
             feature_norm: None,
@@ -237,7 +238,7 @@ fn accumulated_micro_batches_match_cpu() {
         return;
     }
     for (name, layers) in [("vec4", [8usize, 4]), ("scalar", [7, 5])] {
-        let spec = ModelSpec { layers: layers.to_vec(), activations: vec![Sigmoid], loss: Loss::HalfSse, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
+        let spec = ModelSpec { layers: layers.to_vec(), activations: vec![Sigmoid], loss: Loss::HalfSse, label_smoothing: 0.0, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
         let opt = OptimizerSpec { kind: OptimizerKind::Sgd, lr: 1.0, ..Default::default() };
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let batch = 8192 + 37;
@@ -280,7 +281,7 @@ fn default_backend_matches_cpu() {
     if !have_adapter() {
         return;
     }
-    let spec = ModelSpec { layers: vec![784, 128, 64, 10], activations: vec![Relu, Relu, Softmax], loss: Loss::CrossEntropy, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
+    let spec = ModelSpec { layers: vec![784, 128, 64, 10], activations: vec![Relu, Relu, Softmax], loss: Loss::CrossEntropy, label_smoothing: 0.0, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
     let opt = OptimizerSpec { kind: OptimizerKind::Adam, lr: 1e-6, ..Default::default() };
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let data = Arc::new(dataset(&spec, 100, false, &mut rng));
@@ -304,7 +305,7 @@ fn parameters_and_state_round_trip() {
     if !have_adapter() {
         return;
     }
-    let spec = ModelSpec { layers: vec![3, 5, 2], activations: vec![Tanh, Sigmoid], loss: Loss::HalfSse, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
+    let spec = ModelSpec { layers: vec![3, 5, 2], activations: vec![Tanh, Sigmoid], loss: Loss::HalfSse, label_smoothing: 0.0, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
     let opt = OptimizerSpec { kind: OptimizerKind::Adam, ..Default::default() };
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let p = params(&spec, &mut rng);

@@ -111,7 +111,7 @@ fn batch_loss(cfg: &Config, p: &Params, ds: &Dataset) -> (f64, u64) {
             math::activate_row(act, &z, &mut next);
             a = next;
         }
-        total += math::sample_loss(spec.loss, &z, &a, ds.labels[b]);
+        total += math::sample_loss(spec.loss, spec.label_smoothing, &z, &a, ds.labels[b]);
     }
     (spec.reduction.scale(ds.len()) * total, sig)
 }

@@ -311,7 +311,7 @@ mod tests {
     fn spec(layers: &[usize]) -> ModelSpec {
         let mut activations = vec![Activation::Relu; layers.len() - 2];
         activations.push(Activation::Softmax);
-        ModelSpec { layers: layers.to_vec(), activations, loss: Loss::CrossEntropy, reduction: Reduction::Mean, input_norm: InputNorm::IDENTITY, feature_norm: None, classes: Vec::new() }
+        ModelSpec { layers: layers.to_vec(), activations, loss: Loss::CrossEntropy, label_smoothing: 0.0, reduction: Reduction::Mean, input_norm: InputNorm::IDENTITY, feature_norm: None, classes: Vec::new() }
     }
 
     fn adam() -> OptimizerSpec {
