@@ -17,6 +17,7 @@ use gpu_nn::workbench::step::{random_dataset, random_params, reference_step};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::sync::Arc;
+mod common;
 
 fn spec(layers: &[usize], activations: &[Activation], loss: Loss, reduction: Reduction) -> ModelSpec {
     ModelSpec { layers: layers.to_vec(), activations: activations.to_vec(), loss, label_smoothing: 0.0, reduction, input_norm: Default::default(), feature_norm: None, classes: Vec::new() }
@@ -373,4 +374,23 @@ fn old_configurations_are_unchanged() {
     let back = Config::from_layers(&[serde_json::to_value(&cfg).unwrap()]).unwrap();
     assert_eq!(back, cfg);
     assert_ne!(back.maths_only(), Config::default().maths_only());
+}
+
+/// Through the binary: a negative value as a separate word (as people type it) reaches the
+/// check instead of clap's usage message, and the error is the one line, exit status 2.
+#[test]
+fn the_binary_refuses_bad_values_in_one_line() {
+    for (args, needle) in [
+        (["--label-smoothing", "-0.1"], "--label-smoothing must be a number in [0, 1), got -0.1"),
+        (["--label-smoothing", "1"], "--label-smoothing must be a number in [0, 1), got 1"),
+        (["--clip-norm", "0"], "--clip-norm must be a finite number > 0"),
+        (["--max-norm", "-3"], "--max-norm must be a finite number ≥ 0"),
+    ] {
+        let all: Vec<&str> = ["train", "--backend", "cpu"].into_iter().chain(args).collect();
+        let o = common::gpu_nn(&all);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{all:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{all:?}: one line expected: {err}");
+        assert!(err.starts_with("error:") && err.contains(needle), "{all:?}: {err}");
+    }
 }
