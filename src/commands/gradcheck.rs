@@ -139,8 +139,10 @@ pub fn check(plan: &Plan, o: &GradcheckOptions) -> Result<GradcheckReport> {
     let ds = data.train.subset(&order[..batch], format!("{} (gradcheck batch)", data.train.source));
     let params = cfg.initial_params()?;
 
-    // backpropagated gradients: one traced step of the f64 reference from `params`
-    let mut backend = ReferenceBackend::new(&cfg.model, &cfg.optimizer);
+    // backpropagated gradients: one traced step of the f64 reference from `params`, without
+    // --clip-norm (the trace would show the clipped gradients; clipping belongs to the update)
+    let opt = crate::nn::optim::OptimizerSpec { clip_norm: None, ..cfg.optimizer.clone() };
+    let mut backend = ReferenceBackend::new(&cfg.model, &opt);
     backend.set_params(&params)?;
     backend.attach(Split::Train, Arc::new(ds.clone()))?;
     let trace = backend.trace_step(&(0..batch as u32).collect::<Vec<_>>(), cfg.optimizer.lr)?;
@@ -191,10 +193,11 @@ pub fn check(plan: &Plan, o: &GradcheckOptions) -> Result<GradcheckReport> {
 pub fn print(cfg: &Config, r: &GradcheckReport, o: &GradcheckOptions) {
     let m = &cfg.model;
     println!(
-        "gradcheck {} {}, {} ({}), batch of {} sample(s): f64 backpropagation vs 4th-order central differences, h = {:e}",
+        "gradcheck {} {}, {}{} ({}), batch of {} sample(s): f64 backpropagation vs 4th-order central differences, h = {:e}",
         m.layers.iter().map(|n| n.to_string()).collect::<Vec<_>>().join("-"),
         m.activations.iter().map(|a| a.name()).collect::<Vec<_>>().join("/"),
         m.loss,
+        if m.label_smoothing > 0.0 { format!(" with label smoothing {}", m.label_smoothing) } else { String::new() },
         m.reduction.name(),
         r.batch,
         o.step
