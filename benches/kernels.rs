@@ -51,6 +51,7 @@ fn bench_training(cfg: KernelConfig, train: &Arc<Dataset>) -> anyhow::Result<f64
         layers: vec![784, 128, 64, 10],
         activations: vec![Activation::Relu, Activation::Relu, Activation::Softmax],
         loss: Loss::CrossEntropy,
+        label_smoothing: 0.0,
         reduction: Reduction::Mean,
         input_norm: Default::default(),
         feature_norm: None,

@@ -1,5 +1,5 @@
 // Shared by every kernel (prepended by the crate): activation codes and formulas, the same
-// equations as src/core/math.rs, the per-step uniform and the matmul dimensions.
+// equations as src/nn/math.rs, the per-step uniform and the matmul dimensions.
 
 const ACT_IDENTITY: u32 = 0u;
 const ACT_SIGMOID: u32 = 1u;

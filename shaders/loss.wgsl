@@ -1,6 +1,7 @@
 // Output layer, one thread per sample: softmax (max subtracted), the per-sample loss from the
 // logits (log-sum-exp, softplus), the predicted class, and in training the output delta
-// δ_L = ∂L/∂z_L. Same formulas as math::sample_loss and math::output_delta.
+// δ_L = ∂L/∂z_L. Same formulas as math::sample_loss and math::output_delta (src/nn/math.rs),
+// label smoothing included (math::target).
 
 const LOSS_HALF_SSE: u32 = 0u;
 const LOSS_SSE: u32 = 1u;
@@ -12,6 +13,10 @@ struct LossDims {
     off: u32,     // where the output layer starts in pre/acts/dlt
     act: u32,     // output activation
     loss: u32,
+    smoothing: f32, // label smoothing ε (cross-entropy only; 0 = one-hot targets)
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 // Storage, not uniform: lavapipe would otherwise recompile this kernel at every dispatch with
@@ -25,11 +30,16 @@ struct LossDims {
 @group(0) @binding(6) var<storage, read_write> row_loss: array<f32>;
 @group(0) @binding(7) var<storage, read_write> row_pred: array<u32>;
 
+// math::target: (1−ε)·[k = y] + ε/K, exactly one-hot at ε = 0.
 fn target_value(label: u32, k: u32) -> f32 {
     if (d.n == 1u) {
         return f32(label);
     }
-    return select(0.0, 1.0, k == label);
+    let hot = select(0.0, 1.0, k == label);
+    if (d.smoothing == 0.0) {
+        return hot;
+    }
+    return (1.0 - d.smoothing) * hot + d.smoothing / f32(d.n);
 }
 
 fn softplus(z: f32) -> f32 {

@@ -133,7 +133,7 @@ fn apply_and_f32_reproduce_figure_10b() {
 /// x·(a − y) = 0, must not move.
 #[test]
 fn backend_adam_step_lands_on_figure_10b() {
-    let spec = ModelSpec { layers: vec![1, 10], activations: vec![Activation::Softmax], loss: Loss::CrossEntropy, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
+    let spec = ModelSpec { layers: vec![1, 10], activations: vec![Activation::Softmax], loss: Loss::CrossEntropy, label_smoothing: 0.0, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
     let opt = OptimizerSpec { kind: OptimizerKind::Adam, lr: ALPHA, beta1: B1, beta2: B2, epsilon: EPS, ..Default::default() };
     let mut be = ReferenceBackend::new(&spec, &opt);
     let weights: Vec<f64> = (0..10).map(|k| 0.01 * k as f64 - 0.03).collect();

@@ -55,6 +55,7 @@ fn training_is_bit_identical_on_one_and_two_threads() {
         layers: vec![784, 400, 64, 10],
         activations: vec![Activation::Relu, Activation::Tanh, Activation::Softmax],
         loss: Loss::CrossEntropy,
+        label_smoothing: 0.0,
         reduction: Reduction::Mean,
         input_norm: Default::default(),
         feature_norm: None,

@@ -55,7 +55,7 @@ fn idx_seeds() -> Vec<Vec<u8>> {
 }
 
 fn spec() -> ModelSpec {
-    ModelSpec { layers: vec![3, 4, 2], activations: vec![Activation::Tanh, Activation::Softmax], loss: Loss::CrossEntropy, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() }
+    ModelSpec { layers: vec![3, 4, 2], activations: vec![Activation::Tanh, Activation::Softmax], loss: Loss::CrossEntropy, label_smoothing: 0.0, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() }
 }
 
 fn model_seeds() -> Vec<Vec<u8>> {

@@ -39,6 +39,7 @@ fn classifier(layers: &[usize], activations: &[Activation]) -> ModelSpec {
         layers: layers.to_vec(),
         activations: activations.to_vec(),
         loss: Loss::CrossEntropy,
+        label_smoothing: 0.0,
         reduction: Reduction::Mean,
         input_norm: Default::default(),
         feature_norm: None,
@@ -71,7 +72,7 @@ fn adam_step_reproduces_doc001_figure_10b() {
     // Two inputs x = (1, 0) and W[:, 0] = ln p, W[:, 1] = 0.25, b = 0: the logits are ln p, so
     // softmax gives p (to the 1.9e-8 by which the doc's probabilities miss summing to 1), the
     // bias starts at 0 exactly as in the document, and column 1 has an exactly zero gradient.
-    let spec = ModelSpec { layers: vec![2, 10], activations: vec![Activation::Softmax], loss: Loss::CrossEntropy, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
+    let spec = ModelSpec { layers: vec![2, 10], activations: vec![Activation::Softmax], loss: Loss::CrossEntropy, label_smoothing: 0.0, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
     let opt = OptimizerSpec { kind: OptimizerKind::Adam, lr: 1e-3, ..Default::default() };
     let Some(mut gpu) = gpu_or_skip("adam_step_reproduces_doc001", &spec, &opt, 1, false) else { return };
     let w0: Vec<f64> = probs.iter().flat_map(|p| [p.ln(), 0.25]).collect();

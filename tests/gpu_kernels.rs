@@ -65,6 +65,7 @@ impl Case {
             layers: self.layers.clone(),
             activations: self.activations.clone(),
             loss: self.loss,
+            label_smoothing: 0.0,
             reduction: self.reduction,
             input_norm: self.input_norm,
             feature_norm: None,
@@ -237,7 +238,7 @@ fn accumulated_micro_batches_match_cpu() {
         return;
     }
     for (name, layers) in [("vec4", [8usize, 4]), ("scalar", [7, 5])] {
-        let spec = ModelSpec { layers: layers.to_vec(), activations: vec![Sigmoid], loss: Loss::HalfSse, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
+        let spec = ModelSpec { layers: layers.to_vec(), activations: vec![Sigmoid], loss: Loss::HalfSse, label_smoothing: 0.0, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
         let opt = OptimizerSpec { kind: OptimizerKind::Sgd, lr: 1.0, ..Default::default() };
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let batch = 8192 + 37;
@@ -280,7 +281,7 @@ fn default_backend_matches_cpu() {
     if !have_adapter() {
         return;
     }
-    let spec = ModelSpec { layers: vec![784, 128, 64, 10], activations: vec![Relu, Relu, Softmax], loss: Loss::CrossEntropy, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
+    let spec = ModelSpec { layers: vec![784, 128, 64, 10], activations: vec![Relu, Relu, Softmax], loss: Loss::CrossEntropy, label_smoothing: 0.0, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
     let opt = OptimizerSpec { kind: OptimizerKind::Adam, lr: 1e-6, ..Default::default() };
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let data = Arc::new(dataset(&spec, 100, false, &mut rng));
@@ -298,13 +299,66 @@ fn default_backend_matches_cpu() {
     compare(&format!("seed001 shapes, {:?}", gpu.kernel_config()), &want, &got, TOLERANCE);
 }
 
+/// Label smoothing, AdamW, the max-norm constraint and gradient clipping by global norm (issue
+/// 24), each alone and all together, on shapes that are no multiple of any tile: the GPU's step
+/// against the f64 reference, work buffers (and clipping's sums) poisoned first. Clipping also
+/// on 1.06 M parameters, more vec4s than the partial sums' 1024 workgroups of 256 cover in one
+/// pass (so each thread sums several); smoothing's loss also through an evaluation.
+#[test]
+fn regularisers_match_cpu() {
+    if !have_adapter() {
+        return;
+    }
+    let spec = |layers: &[usize], acts: &[Activation], eps: f64| ModelSpec {
+        layers: layers.to_vec(), activations: acts.to_vec(), loss: Loss::CrossEntropy, label_smoothing: eps,
+        reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new(),
+    };
+    let momentum = OptimizerSpec { kind: OptimizerKind::Momentum, lr: 0.05, ..Default::default() };
+    // Adam's step is ±η wherever a gradient is tiny, whatever its rounding: a small η keeps that
+    // below the tolerance; a large λ makes the decoupled decay (1 − ηλ = 0.99) visible
+    let adamw = OptimizerSpec { kind: OptimizerKind::AdamW, lr: 1e-6, weight_decay: 1e4, ..Default::default() };
+    let odd = [13, 7, 5];
+    let cases = [
+        ("label smoothing", spec(&odd, &[Tanh, Softmax], 0.1), momentum.clone(), 9),
+        ("adamw", spec(&odd, &[Relu, Softmax], 0.0), adamw.clone(), 9),
+        ("max-norm", spec(&odd, &[Tanh, Softmax], 0.0), OptimizerSpec { max_norm: 1.1, ..momentum.clone() }, 9),
+        ("clip-norm", spec(&odd, &[Tanh, Softmax], 0.0), OptimizerSpec { clip_norm: Some(0.05), ..momentum.clone() }, 9),
+        ("clip-norm, several partial sums", spec(&[67, 33, 10], &[Sigmoid, Softmax], 0.0), OptimizerSpec { clip_norm: Some(0.05), ..momentum.clone() }, 33),
+        ("clip-norm, 1.06 M parameters", spec(&[1025, 1031, 3], &[Tanh, Softmax], 0.0), OptimizerSpec { clip_norm: Some(0.01), ..momentum.clone() }, 3),
+        ("max-norm, 65 units", spec(&[36, 65, 10], &[LeakyRelu, Softmax], 0.0), OptimizerSpec { max_norm: 1.15, ..momentum.clone() }, 17),
+        ("all together", spec(&odd, &[Tanh, Softmax], 0.1), OptimizerSpec { max_norm: 1.1, clip_norm: Some(0.05), ..adamw }, 9),
+    ];
+    let gpu = Gpu::new(None, true).unwrap();
+    let (_, config) = configs().into_iter().next().unwrap();
+    for (ci, (name, spec, opt, batch)) in cases.into_iter().enumerate() {
+        spec.validate().unwrap();
+        opt.validate().unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(2400 + ci as u64);
+        let data = Arc::new(dataset(&spec, batch + 7, false, &mut rng));
+        let p = params(&spec, &mut rng);
+        let idx: Vec<u32> = (0..batch).map(|i| ((i * 5 + 3) % (batch + 7)) as u32).collect();
+        let want = reference_step(&spec, &opt, &data, &p, &idx).unwrap();
+        let (got, mut b) = gpu_step(gpu.clone(), config, &spec, &opt, &data, &p, &idx).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        compare(&format!("regulariser case '{name}' ({:?}, batch {batch})", spec.layers), &want, &got, TOLERANCE);
+        if spec.label_smoothing > 0.0 {
+            let mut cpu = ReferenceBackend::new(&spec, &opt);
+            cpu.set_params(&p).unwrap();
+            cpu.attach(Split::Train, data.clone()).unwrap();
+            b.set_params(&p).unwrap();
+            let (c, g) = (cpu.evaluate(Split::Train).unwrap(), b.evaluate(Split::Train).unwrap());
+            assert!((c.loss_sum - g.loss_sum).abs() <= 1e-5 * c.loss_sum, "{name}: evaluated loss gpu {} vs cpu {}", g.loss_sum, c.loss_sum);
+            assert_eq!(c.predictions, g.predictions, "{name}");
+        }
+    }
+}
+
 /// Parameters and optimiser state go in and out per tensor, around the alignment gaps.
 #[test]
 fn parameters_and_state_round_trip() {
     if !have_adapter() {
         return;
     }
-    let spec = ModelSpec { layers: vec![3, 5, 2], activations: vec![Tanh, Sigmoid], loss: Loss::HalfSse, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
+    let spec = ModelSpec { layers: vec![3, 5, 2], activations: vec![Tanh, Sigmoid], loss: Loss::HalfSse, label_smoothing: 0.0, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
     let opt = OptimizerSpec { kind: OptimizerKind::Adam, ..Default::default() };
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let p = params(&spec, &mut rng);

@@ -75,7 +75,9 @@ fn batch_loss(spec: &ModelSpec, p: &Params, x: &[f64], labels: &[u8]) -> f64 {
     let mut total = 0.0;
     for (r, &y) in labels.iter().enumerate() {
         let a = &out[r * n..(r + 1) * n];
-        let t = |k: usize| if n == 1 { y as f64 } else if k == y as usize { 1.0 } else { 0.0 };
+        // label smoothing (cross-entropy): (1−ε)·one-hot + ε/K, PyTorch's definition
+        let eps = spec.label_smoothing;
+        let t = |k: usize| if n == 1 { y as f64 } else { (1.0 - eps) * if k == y as usize { 1.0 } else { 0.0 } + eps / n as f64 };
         total += (0..n)
             .map(|k| match spec.loss {
                 Loss::HalfSse => 0.5 * (t(k) - a[k]).powi(2),
@@ -169,7 +171,7 @@ fn all_specs() -> Vec<ModelSpec> {
     for h in hidden {
         for &(out, loss, n_out) in &outputs {
             for reduction in [Reduction::Mean, Reduction::Sum] {
-                let spec = ModelSpec { layers: vec![INPUTS, HIDDEN, n_out], activations: vec![h, out], loss, reduction, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
+                let spec = ModelSpec { layers: vec![INPUTS, HIDDEN, n_out], activations: vec![h, out], loss, label_smoothing: 0.0, reduction, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
                 spec.validate().expect("every listed pair is a valid model");
                 specs.push(spec);
             }
@@ -252,6 +254,52 @@ fn backprop_matches_finite_differences_for_every_pair() {
     eprintln!("largest relative error: {:e} ({})", worst.0, worst.1);
 }
 
+/// Label smoothing: backprop of −Σ t_k ln softmax_k with t = (1−ε)·one-hot + ε/K against finite
+/// differences of the loss as defined above, for several ε, hidden activations and both
+/// reductions; the evaluated loss is the smoothed loss too. f64 to 1e-6, f32 to 1e-4.
+#[test]
+fn label_smoothing_backprop_matches_finite_differences() {
+    use Activation::*;
+    let mut n = 0u64;
+    for eps in [0.05, 0.1, 0.3, 0.9] {
+        for h in [Tanh, Relu, Sigmoid] {
+            for reduction in [Reduction::Mean, Reduction::Sum] {
+                n += 1;
+                let spec = ModelSpec { layers: vec![INPUTS, HIDDEN, 3], activations: vec![h, Softmax], loss: Loss::CrossEntropy, label_smoothing: eps, reduction, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
+                spec.validate().unwrap();
+                let what = format!("ε = {eps}, {}", describe(&spec));
+                let pb = (0..200u64).find_map(|k| draw(&spec, 77_000 + 1000 * n + k)).unwrap_or_else(|| panic!("{what}: no usable random draw"));
+                // the smoothed loss differs from the plain one: the check cannot pass by ignoring ε
+                let plain = ModelSpec { label_smoothing: 0.0, ..spec.clone() };
+                assert!((batch_loss(&plain, &pb.params, &pb.x, &pb.labels) - batch_loss(&spec, &pb.params, &pb.x, &pb.labels)).abs() > 1e-3, "{what}");
+                let opt = OptimizerSpec { kind: OptimizerKind::Sgd, lr: 0.25, ..Default::default() };
+                let ds = || Arc::new(Dataset { source: "random".into(), pixels: Pixels::F64(pb.x.clone()), sample_len: INPUTS, labels: pb.labels.clone(), num_classes: 3 });
+                let grads = |t: &gpu_nn::nn::backend::StepTrace| -> Vec<f64> {
+                    (0..spec.num_layers()).flat_map(|l| [format!("layers.{l}.weight.grad"), format!("layers.{l}.bias.grad")]).flat_map(|n| t.get(&n).to_vec()).collect()
+                };
+                let mut be = ReferenceBackend::new(&spec, &opt);
+                be.set_params(&pb.params).unwrap();
+                be.attach(Split::Train, ds()).unwrap();
+                let ev = be.evaluate(Split::Train).unwrap();
+                let want = batch_loss(&ModelSpec { reduction: Reduction::Sum, ..spec.clone() }, &pb.params, &pb.x, &pb.labels);
+                assert!(((ev.loss_sum - want) / want).abs() < 1e-12, "{what}: evaluate loss {} vs smoothed loss {want}", ev.loss_sum);
+                let g64 = grads(&be.trace_step(&[0, 1, 2], 0.25).unwrap());
+                let mut fast = FastBackend::new(&spec, &opt);
+                fast.set_params(&pb.params).unwrap();
+                fast.attach(Split::Train, ds()).unwrap();
+                let g32 = grads(&fast.trace_step(&[0, 1, 2], 0.25).unwrap());
+                assert_eq!(g64.len(), pb.numeric.len());
+                for (i, ((&a, &b), &num)) in g64.iter().zip(&g32).zip(&pb.numeric).enumerate() {
+                    let rel = (a - num).abs() / a.abs().max(num.abs()).max(1e-5);
+                    assert!(rel < 1e-6, "{what}: parameter {i}: backprop {a:e} vs finite difference {num:e} (rel {rel:e})");
+                    let rel32 = (b - num).abs() / num.abs().max(1e-3);
+                    assert!(rel32 < 1e-4, "{what}: f32 parameter {i}: {b:e} vs finite difference {num:e}");
+                }
+            }
+        }
+    }
+}
+
 // ---- numerical stability at large |z| --------------------------------------------------------
 
 #[test]
@@ -291,26 +339,26 @@ fn cross_entropies_are_finite_from_saturated_logits() {
     let z = [1000.0f64, 0.0];
     let mut a = [0.0; 2];
     math::softmax_row(&z, &mut a);
-    assert_eq!(math::sample_loss(Loss::CrossEntropy, &z, &a, 0), 0.0);
-    assert_eq!(math::sample_loss(Loss::CrossEntropy, &z, &a, 1), 1000.0);
+    assert_eq!(math::sample_loss(Loss::CrossEntropy, 0.0, &z, &a, 0), 0.0);
+    assert_eq!(math::sample_loss(Loss::CrossEntropy, 0.0, &z, &a, 1), 1000.0);
     let z32 = [1000.0f32, 0.0];
     let mut a32 = [0.0f32; 2];
     math::softmax_row(&z32, &mut a32);
-    assert_eq!(math::sample_loss(Loss::CrossEntropy, &z32, &a32, 1), 1000.0f32);
+    assert_eq!(math::sample_loss(Loss::CrossEntropy, 0.0, &z32, &a32, 1), 1000.0f32);
 
     // sigmoid + BCE: −[t ln σ(z) + (1−t) ln(1−σ(z))] = ln(1 + e^z) − t·z
     for (z, t, want) in [(100.0f64, 0u8, 100.0), (-100.0, 1, 100.0), (100.0, 1, (-100.0f64).exp()), (-100.0, 0, (-100.0f64).exp())] {
         let a = [math::sigmoid(z)];
-        let got = math::sample_loss(Loss::BinaryCrossEntropy, &[z], &a, t);
+        let got = math::sample_loss(Loss::BinaryCrossEntropy, 0.0, &[z], &a, t);
         assert!(got.is_finite() && got >= 0.0, "BCE(z={z}, t={t}) = {got}");
         // ln(1 + e^-100) ≈ 3.7e-44 may be resolved or rounded to 0 (absolute error 3.7e-44)
         let tol = if want > 1.0 { 1e-12 * want } else { 1e-43 };
         assert!((got - want).abs() <= tol, "BCE(z={z}, t={t}) = {got:e}, expected {want:e}");
         let mut d = [0.0];
-        math::output_delta(Loss::BinaryCrossEntropy, Activation::Sigmoid, &[z], &a, t, &mut d);
+        math::output_delta(Loss::BinaryCrossEntropy, 0.0, Activation::Sigmoid, &[z], &a, t, &mut d);
         assert!(d[0].is_finite() && (d[0] - (a[0] - t as f64)).abs() == 0.0);
     }
-    let got = math::sample_loss(Loss::BinaryCrossEntropy, &[100.0f32], &[math::sigmoid(100.0f32)], 0);
+    let got = math::sample_loss(Loss::BinaryCrossEntropy, 0.0, &[100.0f32], &[math::sigmoid(100.0f32)], 0);
     assert_eq!(got, 100.0f32);
 }
 
@@ -321,14 +369,14 @@ fn saturated_model_evaluates_to_finite_loss() {
     let opt = OptimizerSpec::default();
     let ds = |labels: Vec<u8>, classes| Arc::new(Dataset { source: "x=1".into(), pixels: Pixels::F64(vec![1.0; labels.len()]), sample_len: 1, labels, num_classes: classes });
 
-    let bce = ModelSpec { layers: vec![1, 1], activations: vec![Activation::Sigmoid], loss: Loss::BinaryCrossEntropy, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
+    let bce = ModelSpec { layers: vec![1, 1], activations: vec![Activation::Sigmoid], loss: Loss::BinaryCrossEntropy, label_smoothing: 0.0, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
     let mut be = ReferenceBackend::new(&bce, &opt);
     be.set_params(&Params { layers: vec![LayerParams { weight: vec![1000.0], bias: vec![0.0] }] }).unwrap();
     be.attach(Split::Test, ds(vec![0, 1], 2)).unwrap();
     let r = be.evaluate(Split::Test).unwrap();
     assert_eq!((r.loss_sum, r.correct), (1000.0, 1), "z = 1000: label 0 costs 1000, label 1 costs ~0");
 
-    let ce = ModelSpec { layers: vec![1, 2], activations: vec![Activation::Softmax], loss: Loss::CrossEntropy, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
+    let ce = ModelSpec { layers: vec![1, 2], activations: vec![Activation::Softmax], loss: Loss::CrossEntropy, label_smoothing: 0.0, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
     let mut be = ReferenceBackend::new(&ce, &opt);
     be.set_params(&Params { layers: vec![LayerParams { weight: vec![1000.0, 0.0], bias: vec![0.0, 0.0] }] }).unwrap();
     be.attach(Split::Test, ds(vec![1, 0], 2)).unwrap();

@@ -25,7 +25,7 @@ fn bytes(pixels: Vec<u8>, len: usize) -> Dataset {
 #[test]
 fn the_reference_feeds_the_normalised_pixels() {
     let norm = InputNorm { mean: 0.1307, std: 0.3081 };
-    let spec = ModelSpec { layers: vec![3, 2], activations: vec![Activation::Identity], loss: Loss::HalfSse, reduction: Reduction::Mean, input_norm: norm, feature_norm: None, classes: Vec::new() };
+    let spec = ModelSpec { layers: vec![3, 2], activations: vec![Activation::Identity], loss: Loss::HalfSse, label_smoothing: 0.0, reduction: Reduction::Mean, input_norm: norm, feature_norm: None, classes: Vec::new() };
     spec.validate().unwrap();
     let px = [0u8, 51, 255, 200, 7, 128];
     let w = [0.5, -1.25, 2.0, 0.75, 0.1, -0.3];

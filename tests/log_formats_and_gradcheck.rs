@@ -139,3 +139,19 @@ fn gradcheck_passes_with_dropout_masks_and_augmented_pictures_held_fixed() {
     assert!(out.contains("dropout masks of the first step held fixed"), "{out}");
     assert_eq!(out.lines().filter(|l| l.starts_with("layer ")).count(), 3, "{out}");
 }
+
+/// `gpu-nn gradcheck` with label smoothing checks the smoothed loss's gradient (and says so);
+/// `--clip-norm` does not bend the gradients it checks (clipping belongs to the update), even
+/// with a C far below their norm.
+#[test]
+fn gradcheck_passes_with_label_smoothing_and_clipping() {
+    let Some(data) = common::mnist_dir_or_skip("gradcheck_passes_with_label_smoothing_and_clipping") else { return };
+    let o = gpu_nn(&[
+        "gradcheck", "--preset", "seed001", "--layers", "784,24,10", "--activation", "tanh,softmax",
+        "--label-smoothing", "0.2", "--clip-norm", "1e-4", "--batch", "8", "--samples", "6", "--data", s(&data),
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("784-24-10 tanh/softmax, cross_entropy with label smoothing 0.2 (mean), batch of 8"), "{out}");
+    assert!(out.contains("gradcheck passed"), "{out}");
+}

@@ -21,7 +21,7 @@ fn test_set(dir: &std::path::Path) -> Dataset {
 
 /// 784-10 softmax model with zero weights and bias 1 on class c: every image is classified c.
 fn constant_model(c: usize) -> (ModelSpec, Params) {
-    let spec = ModelSpec { layers: vec![784, 10], activations: vec![Activation::Softmax], loss: Loss::CrossEntropy, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
+    let spec = ModelSpec { layers: vec![784, 10], activations: vec![Activation::Softmax], loss: Loss::CrossEntropy, label_smoothing: 0.0, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
     let mut bias = vec![0.0; 10];
     bias[c] = 1.0;
     (spec, Params { layers: vec![LayerParams { weight: vec![0.0; 7840], bias }] })

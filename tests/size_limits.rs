@@ -87,6 +87,7 @@ fn a_picture_past_the_pixel_limit_is_refused_before_it_is_decoded() {
         layers: vec![784, 10],
         activations: vec![gpu_nn::nn::model::Activation::Softmax],
         loss: gpu_nn::nn::model::Loss::CrossEntropy,
+        label_smoothing: 0.0,
         reduction: gpu_nn::nn::model::Reduction::Mean,
         input_norm: Default::default(),
         feature_norm: None,

@@ -112,6 +112,10 @@ pub struct ConfigArgs {
     /// Batch reduction of gradients: mean or sum.
     #[arg(long)]
     pub reduction: Option<String>,
+    /// Label smoothing ε in [0, 1) for cross_entropy: targets (1−ε)·one-hot + ε/classes; the
+    /// reported loss (training and evaluation) is the smoothed one, as PyTorch's.
+    #[arg(long, value_name = "EPS", allow_negative_numbers = true)]
+    pub label_smoothing: Option<f64>,
     /// glorot_uniform, he_uniform, lecun_normal, normal:SIGMA, uniform:BOUND or explicit.
     #[arg(long)]
     pub init: Option<String>,
@@ -119,7 +123,7 @@ pub struct ConfigArgs {
     #[arg(long)]
     pub init_from: Option<PathBuf>,
 
-    /// sgd, momentum, nesterov or adam.
+    /// sgd, momentum, nesterov, adam or adamw (Adam with decoupled --weight-decay).
     #[arg(long)]
     pub optimizer: Option<String>,
     /// Learning rate; `gpu-nn sweep` takes a comma-separated list (other commands one value).
@@ -143,8 +147,16 @@ pub struct ConfigArgs {
     pub beta2: Option<f64>,
     #[arg(long, allow_negative_numbers = true)]
     pub epsilon: Option<f64>,
+    /// L2 penalty added to the gradient; with adamw the decoupled decay w ← w·(1 − lr·λ).
     #[arg(long, allow_negative_numbers = true)]
     pub weight_decay: Option<f64>,
+    /// Max-norm constraint: after each update, scale every unit's incoming weights back to
+    /// Euclidean norm C where longer (0: off).
+    #[arg(long, value_name = "C", allow_negative_numbers = true)]
+    pub max_norm: Option<f64>,
+    /// Clip the gradients by their global norm before each update: g·min(1, C/(‖g‖ + 1e-6)).
+    #[arg(long, value_name = "C", allow_negative_numbers = true)]
+    pub clip_norm: Option<f64>,
 
     /// Samples per step, or 'full' for full-batch gradient descent; `gpu-nn sweep` takes a
     /// comma-separated list (other commands one value).
@@ -271,6 +283,12 @@ impl ConfigArgs {
         if let Some(l) = &self.net.loss {
             set(&["model", "loss"], parse::<crate::nn::model::Loss>(l)?);
         }
+        if let Some(e) = self.label_smoothing {
+            if !e.is_finite() {
+                bail!("--label-smoothing must be a finite number in [0, 1), got {e}");
+            }
+            set(&["model", "label_smoothing"], json!(e));
+        }
         if let Some(r) = &self.reduction {
             set(&["model", "reduction"], parse::<crate::nn::model::Reduction>(r)?);
         }
@@ -291,6 +309,8 @@ impl ConfigArgs {
             ("beta2", self.beta2),
             ("epsilon", self.epsilon),
             ("weight_decay", self.weight_decay),
+            ("max_norm", self.max_norm),
+            ("clip_norm", self.clip_norm),
         ] {
             if let Some(x) = val {
                 if !x.is_finite() {

@@ -123,7 +123,7 @@ fn batch_loss(cfg: &Config, p: &Params, ds: &Dataset, plan: &Plan) -> (f64, u64)
             math::activate_row(act, &z, &mut next);
             a = next;
         }
-        total += math::sample_loss(spec.loss, &z, &a, ds.labels[b]);
+        total += math::sample_loss(spec.loss, spec.label_smoothing, &z, &a, ds.labels[b]);
     }
     (spec.reduction.scale(ds.len()) * total, sig)
 }
@@ -151,8 +151,10 @@ pub fn check(plan: &Plan, o: &GradcheckOptions) -> Result<GradcheckReport> {
     let ds = data.train.subset(&order[..batch], format!("{} (gradcheck batch)", data.train.source));
     let params = cfg.initial_params()?;
 
-    // backpropagated gradients: one traced step of the f64 reference from `params`
-    let mut backend = ReferenceBackend::new(&cfg.model, &cfg.optimizer);
+    // backpropagated gradients: one traced step of the f64 reference from `params`, without
+    // --clip-norm (the trace would show the clipped gradients; clipping belongs to the update)
+    let opt = crate::nn::optim::OptimizerSpec { clip_norm: None, ..cfg.optimizer.clone() };
+    let mut backend = ReferenceBackend::new(&cfg.model, &opt);
     backend.set_params(&params)?;
     backend.set_dropout(plan.dropout())?;
     backend.set_augment(plan.augment())?;
@@ -205,10 +207,11 @@ pub fn check(plan: &Plan, o: &GradcheckOptions) -> Result<GradcheckReport> {
 pub fn print(cfg: &Config, r: &GradcheckReport, o: &GradcheckOptions) {
     let m = &cfg.model;
     println!(
-        "gradcheck {} {}, {} ({}), batch of {} sample(s): f64 backpropagation vs 4th-order central differences, h = {:e}",
+        "gradcheck {} {}, {}{} ({}), batch of {} sample(s): f64 backpropagation vs 4th-order central differences, h = {:e}",
         m.layers.iter().map(|n| n.to_string()).collect::<Vec<_>>().join("-"),
         m.activations.iter().map(|a| a.name()).collect::<Vec<_>>().join("/"),
         m.loss,
+        if m.label_smoothing > 0.0 { format!(" with label smoothing {}", m.label_smoothing) } else { String::new() },
         m.reduction.name(),
         r.batch,
         o.step

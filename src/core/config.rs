@@ -227,6 +227,7 @@ impl Default for Config {
                 layers: vec![784, 128, 64, 10],
                 activations: vec![Activation::Relu, Activation::Relu, Activation::Softmax],
                 loss: Loss::CrossEntropy,
+                label_smoothing: 0.0,
                 reduction: Reduction::Mean,
                 input_norm: Default::default(),
                 feature_norm: None,

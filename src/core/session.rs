@@ -347,7 +347,7 @@ impl Session {
         t.samples
             .iter()
             .enumerate()
-            .map(|(r, &i)| math::sample_loss(spec.loss, &z[r * out..(r + 1) * out], &a[r * out..(r + 1) * out], self.plan.data().train.labels[i as usize]))
+            .map(|(r, &i)| math::sample_loss(spec.loss, spec.label_smoothing, &z[r * out..(r + 1) * out], &a[r * out..(r + 1) * out], self.plan.data().train.labels[i as usize]))
             .collect()
     }
 

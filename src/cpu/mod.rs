@@ -15,7 +15,8 @@
 //!   output    δ_L = ∂L/∂Z_L                                   (math::output_delta)
 //!   backward  ∂W_l = s·δ_lᵀ·A_{l−1},   ∂b_l = s·Σ_b δ_l,   δ_{l−1} = (δ_l·W_l) ⊙ f'_{l−1}(Z_{l−1})
 //!   update    the optimiser rule on every tensor               (optim::apply)
-//! with s the batch reduction (1/B for mean, 1 for sum).
+//! with s the batch reduction (1/B for mean, 1 for sum); the update optionally clips the
+//! gradients by their global norm before and applies the max-norm constraint after.
 
 use crate::nn::backend::{Backend, EvalResult, Split, StepStats, StepTrace, check_attach, check_optimizer_state};
 use crate::nn::augment::Augment;
@@ -212,7 +213,7 @@ impl<T: Real> CpuBackend<T> {
         let mut preds = predictions;
         for (r, &y) in labels.iter().enumerate() {
             let s = r * n..(r + 1) * n;
-            loss += math::sample_loss(self.spec.loss, &self.z[last][s.clone()], &self.a[last][s.clone()], y).f64();
+            loss += math::sample_loss(self.spec.loss, self.spec.label_smoothing, &self.z[last][s.clone()], &self.a[last][s.clone()], y).f64();
             let p = math::predict(&self.a[last][s]);
             correct += (p == y) as u64;
             if let Some(v) = preds.as_deref_mut() {
@@ -231,7 +232,7 @@ impl<T: Real> CpuBackend<T> {
         let out_act = self.spec.output_activation();
         for (r, &y) in labels.iter().enumerate() {
             let s = r * n..(r + 1) * n;
-            math::output_delta(self.spec.loss, out_act, &self.z[last][s.clone()], &self.a[last][s.clone()], y, &mut self.delta[last][s]);
+            math::output_delta(self.spec.loss, self.spec.label_smoothing, out_act, &self.z[last][s.clone()], &self.a[last][s.clone()], y, &mut self.delta[last][s]);
         }
         let scale = T::of(self.spec.reduction.scale(rows));
         for l in (1..=last).rev() {
@@ -258,11 +259,23 @@ impl<T: Real> CpuBackend<T> {
         }
     }
 
-    /// One optimiser update of every tensor with the current gradients.
     /// One optimiser update of every tensor with the current gradients; a large tensor is
     /// updated in pieces on the backend's threads (element by element, so the same result).
+    /// Around it: clipping by global norm first (the gradients are scaled in place, as
+    /// `clip_grad_norm_` leaves them, so a trace shows the clipped ones), the max-norm
+    /// constraint last (whole rows, so after every piece is done).
     fn update(&mut self, lr: f64) {
         self.step += 1;
+        if let Some(c) = self.opt.clip_norm {
+            let sum_sq = optim::sum_of_squares(self.grads.layers.iter().flat_map(|g| [&g.weight[..], &g.bias[..]]));
+            let scale = optim::clip_scale(c, sum_sq);
+            if scale < 1.0 {
+                let f = T::of(scale);
+                for g in &mut self.grads.layers {
+                    g.weight.iter_mut().chain(g.bias.iter_mut()).for_each(|x| *x = *x * f);
+                }
+            }
+        }
         let (opt, t, threads) = (&self.opt, self.step, self.threads);
         for ((p, g), st) in self.params.layers.iter_mut().zip(&self.grads.layers).zip(&mut self.state) {
             let [sw, sb] = st;
@@ -272,6 +285,11 @@ impl<T: Real> CpuBackend<T> {
                 } else {
                     optim::apply(opt, lr, t, w, g, s);
                 }
+            }
+        }
+        if self.opt.max_norm > 0.0 {
+            for (i, p) in self.params.layers.iter_mut().enumerate() {
+                optim::max_norm_rows(&mut p.weight, self.spec.layer_dims(i).0, T::of(self.opt.max_norm));
             }
         }
     }

@@ -138,7 +138,7 @@ mod tests {
         use crate::nn::model::{Loss, Reduction};
         let layers = vec![784, 128, 64, 10];
         let activations = ModelSpec::default_activations(&layers, Loss::CrossEntropy);
-        let spec = ModelSpec { layers, activations, loss: Loss::CrossEntropy, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
+        let spec = ModelSpec { layers, activations, loss: Loss::CrossEntropy, label_smoothing: 0.0, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
         let p = step_products(&spec, 64);
         let roles: Vec<(usize, Role)> = p.iter().map(|p| (p.layer, p.role)).collect();
         use Role::*;

@@ -8,7 +8,7 @@
 use super::context::Gpu;
 use super::augment::AugmentPass;
 use super::dropout::DropoutPass;
-use super::kernels::{Kernels, bind};
+use super::kernels::{CLIP_FLOATS, Kernels, bind};
 use super::layout::{Layout, MAX_ENTRIES};
 use super::matmul::{KernelConfig, Matmul};
 use crate::nn::model::ModelSpec;
@@ -33,7 +33,10 @@ pub(super) struct Device {
     pub(super) batch_labels: wgpu::Buffer,
     pub(super) dims: wgpu::Buffer,
     pub(super) steps: wgpu::Buffer,
+    /// Gradient clipping's scale, norm and partial sums (`kernels::CLIP_FLOATS`).
+    pub(super) clip: wgpu::Buffer,
     pub(super) matmul_bg: wgpu::BindGroup,
+    /// The update and the kernels around it (clipping, max-norm): one layout, one bind group.
     pub(super) update_bg: wgpu::BindGroup,
     /// Dropout's kernels, where the run has dropout (`GpuBackend::set_dropout`).
     pub(super) dropout: Option<DropoutPass>,
@@ -86,7 +89,12 @@ impl Device {
             mapped_at_creation: false,
         });
         let matmul_bg = bind(&gpu, &k.scalar[Matmul::Forward as usize].kernel, &dims, &steps, &[&acts, &pre, &dlt, &params, &grads]);
-        let update_bg = bind(&gpu, &k.update, &dims, &steps, &[&params, &grads, &state]);
+        let clip = storage(&gpu, "gradient clipping", 4 * CLIP_FLOATS);
+        // `Layout::weight_rows`' table, for the max-norm constraint (static; the bind group keeps it)
+        let (table, _) = layout.weight_rows();
+        let weight_rows = storage(&gpu, "weight rows", 4 * table.len());
+        gpu.queue.write_buffer(&weight_rows, 0, bytemuck::cast_slice(&table));
+        let update_bg = bind(&gpu, &k.update, &dims, &steps, &[&params, &grads, &state, &clip, &weight_rows]);
         Ok(Device {
             gpu,
             k,
@@ -103,6 +111,7 @@ impl Device {
             batch_labels,
             dims,
             steps,
+            clip,
             matmul_bg,
             update_bg,
             dropout: None,

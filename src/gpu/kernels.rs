@@ -70,6 +70,9 @@ pub struct LossDims {
     pub off: u32,
     pub act: u32,
     pub loss: u32,
+    /// Label smoothing ε (`ModelSpec::label_smoothing`).
+    pub smoothing: f32,
+    pub _pad: [u32; 3],
 }
 
 /// `DropoutDims` in dropout.wgsl.
@@ -116,8 +119,25 @@ pub struct OptimDims {
     pub weight_decay: f32,
     pub one_minus_beta1: f32,
     pub one_minus_beta2: f32,
-    pub _pad: [u32; 2],
+    /// Global-norm clipping threshold C (0 = off): the update reads the scale `clip_finish` wrote.
+    pub clip_norm: f32,
+    /// Max-norm constraint c (0 = off): `max_norm` runs after the update.
+    pub max_norm: f32,
 }
+
+/// The storage bindings of optimizer.wgsl's kernels (true = read-only): params, grads (the
+/// update writes the clipped gradients back), state, clip, weight rows.
+const OPT_STORAGE: [bool; 5] = [false, false, false, false, true];
+
+/// Workgroups of `clip_partials` for `count` parameters (a multiple of 4): one per 256 vec4s,
+/// at most `CLIP_PARTS_MAX`; `clip_parts` in optimizer.wgsl computes the same.
+pub fn clip_parts(count: usize) -> usize {
+    (count / 4).div_ceil(256).clamp(1, CLIP_PARTS_MAX)
+}
+/// Mirrors `CLIP_PARTS_MAX` in optimizer.wgsl.
+pub const CLIP_PARTS_MAX: usize = 1024;
+/// Floats of the clip buffer: the scale, the norm, two spare, then the partial sums.
+pub const CLIP_FLOATS: usize = 4 + CLIP_PARTS_MAX;
 
 /// A compute pipeline and the layout of its bind group.
 pub struct Kernel {
@@ -237,6 +257,11 @@ pub struct Kernels {
     pub vec4: Option<[MatmulKernel; 3]>,
     pub output_layer: Kernel,
     pub update: Kernel,
+    /// Gradient clipping by global norm: per-block partial sums of g², then their sum and the scale.
+    pub clip_partials: Kernel,
+    pub clip_finish: Kernel,
+    /// The max-norm constraint on every weight row.
+    pub max_norm: Kernel,
     pub config: KernelConfig,
 }
 
@@ -246,6 +271,7 @@ impl Kernels {
             bail!("kernel configuration {} {why}", config.name().map_or("(custom)", |n| n.as_str()));
         }
         let mm = std::mem::size_of::<MatmulDims>() as u64;
+        let opt = std::mem::size_of::<OptimDims>() as u64;
         // matmul bindings: acts, pre, dlt, params (read), grads
         let mm_storage = [false, false, false, true, false];
         // the three products of one variant, from their generated sources
@@ -272,8 +298,12 @@ impl Kernels {
             gather: kernel(gpu, GATHER, "gather", std::mem::size_of::<GatherDims>() as u64, &[true, true, true, false, false], ParamBlocks::Uniform)?,
             // pre, acts, dlt, batch_labels (read), row_loss, row_pred
             output_layer: kernel(gpu, LOSS, "output_layer", std::mem::size_of::<LossDims>() as u64, &[false, false, false, true, false, false], ParamBlocks::Storage)?,
-            // params, grads (read), state
-            update: kernel(gpu, OPTIMIZER, "update", std::mem::size_of::<OptimDims>() as u64, &[false, true, false], ParamBlocks::Uniform)?,
+            // params, grads, state, clip (scale, norm, partial sums), weight rows (read): one
+            // layout for the four entry points of optimizer.wgsl, so one bind group serves them
+            update: kernel(gpu, OPTIMIZER, "update", opt, &OPT_STORAGE, ParamBlocks::Uniform)?,
+            clip_partials: kernel(gpu, OPTIMIZER, "clip_partials", opt, &OPT_STORAGE, ParamBlocks::Uniform)?,
+            clip_finish: kernel(gpu, OPTIMIZER, "clip_finish", opt, &OPT_STORAGE, ParamBlocks::Uniform)?,
+            max_norm: kernel(gpu, OPTIMIZER, "max_norm", opt, &OPT_STORAGE, ParamBlocks::Uniform)?,
         })
     }
 }

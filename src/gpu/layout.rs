@@ -224,6 +224,7 @@ impl Layout {
         write(self.loss_slot(), bytemuck::bytes_of(&LossDims {
             n: s.output_size() as u32, off: self.layer_off[last] as u32,
             act: s.output_activation().code(), loss: s.loss.code(),
+            smoothing: s.label_smoothing as f32, _pad: [0; 3],
         }));
         write(self.opt_slot(), bytemuck::bytes_of(&OptimDims {
             count: self.param_len as u32,
@@ -235,8 +236,21 @@ impl Layout {
             weight_decay: o.weight_decay as f32,
             one_minus_beta1: (1.0 - o.beta1) as f32,
             one_minus_beta2: (1.0 - o.beta2) as f32,
-            _pad: [0; 2],
+            clip_norm: o.clip_norm.unwrap_or(0.0) as f32,
+            max_norm: o.max_norm as f32,
         }));
+    }
+
+    /// The table `max_norm` in optimizer.wgsl reads: per weight layer (weight offset, inputs,
+    /// first row, rows), the rows (units) numbered across layers; and the rows in all.
+    pub fn weight_rows(&self) -> (Vec<u32>, usize) {
+        let mut table = Vec::new();
+        let mut first = 0;
+        for (&(w, _), &(n_in, n_out)) in self.param_off.iter().zip(&self.shapes) {
+            table.extend([w as u32, n_in as u32, first as u32, n_out as u32]);
+            first += n_out;
+        }
+        (table, first)
     }
 
     /// `params` as the params buffer holds them: each tensor at its aligned offset, zeros in
@@ -311,7 +325,7 @@ mod tests {
     fn spec(layers: &[usize]) -> ModelSpec {
         let mut activations = vec![Activation::Relu; layers.len() - 2];
         activations.push(Activation::Softmax);
-        ModelSpec { layers: layers.to_vec(), activations, loss: Loss::CrossEntropy, reduction: Reduction::Mean, input_norm: InputNorm::IDENTITY, feature_norm: None, classes: Vec::new() }
+        ModelSpec { layers: layers.to_vec(), activations, loss: Loss::CrossEntropy, label_smoothing: 0.0, reduction: Reduction::Mean, input_norm: InputNorm::IDENTITY, feature_norm: None, classes: Vec::new() }
     }
 
     fn adam() -> OptimizerSpec {
@@ -405,6 +419,21 @@ mod tests {
         assert_eq!((fwd.n, fwd.k, fwd.a_off, fwd.c_off, fwd.b_off, fwd.bias_off), (5, 6, 0, l.layer_off(1) as u32, 0, l.param_off(0).1 as u32));
         let opt: OptimDims = bytemuck::pod_read_unaligned(&written[9].1);
         assert_eq!((opt.count, opt.kind), (l.param_len() as u32, OptimizerKind::Adam.code()));
+    }
+
+    /// The max-norm kernel's table: every layer's weight offset, inputs, first row and rows,
+    /// the rows numbered across layers; the clipping and max-norm values reach the dims.
+    #[test]
+    fn weight_rows_and_regulariser_dims() {
+        let s = spec(&[6, 5, 4, 3]);
+        let o = OptimizerSpec { kind: OptimizerKind::AdamW, max_norm: 2.5, clip_norm: Some(0.75), ..Default::default() };
+        let l = Layout::new(&s, &o, 8, &wgpu::Limits::default()).unwrap();
+        let (w0, w1, w2) = (l.param_off(0).0 as u32, l.param_off(1).0 as u32, l.param_off(2).0 as u32);
+        assert_eq!(l.weight_rows(), (vec![w0, 6, 0, 5, w1, 5, 5, 4, w2, 4, 9, 3], 12));
+        let mut opt = None;
+        l.static_dims(&s, &o, |slot, bytes| if slot == l.opt_slot() { opt = Some(bytemuck::pod_read_unaligned::<OptimDims>(bytes)) });
+        let opt = opt.unwrap();
+        assert_eq!((opt.kind, opt.max_norm, opt.clip_norm), (4, 2.5, 0.75));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use super::device::{Device, map_read_timed, storage};
 use super::instrument::{Counters, DispatchTiming, PassTimer, TIMER_BYTES, time_dispatches};
-use super::kernels::{StepUniform, bind};
+use super::kernels::{StepUniform, bind, clip_parts};
 use super::dropout::Direction;
 use super::matmul::Matmul;
 use super::layout::MAX_ENTRIES;
@@ -300,17 +300,36 @@ impl Scheduler {
                 }
             }
             if m.update {
-                pass.set_pipeline(&dev.k.update.pipeline);
-                pass.set_bind_group(0, &dev.update_bg, &[dev.layout.opt_slot() as u32 * a, eoff]);
-                // one thread per vec4 of parameters (param_len is a multiple of 4)
-                let (gx, gy) = grid(groups(dev.layout.param_len() / 4, 256));
-                pass.dispatch_workgroups(gx, gy, 1);
-                dispatches += 1;
+                dispatches += encode_update(dev, pass, eoff);
             }
         }
         self.counters.dispatches += dispatches;
         Ok(())
     }
+}
+
+/// Records the optimiser update of one step: clipping's reduction before it and the max-norm
+/// constraint after it where configured; returns the dispatches. All of them share the update's
+/// bind group and dims (optimizer.wgsl).
+fn encode_update(dev: &Device, pass: &mut wgpu::ComputePass, eoff: u32) -> u64 {
+    let offsets = [dev.layout.opt_slot() as u32 * dev.layout.align() as u32, eoff];
+    let mut dispatches = 0;
+    let mut run = |k: &super::kernels::Kernel, (gx, gy): (u32, u32)| {
+        pass.set_pipeline(&k.pipeline);
+        pass.set_bind_group(0, &dev.update_bg, &offsets);
+        pass.dispatch_workgroups(gx, gy, 1);
+        dispatches += 1;
+    };
+    if dev.opt.clip_norm.is_some() {
+        run(&dev.k.clip_partials, (clip_parts(dev.layout.param_len()) as u32, 1));
+        run(&dev.k.clip_finish, (1, 1));
+    }
+    // one thread per vec4 of parameters (param_len is a multiple of 4)
+    run(&dev.k.update, grid(groups(dev.layout.param_len() / 4, 256)));
+    if dev.opt.max_norm > 0.0 {
+        run(&dev.k.max_norm, grid(groups(dev.spec.layers[1..].iter().sum(), 64)));
+    }
+    dispatches
 }
 
 /// The pipeline and workgroup grid (x, y) of one matrix product of layer `l` (1-based) on

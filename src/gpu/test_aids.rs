@@ -10,11 +10,12 @@ use super::kernels::StepUniform;
 use super::scheduler::Scheduler;
 use anyhow::{Result, bail};
 
-/// Fills every work buffer (activations, pre-activations, deltas, gradients, statistics)
-/// with NaN, the predictions with u32::MAX.
+/// Fills every work buffer (activations, pre-activations, deltas, gradients, statistics,
+/// gradient clipping's sums) with NaN, the predictions with u32::MAX.
 pub(super) fn poison(dev: &Device, sched: &Scheduler) -> Result<()> {
     let [row_loss, row_pred] = sched.stats();
-    for buf in [&dev.acts, &dev.pre, &dev.dlt, row_loss] {
+    // the clip buffer too: the update must read only a scale this step's reduction wrote
+    for buf in [&dev.acts, &dev.pre, &dev.dlt, row_loss, &dev.clip] {
         let nan = vec![f32::NAN; (buf.size() / 4) as usize];
         dev.gpu.queue.write_buffer(buf, 0, bytemuck::cast_slice(&nan));
     }

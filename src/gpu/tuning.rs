@@ -300,7 +300,7 @@ mod tests {
 
     fn spec(layers: &[usize]) -> ModelSpec {
         let activations = vec![Activation::Relu; layers.len() - 1];
-        ModelSpec { layers: layers.to_vec(), activations, loss: Loss::HalfSse, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() }
+        ModelSpec { layers: layers.to_vec(), activations, loss: Loss::HalfSse, label_smoothing: 0.0, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() }
     }
 
     #[test]

@@ -107,6 +107,7 @@ mod tests {
             layers: layers.to_vec(),
             activations,
             loss: Loss::CrossEntropy,
+            label_smoothing: 0.0,
             reduction: Reduction::Mean,
             input_norm: Default::default(),
             feature_norm: None,

@@ -182,22 +182,28 @@ pub fn activate_row<T: Real>(act: Activation, z: &[T], a: &mut [T]) {
     }
 }
 
-/// Target vector of a sample: the label itself for a single output (binary tasks), else one-hot.
-pub fn target<T: Real>(label: u8, k: usize, outputs: usize) -> T {
+/// Target vector of a sample: the label itself for a single output (binary tasks), else one-hot,
+/// with label smoothing ε (cross-entropy only; 0 otherwise) mixing in the uniform distribution:
+/// t_k = (1−ε)·[k = y] + ε/K over K outputs, PyTorch's `CrossEntropyLoss(label_smoothing=ε)`.
+/// With ε = 0 this is exactly the one-hot vector.
+pub fn target<T: Real>(label: u8, k: usize, outputs: usize, smoothing: T) -> T {
     if outputs == 1 {
-        T::of(label as f64)
-    } else if k == label as usize {
-        T::one()
-    } else {
-        T::zero()
+        return T::of(label as f64);
     }
+    let hot = if k == label as usize { T::one() } else { T::zero() };
+    if smoothing == T::zero() {
+        return hot;
+    }
+    (T::one() - smoothing) * hot + smoothing / T::of(outputs as f64)
 }
 
 /// Per-sample loss L(z, a, t) for one output row. Cross-entropies are computed from the logits
 /// z (log-sum-exp, softplus) so a saturated output gives a large finite loss, not ∞.
-pub fn sample_loss<T: Real>(loss: Loss, z: &[T], a: &[T], label: u8) -> T {
+/// `smoothing` is the label smoothing ε of `target` (with cross-entropy: −Σ_k t_k·log softmax_k).
+pub fn sample_loss<T: Real>(loss: Loss, smoothing: f64, z: &[T], a: &[T], label: u8) -> T {
     let n = a.len();
-    let t = |k| target::<T>(label, k, n);
+    let eps = T::of(smoothing);
+    let t = |k| target::<T>(label, k, n, eps);
     match loss {
         Loss::HalfSse => (0..n).map(|k| T::of(0.5) * (t(k) - a[k]).powi(2)).sum(),
         Loss::Sse => (0..n).map(|k| (t(k) - a[k]).powi(2)).sum(),
@@ -211,11 +217,13 @@ pub fn sample_loss<T: Real>(loss: Loss, z: &[T], a: &[T], label: u8) -> T {
     }
 }
 
-/// δ_L = ∂L/∂z of the output layer for one sample.
-pub fn output_delta<T: Real>(loss: Loss, act: Activation, z: &[T], a: &[T], label: u8, delta: &mut [T]) {
+/// δ_L = ∂L/∂z of the output layer for one sample; with label smoothing ε, softmax − t for the
+/// smoothed t (Σ_k t_k = 1 still, so the softmax Jacobian reduces the same way).
+pub fn output_delta<T: Real>(loss: Loss, smoothing: f64, act: Activation, z: &[T], a: &[T], label: u8, delta: &mut [T]) {
     let n = a.len();
+    let eps = T::of(smoothing);
     for k in 0..n {
-        let t = target::<T>(label, k, n);
+        let t = target::<T>(label, k, n, eps);
         delta[k] = match loss {
             // softmax + cross-entropy and sigmoid + binary cross-entropy both reduce to a − t
             Loss::CrossEntropy | Loss::BinaryCrossEntropy => a[k] - t,

@@ -159,6 +159,10 @@ pub struct ModelSpec {
     /// One activation per weight layer (`layers.len() − 1` of them).
     pub activations: Vec<Activation>,
     pub loss: Loss,
+    /// Label smoothing ε of the cross-entropy (`math::target`): 0 (none) to below 1. Omitted
+    /// from files while 0, so older model files and configurations read and compare unchanged.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub label_smoothing: f64,
     pub reduction: Reduction,
     /// Omitted from files while it is the identity, so older model files read unchanged.
     #[serde(default, skip_serializing_if = "InputNorm::is_identity")]
@@ -273,6 +277,13 @@ impl ModelSpec {
             ),
             _ => {}
         }
+        let eps = self.label_smoothing;
+        if !(eps.is_finite() && (0.0..1.0).contains(&eps)) {
+            bail!("--label-smoothing must be a number in [0, 1), got {eps}");
+        }
+        if eps > 0.0 && self.loss != Loss::CrossEntropy {
+            bail!("--label-smoothing {eps} needs --loss cross_entropy (a softmax output); got --loss {}", self.loss);
+        }
         let InputNorm { mean, std } = self.input_norm;
         if !(mean.is_finite() && std.is_finite() && std > 0.0) {
             bail!("model.input_norm: mean {mean} and std {std}; expected finite numbers with std > 0");
@@ -294,6 +305,11 @@ impl ModelSpec {
         }
         Ok(())
     }
+}
+
+/// serde's `skip_serializing_if` for fields that are off at 0.
+pub(crate) fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// The most parameters a model may have (2³¹): 8 GiB in f32, 16 GiB in the f64 reference,

@@ -18,17 +18,22 @@ pub enum OptimizerKind {
     Nesterov,
     /// Kingma & Ba (2015), Algorithm 1: bias-corrected moments, ε outside the square root.
     Adam,
+    /// Loshchilov & Hutter (2019), as PyTorch's `torch.optim.AdamW`: w ← w·(1 − η·λ), then
+    /// Adam's update with the raw gradient (`weight_decay` λ is decoupled, not an L2 term).
+    #[serde(rename = "adamw")]
+    AdamW,
 }
 
 impl OptimizerKind {
-    pub const ALL: [OptimizerKind; 4] =
-        [OptimizerKind::Sgd, OptimizerKind::Momentum, OptimizerKind::Nesterov, OptimizerKind::Adam];
+    pub const ALL: [OptimizerKind; 5] =
+        [OptimizerKind::Sgd, OptimizerKind::Momentum, OptimizerKind::Nesterov, OptimizerKind::Adam, OptimizerKind::AdamW];
     pub fn name(self) -> &'static str {
         match self {
             OptimizerKind::Sgd => "sgd",
             OptimizerKind::Momentum => "momentum",
             OptimizerKind::Nesterov => "nesterov",
             OptimizerKind::Adam => "adam",
+            OptimizerKind::AdamW => "adamw",
         }
     }
     pub fn code(self) -> u32 {
@@ -39,7 +44,7 @@ impl OptimizerKind {
         match self {
             OptimizerKind::Sgd => 0,
             OptimizerKind::Momentum | OptimizerKind::Nesterov => 1,
-            OptimizerKind::Adam => 2,
+            OptimizerKind::Adam | OptimizerKind::AdamW => 2,
         }
     }
 }
@@ -52,7 +57,7 @@ impl FromStr for OptimizerKind {
                 return Ok(k);
             }
         }
-        bail!("unknown optimizer '{s}'; expected one of: sgd, momentum, nesterov, adam")
+        bail!("unknown optimizer '{s}'; expected one of: sgd, momentum, nesterov, adam, adamw")
     }
 }
 impl fmt::Display for OptimizerKind {
@@ -235,8 +240,20 @@ pub struct OptimizerSpec {
     pub beta1: f64,
     pub beta2: f64,
     pub epsilon: f64,
-    /// L2 penalty λ added to the gradient (g ← g + λ·w) for weights and biases alike.
+    /// Weights and biases alike: for sgd, momentum, nesterov and adam the L2 penalty λ added to
+    /// the gradient (g ← g + λ·w); for adamw the decoupled decay w ← w·(1 − η·λ). 0 for every
+    /// kind unless given (PyTorch's AdamW defaults to 0.01: give `--weight-decay 0.01`).
     pub weight_decay: f64,
+    /// Max-norm constraint c (Srivastava et al. 2014): after every update each unit's incoming
+    /// weight vector (a row of W [out, in], every layer, not the bias) longer than c is scaled
+    /// back to length c. 0 = off, and then omitted from files.
+    #[serde(default, skip_serializing_if = "crate::nn::model::is_zero")]
+    pub max_norm: f64,
+    /// Gradient clipping by global norm C before the update, as `torch.nn.utils.clip_grad_norm_`:
+    /// g ← g·min(1, C/(‖g‖₂ + 1e-6)), ‖g‖₂ over every weight and bias gradient of the model
+    /// (before weight decay is added). None = off, and then omitted from files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip_norm: Option<f64>,
 }
 
 impl Default for OptimizerSpec {
@@ -251,6 +268,8 @@ impl Default for OptimizerSpec {
             beta2: 0.999,
             epsilon: 1e-8,
             weight_decay: 0.0,
+            max_norm: 0.0,
+            clip_norm: None,
         }
     }
 }
@@ -283,6 +302,14 @@ impl OptimizerSpec {
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             bail!("--weight-decay must be a finite number ≥ 0, got {}", self.weight_decay);
+        }
+        if !(self.max_norm.is_finite() && self.max_norm >= 0.0) {
+            bail!("--max-norm must be a finite number ≥ 0 (0 turns the constraint off), got {}", self.max_norm);
+        }
+        if let Some(c) = self.clip_norm {
+            if !(c.is_finite() && c > 0.0) {
+                bail!("--clip-norm must be a finite number > 0 (leave it out to turn clipping off), got {c}");
+            }
         }
         Ok(())
     }
@@ -339,6 +366,60 @@ pub fn adam_step<T: Real>(w: &mut [T], g: &[T], m: &mut [T], v: &mut [T], lr: T,
     }
 }
 
+/// AdamW at step t ≥ 1 (PyTorch's order): w ← w·(1 − η·λ); then Adam's moments and update
+/// with the raw gradient g: m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²;  w ← w − η·m̂/(√v̂ + ε).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub fn adamw_step<T: Real>(w: &mut [T], g: &[T], m: &mut [T], v: &mut [T], lr: T, b1: T, b2: T, eps: T, t: u64, wd: T) {
+    let c1 = T::one() - b1.powi(t as i32);
+    let c2 = T::one() - b2.powi(t as i32);
+    let keep = T::one() - lr * wd;
+    for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        let decayed = *w * keep;
+        *m = b1 * *m + (T::one() - b1) * g;
+        *v = b2 * *v + (T::one() - b2) * (g * g);
+        let m_hat = *m / c1;
+        let v_hat = *v / c2;
+        *w = decayed - lr * m_hat / (v_hat.sqrt() + eps);
+    }
+}
+
+/// The factor `clip_norm` scales every gradient by: min(1, C/(‖g‖₂ + 1e-6)) for the global
+/// norm ‖g‖₂ whose square is `sum_sq` (PyTorch's clip_grad_norm_, 1e-6 included).
+pub fn clip_scale(clip_norm: f64, sum_sq: f64) -> f64 {
+    (clip_norm / (sum_sq.sqrt() + 1e-6)).min(1.0)
+}
+
+/// Σ g² over `tensors` in order, element by element, accumulated in f64 whatever T is: one fixed
+/// order, so the same gradients give the same norm on any thread count.
+pub fn sum_of_squares<'a, T: Real>(tensors: impl IntoIterator<Item = &'a [T]>) -> f64 {
+    let mut s = 0.0f64;
+    for t in tensors {
+        for &g in t {
+            let g = g.f64();
+            s += g * g;
+        }
+    }
+    s
+}
+
+/// The max-norm constraint on one weight matrix [rows × cols]: a row whose Euclidean norm
+/// exceeds c is scaled by c/‖row‖ (so its norm is c up to rounding); shorter rows are left as
+/// they are. The norm is summed in T, in order (`optimizer.wgsl`'s `max_norm` does the same in f32).
+pub fn max_norm_rows<T: Real>(w: &mut [T], cols: usize, c: T) {
+    for row in w.chunks_mut(cols.max(1)) {
+        let mut s = T::zero();
+        for &x in row.iter() {
+            s = s + x * x;
+        }
+        let norm = s.sqrt();
+        if norm > c {
+            let f = c / norm;
+            row.iter_mut().for_each(|x| *x = *x * f);
+        }
+    }
+}
+
 /// Applies the configured rule to one parameter tensor. `state` holds `kind.state_slots()`
 /// tensors of `w`'s length; `t` is the 1-based step counter.
 pub fn apply<T: Real>(spec: &OptimizerSpec, lr: f64, t: u64, w: &mut [T], g: &[T], state: &mut [Vec<T>]) {
@@ -376,6 +457,10 @@ fn apply_slices_here<T: Real>(spec: &OptimizerSpec, lr: f64, t: u64, w: &mut [T]
         OptimizerKind::Adam => {
             let (m, v) = state.split_at_mut(1);
             adam_step(w, g, m[0], v[0], lr, T::of(spec.beta1), T::of(spec.beta2), T::of(spec.epsilon), t, wd)
+        }
+        OptimizerKind::AdamW => {
+            let (m, v) = state.split_at_mut(1);
+            adamw_step(w, g, m[0], v[0], lr, T::of(spec.beta1), T::of(spec.beta2), T::of(spec.epsilon), t, wd)
         }
     }
 }

@@ -48,7 +48,7 @@ pub fn network(kind: Matmul, [m, k, n]: [usize; 3]) -> (ModelSpec, usize, usize)
         Matmul::WeightGrad => (vec![n, m], k, 1),
     };
     let activations = vec![Activation::Relu; layers.len() - 1];
-    let spec = ModelSpec { layers, activations, loss: Loss::HalfSse, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
+    let spec = ModelSpec { layers, activations, loss: Loss::HalfSse, label_smoothing: 0.0, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
     (spec, batch, l)
 }
 
