@@ -345,7 +345,7 @@ fn bad_values_get_one_clear_line() {
 
 /// Configurations and model files written before these options read the same and write the
 /// same: the new fields are omitted while off, so `maths_only` (which a resume compares) and
-/// every preset serialise exactly as before.
+/// every document's preset serialise exactly as before.
 #[test]
 fn old_configurations_are_unchanged() {
     let default = serde_json::to_value(Config::default()).unwrap();
@@ -355,7 +355,8 @@ fn old_configurations_are_unchanged() {
     for key in ["max_norm", "clip_norm"] {
         assert!(default["optimizer"].get(key).is_none(), "optimizer.{key} is written while off");
     }
-    for (name, _) in PRESETS {
+    // the documents' presets, which predate these options (mlp-99 and mlp-fast-98 use them)
+    for (name, _) in PRESETS.iter().filter(|(n, _)| n.starts_with("seed")) {
         let layer = preset_json(name).unwrap();
         let cfg = Config::from_layers(&[layer]).unwrap();
         let text = serde_json::to_string(&cfg).unwrap();

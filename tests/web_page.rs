@@ -1,7 +1,7 @@
 //! The web page in a real browser: `gpu-nn serve` serves `web/` (its WebAssembly built by
 //! `scripts/build-web.sh`) and MNIST, and headless Chromium (WebGPU on its built-in SwiftShader
 //! adapter), driven by `web/test/browser-check.mjs` as a user would drive it, trains
-//! seed000-hand to SEEDS.md's weights, one epoch of seed001 to at least 95 %, passes the
+//! seed000-hand to SEEDS.md's weights, one epoch of seed001 (with dropout and label smoothing set in the page's fields) to at least 95 %, passes the
 //! parity check, classifies a digit drawn on the canvas, and downloads a model that
 //! `gpu-nn eval` scores as the page did; without WebGPU it says so and does all of it on the
 //! CPU backend in WebAssembly. The driver saves a screenshot of the page.

@@ -267,6 +267,8 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("seed002-softmax", include_str!("../../assets/presets/seed002-softmax.json")),
     ("seed003", include_str!("../../assets/presets/seed003.json")),
     ("seed004", include_str!("../../assets/presets/seed004.json")),
+    ("mlp-99", include_str!("../../assets/presets/mlp-99.json")),
+    ("mlp-fast-98", include_str!("../../assets/presets/mlp-fast-98.json")),
 ];
 
 pub fn preset_json(name: &str) -> Result<Value> {

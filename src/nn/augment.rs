@@ -23,8 +23,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// What to draw per sample (`--augment shift=2,rotate=10,scale=0.1,elastic=34:4`); zero: none.
+/// In a configuration, the object of its fields or the flag's text (what the web page sends).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "SpecForm")]
 pub struct AugmentSpec {
     /// Largest shift in pixels, along each axis.
     #[serde(default)]
@@ -40,6 +41,39 @@ pub struct AugmentSpec {
     pub elastic_alpha: f64,
     #[serde(default)]
     pub elastic_sigma: f64,
+}
+
+/// The forms a configuration may give an `AugmentSpec` in.
+#[derive(Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+enum SpecForm {
+    Text(String),
+    Fields {
+        #[serde(default)]
+        shift: f64,
+        #[serde(default)]
+        rotate: f64,
+        #[serde(default)]
+        scale: f64,
+        #[serde(default)]
+        elastic_alpha: f64,
+        #[serde(default)]
+        elastic_sigma: f64,
+    },
+}
+
+impl TryFrom<SpecForm> for AugmentSpec {
+    type Error = anyhow::Error;
+    fn try_from(f: SpecForm) -> Result<AugmentSpec> {
+        match f {
+            SpecForm::Text(t) => t.parse(),
+            SpecForm::Fields { shift, rotate, scale, elastic_alpha, elastic_sigma } => {
+                let a = AugmentSpec { shift, rotate, scale, elastic_alpha, elastic_sigma };
+                a.validate()?;
+                Ok(a)
+            }
+        }
+    }
 }
 
 impl AugmentSpec {
@@ -273,6 +307,13 @@ mod tests {
             assert!(e.contains(says), "{bad}: {e}");
         }
         assert!(!AugmentSpec::default().is_on());
+        // a configuration gives the fields or the flag's text
+        let from_json = |v: serde_json::Value| serde_json::from_value::<AugmentSpec>(v);
+        assert_eq!(from_json(serde_json::json!("shift=2,rotate=10,scale=0.1,elastic=34:4")).unwrap(), a);
+        assert_eq!(from_json(serde_json::to_value(a).unwrap()).unwrap(), a);
+        assert!(from_json(serde_json::json!({"shift": 1, "scale": 3})).unwrap_err().to_string().contains("below 1"));
+        assert!(from_json(serde_json::json!("zoom=2")).unwrap_err().to_string().contains("unknown part 'zoom'"));
+        assert!(from_json(serde_json::json!({"shift": 1, "zoom": 2})).is_err(), "an unknown field is refused");
     }
 
     /// With nothing drawn (all ranges 0) the picture comes back as it was, exactly: the map is

@@ -124,6 +124,10 @@ impl Session {
     pub fn epochs(&self) -> usize {
         self.inner.epochs()
     }
+    /// The session's resolved configuration as JSON (what `gpu-nn train` writes as config.json).
+    pub fn config(&self) -> Result<String, JsError> {
+        serde_json::to_string(self.inner.config()).map_err(|e| JsError::new(&e.to_string()))
+    }
     pub fn steps_per_epoch(&self) -> usize {
         self.inner.steps_per_epoch()
     }

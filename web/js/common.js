@@ -11,6 +11,9 @@ export const el = {
   engine: $('engine'),
   epochs: $('epochs'),
   overrides: $('overrides'),
+  dropout: $('dropout'),
+  labelSmoothing: $('label-smoothing'),
+  augment: $('augment'),
   form: $('train-form'),
   train: $('train'),
   stop: $('stop'),
@@ -176,7 +179,7 @@ export function withSession(fn) {
 // While training or checking parity, the controls that would start something else are off.
 export function setBusy(busy) {
   gpunn.busy = busy;
-  for (const c of [el.train, el.preset, el.epochs, el.overrides]) c.disabled = busy;
+  for (const c of [el.train, el.preset, el.epochs, el.overrides, el.dropout, el.labelSmoothing, el.augment]) c.disabled = busy;
   el.engine.disabled = busy || !gpunn.adapter;
   el.stop.disabled = !busy || !ui.training;
   el.parity.disabled = busy || !gpunn.session;

@@ -47,6 +47,20 @@ function buildOverrides() {
     try { o = JSON.parse(text); } catch (e) { throw new Error(`config overrides are not valid JSON: ${errorText(e)}`); }
     if (!o || typeof o !== 'object' || Array.isArray(o)) throw new Error('config overrides must be a JSON object, e.g. {"optimizer": {"lr": 0.01}}');
   }
+  // the regularisation fields, each over the text box when given (Rust checks the values)
+  const num = (field, what) => {
+    const v = field.value.trim();
+    if (v === '') return undefined;
+    const n = Number(v);
+    if (!Number.isFinite(n)) throw new Error(`${what} must be a number, not "${v}"`);
+    return n;
+  };
+  const dropout = num(el.dropout, 'dropout');
+  if (dropout !== undefined) o = deepMerge(o, { training: { dropout: [dropout] } });
+  const smoothing = num(el.labelSmoothing, 'label smoothing');
+  if (smoothing !== undefined) o = deepMerge(o, { model: { label_smoothing: smoothing } });
+  const augment = el.augment.value.trim();
+  if (augment !== '') o = deepMerge(o, { training: { augment } });
   const ep = el.epochs.value.trim();
   if (ep !== '') {
     const n = Number(ep);

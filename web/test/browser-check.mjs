@@ -210,7 +210,17 @@ async function main() {
   // b. seed001, one epoch.
   check.step = 'b: seed001';
   log(`${check.step} on ${engine}, 1 epoch (minutes on SwiftShader)`);
+  // with the page's regularisation fields: dropout and label smoothing reach the session's
+  // configuration, and the parity check below holds the engine to the reference with them on
+  await page.click('#regularise-box summary'); // the fields sit in a closed <details>, as a user finds them
+  await page.fill('#dropout', '0.2');
+  await page.fill('#label-smoothing', '0.05');
   const s1 = await train(page, 'seed001', 1);
+  const regularised = await page.evaluate(() => JSON.parse(window.gpunn.session.config()));
+  if (JSON.stringify(regularised.training.dropout) !== '[0.2]' || regularised.model.label_smoothing !== 0.05) {
+    fail(`the page's dropout and label smoothing did not reach the session: training.dropout ${JSON.stringify(regularised.training.dropout)}, model.label_smoothing ${regularised.model.label_smoothing}`);
+  }
+  log('  with dropout 0.2 and label smoothing 0.05 from the page\'s fields');
   const e1 = s1.lastEpoch;
   if (!e1 || e1.test_acc === null || e1.test_acc === undefined) fail('seed001: the epoch gave no test accuracy');
   const row = await page.evaluate(() => {
