@@ -129,10 +129,10 @@ pub struct ConfigArgs {
     /// Learning rate; `gpu-nn sweep` takes a comma-separated list (other commands one value).
     #[arg(long, allow_negative_numbers = true, value_delimiter = ',')]
     pub lr: Option<Vec<f64>>,
-    /// constant, step:EVERY:GAMMA, exponential:GAMMA, cosine[:MIN_LR], linear[:MIN_LR] (per step
-    /// down to MIN_LR, default 0) or one_cycle[:PCT[:DIV[:FINAL_DIV]]] (PyTorch's OneCycleLR:
-    /// from lr/DIV up to lr over PCT of the steps, then down to lr/(DIV·FINAL_DIV); defaults
-    /// 0.3, 25, 1e4).
+    /// constant, step:EVERY:GAMMA, exponential:GAMMA, cosine or cosine:MIN_LR, linear or
+    /// linear:MIN_LR (per step down to MIN_LR, default 0), or one_cycle, one_cycle:PCT,
+    /// one_cycle:PCT:DIV or one_cycle:PCT:DIV:FINAL_DIV (PyTorch's OneCycleLR: from lr/DIV up to
+    /// lr over PCT of the steps, then down to lr/(DIV·FINAL_DIV); defaults 0.3, 25, 1e4).
     #[arg(long)]
     pub schedule: Option<String>,
     /// Linear warm-up over the first STEPS optimiser steps: step s takes (s+1)/STEPS of the

@@ -5,6 +5,7 @@
 //! on the gathered batch.
 
 use super::device::{Device, storage};
+use super::layout::max_binding;
 use super::kernels::{AUGMENT, AugmentDims, Kernel, ParamBlocks, RANDOM, bind, kernel};
 use super::scheduler::grid;
 use crate::nn::augment::Augment;
@@ -30,6 +31,14 @@ impl AugmentPass {
         }
         let rows = dev.layout.rows_cap();
         let gpu = &dev.gpu;
+        // the displacement fields of a micro-batch, two floats a pixel, in one binding each
+        let fields_bytes = 8 * rows * n;
+        if aug.elastic() && fields_bytes > max_binding(&gpu.limits) {
+            bail!(
+                "--augment elastic: the displacement fields of {rows} pictures of {}×{} take {fields_bytes} bytes, more than adapter '{}' binds ({} bytes); use a smaller batch or no elastic deformation",
+                aug.height, aug.width, gpu.info.name, max_binding(&gpu.limits)
+            );
+        }
         let src = storage(gpu, "augment source", 4 * rows * n);
         let fields = if aug.elastic() { 8 * rows * n } else { 16 };
         let field = storage(gpu, "augment field", fields);
