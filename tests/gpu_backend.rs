@@ -33,20 +33,6 @@ fn mnist_or_skip(test: &str) -> Option<PathBuf> {
     common::mnist_dir_or_skip(test)
 }
 
-/// A classifier of these widths and activations: cross-entropy, mean over the batch.
-fn classifier(layers: &[usize], activations: &[Activation]) -> ModelSpec {
-    ModelSpec {
-        layers: layers.to_vec(),
-        activations: activations.to_vec(),
-        loss: Loss::CrossEntropy,
-        label_smoothing: 0.0,
-        reduction: Reduction::Mean,
-        input_norm: Default::default(),
-        feature_norm: None,
-        classes: Vec::new(),
-    }
-}
-
 fn preset(name: &str, extra: serde_json::Value) -> Config {
     Config::from_layers(&[preset_json(name).unwrap(), extra]).unwrap()
 }
@@ -114,7 +100,7 @@ fn twenty_seed001_steps_agree_with_the_cpu_reference() {
 #[test]
 fn dropout_masks_on_the_gpu_are_the_cpus_bit_for_bit() {
     use gpu_nn::nn::dropout::Dropout;
-    let spec = classifier(&[37, 61, 29, 10], &[Activation::Relu, Activation::Sigmoid, Activation::Softmax]);
+    let spec = ModelSpec::classifier(&[37, 61, 29, 10], &[Activation::Relu, Activation::Sigmoid, Activation::Softmax]);
     let opt = OptimizerSpec::default();
     let Some(mut gpu) = gpu_or_skip("dropout_masks", &spec, &opt, 300, false) else { return };
     let d = Dropout::new(&spec, 0.2, &[0.5, 0.35], 0x0123_4567_89ab_cdef, 300).unwrap();
@@ -168,7 +154,7 @@ fn augmented_pictures_on_the_gpu_are_the_cpus() {
     let Some(dir) = mnist_or_skip("augmented_pictures") else { return };
     let cfg = preset("seed001", json!({"data": {"dir": dir}}));
     let data = gpu_nn::core::run_data::load(&cfg).unwrap();
-    let mut spec = classifier(&[784, 30, 10], &[Activation::Relu, Activation::Softmax]);
+    let mut spec = ModelSpec::classifier(&[784, 30, 10], &[Activation::Relu, Activation::Softmax]);
     spec.input_norm = gpu_nn::data::InputNorm { mean: 0.1307, std: 0.3081 };
     let Some(mut gpu) = gpu_or_skip("augmented_pictures", &spec, &OptimizerSpec::default(), 64, false) else { return };
     let rows = 40;
@@ -204,7 +190,7 @@ fn augmented_pictures_on_the_gpu_are_the_cpus() {
 #[test]
 fn dropout_over_micro_batches_follows_the_rows_place_in_the_batch() {
     use gpu_nn::nn::dropout::Dropout;
-    let spec = classifier(&[20, 33, 6], &[Activation::Relu, Activation::Softmax]);
+    let spec = ModelSpec::classifier(&[20, 33, 6], &[Activation::Relu, Activation::Softmax]);
     let opt = OptimizerSpec { kind: OptimizerKind::Sgd, lr: 0.5, ..Default::default() };
     let n = 9000;
     let Some(mut gpu) = gpu_or_skip("dropout_micro_batches", &spec, &opt, n, false) else { return };
@@ -252,7 +238,7 @@ fn dropout_over_micro_batches_follows_the_rows_place_in_the_batch() {
 /// A network and data set small enough to run quickly, with a batch order that crosses the
 /// stream chunks.
 fn small_run(stream: bool) -> Option<(Params, gpu_nn::nn::optim::OptimState)> {
-    let spec = classifier(&[30, 17, 5], &[Activation::Tanh, Activation::Softmax]);
+    let spec = ModelSpec::classifier(&[30, 17, 5], &[Activation::Tanh, Activation::Softmax]);
     let opt = OptimizerSpec { kind: OptimizerKind::Momentum, lr: 0.05, ..Default::default() };
     let mut gpu = gpu_or_skip("streamed_equals_resident", &spec, &opt, 7, stream)?;
     let n = 5000;

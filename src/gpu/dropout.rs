@@ -39,17 +39,15 @@ impl DropoutPass {
             return Ok(None);
         }
         let s = &dev.spec;
-        for l in 2..s.layers.len() {
-            if rates.rate(l - 1) > 0.0 {
-                dev.layout.static_dims(s, &dev.opt, |slot, bytes| {
-                    if slot == dev.layout.bwd_slot(l) {
-                        let mut d: MatmulDims = bytemuck::pod_read_unaligned(bytes);
-                        d.act = Activation::Identity.code();
-                        dev.write_dims(slot, &d);
-                    }
-                });
+        // the backward products whose lower layer has dropout: layers l ≥ 2 with rate(l − 1) > 0
+        let dropped_below: Vec<usize> = (2..s.layers.len()).filter(|&l| rates.rate(l - 1) > 0.0).map(|l| dev.layout.bwd_slot(l)).collect();
+        dev.layout.static_dims(s, &dev.opt, |slot, bytes| {
+            if dropped_below.contains(&slot) {
+                let mut d: MatmulDims = bytemuck::pod_read_unaligned(bytes);
+                d.act = Activation::Identity.code();
+                dev.write_dims(slot, &d);
             }
-        }
+        });
         let size = std::mem::size_of::<DropoutDims>() as u64;
         let source = format!("{RANDOM}\n{DROPOUT}");
         // dims (dynamic), step (dynamic), acts, pre (read), dlt

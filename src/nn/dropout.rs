@@ -100,19 +100,10 @@ mod tests {
     use super::*;
 
     fn spec(layers: &[usize]) -> ModelSpec {
-        use crate::nn::model::{Activation, Loss, Reduction};
+        use crate::nn::model::Activation;
         let mut activations = vec![Activation::Relu; layers.len() - 1];
         *activations.last_mut().unwrap() = Activation::Softmax;
-        ModelSpec {
-            layers: layers.to_vec(),
-            activations,
-            loss: Loss::CrossEntropy,
-            label_smoothing: 0.0,
-            reduction: Reduction::Mean,
-            input_norm: Default::default(),
-            feature_norm: None,
-            classes: Vec::new(),
-        }
+        ModelSpec::classifier(layers, &activations)
     }
 
     #[test]

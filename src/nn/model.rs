@@ -178,6 +178,21 @@ pub struct ModelSpec {
 }
 
 impl ModelSpec {
+    /// A classifier of these widths and activations: cross-entropy, mean over the batch, no
+    /// label smoothing, no input normalisation, unnamed classes.
+    pub fn classifier(layers: &[usize], activations: &[Activation]) -> ModelSpec {
+        ModelSpec {
+            layers: layers.to_vec(),
+            activations: activations.to_vec(),
+            loss: Loss::CrossEntropy,
+            label_smoothing: 0.0,
+            reduction: Reduction::Mean,
+            input_norm: Default::default(),
+            feature_norm: None,
+            classes: Vec::new(),
+        }
+    }
+
     /// The activations a network of `layers` gets when none are given: ReLU for every hidden
     /// layer, and for the output the one its loss implies (softmax for cross-entropy, sigmoid
     /// for binary cross-entropy, identity for the squared errors).
