@@ -10,6 +10,9 @@ use std::iter::Sum;
 /// A float type a CPU backend can compute in, with its matrix product.
 pub trait Real: Float + FromPrimitive + Sum + Default + Debug + Send + Sync + 'static {
     const NAME: &'static str;
+    /// Whether the CPU backend computes in this type with subnormals flushed to zero
+    /// (`cpu::flush`): the f32 fast path does, the f64 reference never.
+    const FLUSHES_SUBNORMALS: bool;
     fn of(x: f64) -> Self {
         Self::from_f64(x).unwrap()
     }
@@ -69,25 +72,35 @@ fn check_extent(len: usize, rows: usize, cols: usize, rs: usize, cs: usize) {
 /// The reference is the plain triple loop on one core, whatever `threads` says.
 impl Real for f64 {
     const NAME: &'static str = "f64";
+    const FLUSHES_SUBNORMALS: bool = false;
     fn gemm_threads(_threads: usize, m: usize, k: usize, n: usize, alpha: f64, a: &[f64], rsa: usize, csa: usize, b: &[f64], rsb: usize, csb: usize, beta: f64, c: &mut [f64], rsc: usize) {
         gemm_reference(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc)
     }
 }
 
-/// Multiply-adds (m·k·n) from which a product runs on the `gemm` crate, split over threads.
-/// Below it, waking a second core costs more than it saves (measured on seed001's 64×784×128:
-/// slower on two), and matrixmultiply is as fast on one.
+/// Multiply-adds (m·k·n) from which a product runs on the `gemm` crate, split over threads,
+/// where the CPU lacks AVX-512. Below it, waking a second core costs more than it saves
+/// (measured on seed001's 64×784×128: slower on two), and matrixmultiply is as fast on one.
 pub const PARALLEL_MIN_WORK: usize = 1 << 24;
 
-/// The fast path. Small products: matrixmultiply on one core. Large ones: the `gemm` crate's
-/// packed AVX2/AVX-512/NEON kernels, split over rayon's threads by blocks of C. Which library
-/// computes a product depends on its size only, never on `threads`, so neither does the result.
+/// The fast path. On x86-64 with AVX-512F: this crate's kernel (`nn::sgemm`), every size, split
+/// over threads by panels of C. Elsewhere, small products: matrixmultiply on one core; large
+/// ones: the `gemm` crate's packed AVX2/NEON kernels, split over rayon's threads by blocks of
+/// C. Which code computes a product depends on the CPU and the size only, never on `threads`,
+/// so neither does the result.
 impl Real for f32 {
     const NAME: &'static str = "f32";
+    const FLUSHES_SUBNORMALS: bool = true;
     fn gemm_threads(threads: usize, m: usize, k: usize, n: usize, alpha: f32, a: &[f32], rsa: usize, csa: usize, b: &[f32], rsb: usize, csb: usize, beta: f32, c: &mut [f32], rsc: usize) {
         check_extent(a.len(), m, k, rsa, csa);
         check_extent(b.len(), k, n, rsb, csb);
         check_extent(c.len(), m, n, rsc, 1);
+        #[cfg(target_arch = "x86_64")]
+        if crate::nn::sgemm::available() {
+            // SAFETY: the CPU has AVX-512F, and the extents were checked just above.
+            unsafe { crate::nn::sgemm::sgemm(threads, m, k, n, alpha, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, beta, c.as_mut_ptr(), rsc) };
+            return;
+        }
         if m.saturating_mul(k).saturating_mul(n) < PARALLEL_MIN_WORK {
             // SAFETY: the extents of all three operands were checked against their slices above.
             unsafe {

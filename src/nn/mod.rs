@@ -16,3 +16,4 @@ pub mod math;
 pub mod model;
 pub mod optim;
 pub mod philox;
+pub mod sgemm;

@@ -1,0 +1,378 @@
+//! The f32 matrix product on x86-64 AVX-512: BLIS's loop order (panels of B and blocks of A
+//! packed once per block of K, A read in place, a 12×32 block of C held in 24 registers while
+//! K runs). Written here because it is this project's subject and because, at the step's
+//! shapes, it runs well ahead of the `gemm` crate and matrixmultiply on AVX-512 CPUs
+//! (`cargo bench --bench cpu_gemm`, docs/BENCHMARKS.md).
+//! `math::gemm_reference` is its mirror; the tests below hold them together on shapes that are
+//! not multiples of any block, with every stride the backends use.
+//!
+//! Every element of C is summed in one order, whatever the thread count or the tile it falls
+//! in: within each block of `KC` values of k, one fused multiply-add chain in k's order; the
+//! blocks' sums then added to C in k's order (`C = α·s₀ + β·C`, then `C = α·sᵢ + C`). Threads
+//! split C by whole tiles and never split K, so the bytes do not depend on `threads`.
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+/// Rows of a register block (one broadcast each per k).
+const MR: usize = 12;
+/// Columns of a register block: two 16-lane vectors.
+const NR: usize = 32;
+/// Values of k per packed block: a 32-column panel of B (32 KB) and a 12-row tile of A (12 KB)
+/// stay in a 48 KB L1 while the kernel runs over them. Fixed: it decides the summation order.
+pub const KC: usize = 256;
+/// Rows of A run against one packed block of B before the next panel (10 tiles: their k block
+/// of A, 120 KB, stays in L2).
+const MC: usize = 120;
+/// Columns of B packed at a time (1 MB at `KC`, in L2).
+const NC: usize = 1024;
+
+/// Multiply-adds from which a product is split over threads: below, waking a second core costs
+/// more than it saves (seed001's 64×64·64×10 takes 2 µs on one core, 3 on two).
+pub const SPLIT_MIN_MACS: usize = 1 << 18;
+
+/// Whether this CPU runs `sgemm` (AVX-512F, checked once by std and cached).
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// One operand, addressed through (row, column) strides.
+#[derive(Clone, Copy)]
+struct Operand {
+    ptr: *const f32,
+    rs: usize,
+    cs: usize,
+}
+
+/// C, row-major with row stride `rs`; shared between threads, which write disjoint tiles.
+#[derive(Clone, Copy)]
+struct Out {
+    ptr: *mut f32,
+    rs: usize,
+}
+
+// SAFETY: threads only ever write disjoint tiles of C and read A and B.
+unsafe impl Send for Operand {}
+unsafe impl Sync for Operand {}
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+/// `C[m×n] = alpha·A[m×k]·B[k×n] + beta·C` on up to `threads` cores (rayon's current pool).
+/// With `beta == 0`, C is only written (it may hold anything, NaN included).
+///
+/// # Safety
+/// The CPU has AVX-512F (`available`), and every element the strides address exists:
+/// `a[(m−1)·rsa + (k−1)·csa]`, `b[(k−1)·rsb + (n−1)·csb]` and `c[(m−1)·rsc + n−1]`
+/// (`math.rs` checks these extents against the slices before calling).
+#[allow(clippy::too_many_arguments)]
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn sgemm(
+    threads: usize, m: usize, k: usize, n: usize, alpha: f32,
+    a: *const f32, rsa: usize, csa: usize,
+    b: *const f32, rsb: usize, csb: usize,
+    beta: f32, c: *mut f32, rsc: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let (a, b, c) = (Operand { ptr: a, rs: rsa, cs: csa }, Operand { ptr: b, rs: rsb, cs: csb }, Out { ptr: c, rs: rsc });
+    if k == 0 {
+        for i in 0..m {
+            for j in 0..n {
+                // SAFETY: (i, j) is inside C's extent (the caller's contract).
+                unsafe {
+                    let e = c.ptr.add(i * c.rs + j);
+                    *e = if beta == 0.0 { 0.0 } else { beta * *e };
+                }
+            }
+        }
+        return;
+    }
+    // Split C by whole panels of columns where there are enough (each thread packs only its
+    // own panels of B, and A is read in place), else by whole tiles of rows (each thread packs
+    // all of B). Either way no element's sum changes: its order never depends on the tile.
+    let threads = if m.saturating_mul(k).saturating_mul(n) < SPLIT_MIN_MACS { 1 } else { threads.max(1) };
+    let (along_n, len, unit) = if n.div_ceil(NR) >= threads || n.div_ceil(NR) >= m.div_ceil(MR) { (true, n, NR) } else { (false, m, MR) };
+    let tiles = len.div_ceil(unit);
+    let pieces = threads.min(tiles);
+    if pieces <= 1 {
+        // SAFETY: the caller's contract; the region is the whole of C.
+        unsafe { region(k, alpha, a, b, beta, c, 0..m, 0..n) };
+        return;
+    }
+    let per = tiles.div_ceil(pieces) * unit;
+    rayon::scope(|s| {
+        for start in (0..len).step_by(per) {
+            let end = (start + per).min(len);
+            s.spawn(move |_| {
+                let (rows, cols) = if along_n { (0..m, start..end) } else { (start..end, 0..n) };
+                // SAFETY: the caller's contract; the pieces' regions of C are disjoint.
+                unsafe { region(k, alpha, a, b, beta, c, rows, cols) }
+            });
+        }
+    });
+}
+
+thread_local! {
+    /// Each thread's packed panels of B, kept between calls (a step makes dozens).
+    static PACKED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The BLIS loops over one rectangle of C, on this thread. A is not packed: the kernel
+/// broadcasts its values straight from A's rows (12 streams, which the prefetchers follow),
+/// so only B, read as vectors, is laid out anew.
+#[allow(clippy::too_many_arguments)]
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn region(k: usize, alpha: f32, a: Operand, b: Operand, beta: f32, c: Out, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) {
+    PACKED.with_borrow_mut(|bp| {
+        bp.resize(NC.div_ceil(NR) * NR * KC, 0.0);
+        for jc in cols.clone().step_by(NC) {
+            let nc = NC.min(cols.end - jc);
+            for pc in (0..k).step_by(KC) {
+                let kc = KC.min(k - pc);
+                // The first block of k scales the old C by beta; later ones add to it.
+                let old = if pc == 0 { beta } else { 1.0 };
+                // SAFETY: the caller's contract bounds every index of A, B and C formed below;
+                // the packed panels hold kc·NR values each.
+                unsafe {
+                    pack_b(b, pc, kc, jc, nc, bp);
+                    for ic in rows.clone().step_by(MC) {
+                        let mc = MC.min(rows.end - ic);
+                        for jr in (0..nc).step_by(NR) {
+                            let panel = bp.as_ptr().add(jr * kc);
+                            let width = NR.min(nc - jr);
+                            for ir in (0..mc).step_by(MR) {
+                                let height = MR.min(mc - ir);
+                                let tile = Operand { ptr: a.ptr.add((ic + ir) * a.rs + pc * a.cs), ..a };
+                                let cc = c.ptr.add((ic + ir) * c.rs + jc + jr);
+                                if width > 16 {
+                                    kernel::<2>(kc, tile, panel, cc, c.rs, height, width, alpha, old)
+                                } else {
+                                    kernel::<1>(kc, tile, panel, cc, c.rs, height, width, alpha, old)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Packs k `p0..p0+kc`, columns `j0..j0+nc` of B as panels of `NR` columns, each `[k][NR]`,
+/// columns past `nc` zero. Rows of B contiguous: two vector copies per k. Columns contiguous
+/// (B = Wᵀ in the forward product): 16×16 blocks transposed in registers. Otherwise one value
+/// at a time.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_b(b: Operand, p0: usize, kc: usize, j0: usize, nc: usize, out: &mut [f32]) {
+    let lanes = |n: usize| -> __mmask16 { if n >= 16 { 0xffff } else { (1u16 << n) - 1 } };
+    for (t, jr) in (0..nc).step_by(NR).enumerate() {
+        let panel = out[t * NR * kc..(t + 1) * NR * kc].as_mut_ptr();
+        let width = NR.min(nc - jr);
+        let at = |p: usize, j: usize| (p0 + p) * b.rs + (j0 + jr + j) * b.cs;
+        // SAFETY: every read is at k below `kc` and a column below `width` (masked loads
+        // read nothing else), inside B's extent; every write is inside the panel.
+        unsafe {
+            if b.cs == 1 {
+                let (m0, m1) = (lanes(width), lanes(width.saturating_sub(16)));
+                for p in 0..kc {
+                    let src = b.ptr.add(at(p, 0));
+                    _mm512_storeu_ps(panel.add(p * NR), _mm512_maskz_loadu_ps(m0, src));
+                    _mm512_storeu_ps(panel.add(p * NR + 16), _mm512_maskz_loadu_ps(m1, src.add(16)));
+                }
+            } else if b.rs == 1 {
+                for half in 0..2 {
+                    let cols = width.saturating_sub(16 * half).min(16);
+                    for pb in (0..kc).step_by(16) {
+                        let depth = (kc - pb).min(16);
+                        let mut v = [_mm512_setzero_ps(); 16];
+                        for (j, vj) in v.iter_mut().enumerate().take(cols) {
+                            *vj = _mm512_maskz_loadu_ps(lanes(depth), b.ptr.add(at(pb, 16 * half + j)));
+                        }
+                        transpose16(&mut v);
+                        for (q, vq) in v.iter().enumerate().take(depth) {
+                            _mm512_storeu_ps(panel.add((pb + q) * NR + 16 * half), *vq);
+                        }
+                    }
+                }
+            } else {
+                for p in 0..kc {
+                    for j in 0..NR {
+                        *panel.add(p * NR + j) = if j < width { *b.ptr.add(at(p, j)) } else { 0.0 };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Transposes a 16×16 block held as 16 row vectors: 32-bit, then 64-bit interleaves within
+/// 128-bit lanes, then two rounds of lane shuffles.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn transpose16(r: &mut [__m512; 16]) {
+    // t[2a], t[2a+1]: rows 2a and 2a+1 interleaved; per 128-bit lane L, columns 4L+0,1 and 4L+2,3.
+    let mut t = [_mm512_setzero_ps(); 16];
+    for a in 0..8 {
+        t[2 * a] = _mm512_unpacklo_ps(r[2 * a], r[2 * a + 1]);
+        t[2 * a + 1] = _mm512_unpackhi_ps(r[2 * a], r[2 * a + 1]);
+    }
+    // s[4g+q]: per lane L, column 4L+q of rows 4g..4g+3.
+    let mut s = [_mm512_setzero_ps(); 16];
+    for g in 0..4 {
+        let (lo, hi) = (_mm512_castps_pd(t[4 * g]), _mm512_castps_pd(t[4 * g + 2]));
+        let (lo2, hi2) = (_mm512_castps_pd(t[4 * g + 1]), _mm512_castps_pd(t[4 * g + 3]));
+        s[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(lo, hi));
+        s[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(lo, hi));
+        s[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(lo2, hi2));
+        s[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(lo2, hi2));
+    }
+    // Column 4L+q gathers lane L of s[q], s[4+q], s[8+q], s[12+q].
+    for q in 0..4 {
+        let u0 = _mm512_shuffle_f32x4::<0x88>(s[q], s[4 + q]);
+        let u1 = _mm512_shuffle_f32x4::<0xdd>(s[q], s[4 + q]);
+        let w0 = _mm512_shuffle_f32x4::<0x88>(s[8 + q], s[12 + q]);
+        let w1 = _mm512_shuffle_f32x4::<0xdd>(s[8 + q], s[12 + q]);
+        r[q] = _mm512_shuffle_f32x4::<0x88>(u0, w0);
+        r[8 + q] = _mm512_shuffle_f32x4::<0xdd>(u0, w0);
+        r[4 + q] = _mm512_shuffle_f32x4::<0x88>(u1, w1);
+        r[12 + q] = _mm512_shuffle_f32x4::<0xdd>(u1, w1);
+    }
+}
+
+/// One `MR × 16·NV` block of C from `MR` rows of A (read through its strides; rows past
+/// `height` repeat the last one, whose results are never stored) and a packed panel of B:
+/// `s = Σ_p a_p·b_p` as one fused chain in p's order, then `C = scale·s + old·C` on the
+/// `height × width` corner that exists (`old == 0` never reads C).
+#[allow(clippy::too_many_arguments)]
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn kernel<const NV: usize>(kc: usize, a: Operand, b: *const f32, c: *mut f32, rsc: usize, height: usize, width: usize, scale: f32, old: f32) {
+    let rows: [*const f32; MR] = std::array::from_fn(|i| a.ptr.wrapping_add(i.min(height - 1) * a.rs));
+    let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+    for p in 0..kc {
+        // SAFETY: rows below `height`, k below `kc`: inside A's extent; the panel holds kc·NR.
+        unsafe {
+            let bv: [__m512; NV] = std::array::from_fn(|v| _mm512_loadu_ps(b.add(p * NR + 16 * v)));
+            for (i, row) in acc.iter_mut().enumerate() {
+                let ai = _mm512_set1_ps(*rows[i].add(p * a.cs));
+                for v in 0..NV {
+                    row[v] = _mm512_fmadd_ps(ai, bv[v], row[v]);
+                }
+            }
+        }
+    }
+    let scale = _mm512_set1_ps(scale);
+    let oldv = _mm512_set1_ps(old);
+    for (i, row) in acc.iter().enumerate().take(height) {
+        for (v, s) in row.iter().enumerate() {
+            let lanes = width.saturating_sub(16 * v).min(16);
+            if lanes == 0 {
+                break;
+            }
+            let mask: __mmask16 = if lanes == 16 { 0xffff } else { (1u16 << lanes) - 1 };
+            // SAFETY: the masked lanes are columns below `width` of rows below `height`.
+            unsafe {
+                let dst = c.add(i * rsc + 16 * v);
+                let mut out = _mm512_mul_ps(scale, *s);
+                if old != 0.0 {
+                    let prev = _mm512_maskz_loadu_ps(mask, dst);
+                    out = if old == 1.0 { _mm512_add_ps(out, prev) } else { _mm512_add_ps(out, _mm512_mul_ps(oldv, prev)) };
+                }
+                _mm512_mask_storeu_ps(dst, mask, out);
+            }
+        }
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+    use crate::nn::math::gemm_reference;
+
+    /// The reference with the same summation order: per block of `KC`, one fused chain in f32;
+    /// the blocks' sums added in k's order. The kernel must match it to the bit.
+    #[allow(clippy::too_many_arguments)]
+    fn blocked_reference(m: usize, k: usize, n: usize, alpha: f32, a: &[f32], rsa: usize, csa: usize, b: &[f32], rsb: usize, csb: usize, beta: f32, c: &mut [f32], rsc: usize) {
+        for i in 0..m {
+            for j in 0..n {
+                let e = &mut c[i * rsc + j];
+                for (blk, p0) in (0..k).step_by(KC).enumerate() {
+                    let mut s = 0.0f32;
+                    for p in p0..(p0 + KC).min(k) {
+                        s = a[i * rsa + p * csa].mul_add(b[p * rsb + j * csb], s);
+                    }
+                    *e = if blk > 0 { alpha * s + *e } else if beta == 0.0 { alpha * s } else { alpha * s + beta * *e };
+                }
+            }
+        }
+    }
+
+    fn fill(n: usize, seed: f64) -> Vec<f32> {
+        (0..n).map(|i| ((i as f64 + 1.0) * seed).sin() as f32).collect()
+    }
+
+    /// Shapes off every block size (MR 12, NR 32, KC 256, MC 120, NC 1024), each operand read
+    /// plain and transposed, C with a row stride wider than n, poisoned where beta is 0; one
+    /// thread and several: the same bits as the blocked mirror, and within 1e-5 of the f64
+    /// reference relative to the product of the operands' norms.
+    #[test]
+    fn sgemm_matches_its_mirror_bit_for_bit_and_the_f64_reference() {
+        if !available() {
+            // A CPU feature cannot be installed the way a missing package can; on this CPU the
+            // kernel never runs (math.rs takes the gemm crate), so there is nothing to check.
+            eprintln!("no AVX-512F on this CPU: nn::sgemm is not used here and is not checked");
+            return;
+        }
+        let shapes = [(1, 1, 1), (13, 7, 5), (20, 784, 30), (121, 257, 33), (37, 600, 1030), (250, 513, 17), (5, 1, 70)];
+        for (m, k, n) in shapes {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let a = fill(m * k, 0.37);
+                let b = fill(k * n, 0.61);
+                let (rsa, csa) = if ta { (1, m) } else { (k, 1) };
+                let (rsb, csb) = if tb { (1, k) } else { (n, 1) };
+                let rsc = n + 3;
+                for (alpha, beta) in [(1.0f32, 0.0f32), (0.5, 1.0), (-2.0, 0.25)] {
+                    let start = fill(m * rsc, 0.13);
+                    let mut want = start.clone();
+                    blocked_reference(m, k, n, alpha, &a, rsa, csa, &b, rsb, csb, beta, &mut want, rsc);
+                    let mut exact = start.iter().map(|&x| x as f64).collect::<Vec<f64>>();
+                    let (a64, b64): (Vec<f64>, Vec<f64>) = (a.iter().map(|&x| x as f64).collect(), b.iter().map(|&x| x as f64).collect());
+                    gemm_reference(m, k, n, alpha as f64, &a64, rsa, csa, &b64, rsb, csb, beta as f64, &mut exact, rsc);
+                    for threads in [1, 2, 3] {
+                        let mut got = if beta == 0.0 { vec![f32::NAN; m * rsc] } else { start.clone() };
+                        // Padding columns keep their values: poison them to see they are not written.
+                        for i in 0..m {
+                            for j in n..rsc {
+                                got[i * rsc + j] = 7.0;
+                            }
+                        }
+                        unsafe { sgemm(threads, m, k, n, alpha, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, beta, got.as_mut_ptr(), rsc) };
+                        let scale = (k as f64).sqrt() * alpha.abs() as f64 + beta.abs() as f64;
+                        for i in 0..m {
+                            for j in 0..rsc {
+                                let (g, w) = (got[i * rsc + j], want[i * rsc + j]);
+                                if j >= n {
+                                    assert_eq!(g, 7.0, "{m}×{k}×{n}: padding ({i},{j}) written");
+                                    continue;
+                                }
+                                assert_eq!(g.to_bits(), w.to_bits(), "{m}×{k}×{n} ta={ta} tb={tb} α={alpha} β={beta} threads={threads} ({i},{j}): {g} vs mirror {w}");
+                                let e = exact[i * rsc + j];
+                                assert!((g as f64 - e).abs() <= 1e-5 * scale.max(1.0), "{m}×{k}×{n} ({i},{j}): {g} vs f64 {e}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
