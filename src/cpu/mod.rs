@@ -32,6 +32,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 mod elementwise;
+pub mod flush;
 pub mod inputs;
 pub mod products;
 
@@ -70,6 +71,9 @@ pub struct CpuBackend<T: Real> {
     augment: Option<Augment>,
     /// Cores the matrix products may use (`Real::gemm_threads`; the results do not depend on it).
     threads: usize,
+    /// Where a step's pieces run when subnormals are flushed on more than one thread: a pool
+    /// whose threads all flush (`flush`); None on one thread or in f64.
+    pool: Option<rayon::ThreadPool>,
 }
 
 /// Parameters of a tensor from which its update is split over threads.
@@ -127,6 +131,23 @@ pub fn all_cores() -> usize {
 }
 
 impl<T: Real> CpuBackend<T> {
+    /// Runs `work` as every computation of the backend runs: in f32 with subnormals flushed on
+    /// this thread and, with more than one thread, inside the backend's flushing pool (`flush`).
+    fn computing<R: Send>(&mut self, work: impl FnOnce(&mut Self) -> R + Send) -> R {
+        if !T::FLUSHES_SUBNORMALS {
+            return work(self);
+        }
+        let _flushing = flush::Flushing::start();
+        match self.pool.take() {
+            None => work(self),
+            Some(pool) => {
+                let r = pool.install(|| work(self));
+                self.pool = Some(pool);
+                r
+            }
+        }
+    }
+
     /// A backend whose products use every core (the f64 reference always computes on one).
     pub fn new(spec: &ModelSpec, opt: &OptimizerSpec) -> Self {
         Self::with_threads(spec, opt, all_cores())
@@ -152,7 +173,13 @@ impl<T: Real> CpuBackend<T> {
             mask: Vec::new(),
             augment: None,
             threads: threads.max(1),
+            pool: None,
         };
+        if T::FLUSHES_SUBNORMALS && b.threads > 1 {
+            // Without the pool the step's pieces would run on threads that do not flush: its
+            // bytes would then depend on the thread count, so there is no fallback.
+            b.pool = Some(flush::pool(b.threads).unwrap_or_else(|e| panic!("cannot start {} threads for the CPU backend: {e}", b.threads)));
+        }
         b.reset_state();
         b
     }
@@ -360,6 +387,26 @@ impl<T: Real> CpuBackend<T> {
         self.x_buf = buf;
         Ok(StepStats { samples: rows as u64, loss_sum, correct })
     }
+
+    /// Loss, accuracy and predictions of the current parameters on `split`, in chunks of
+    /// `EVAL_CHUNK` consecutive samples.
+    fn evaluate_here(&mut self, split: Split) -> Result<EvalResult> {
+        let inputs = self.inputs_of(split)?;
+        let (ds, x) = (inputs.data.clone(), inputs.matrix());
+        let mut res = EvalResult { predictions: Vec::with_capacity(ds.len()), ..Default::default() };
+        let len = ds.sample_len;
+        for lo in (0..ds.len()).step_by(EVAL_CHUNK) {
+            // consecutive samples: the input matrix is read in place
+            let rows = EVAL_CHUNK.min(ds.len() - lo);
+            self.ensure_workspace(rows);
+            self.forward(rows, &x[lo * len..(lo + rows) * len], None);
+            let (loss, correct) = self.score(&ds.labels[lo..lo + rows], Some(&mut res.predictions));
+            res.samples += rows as u64;
+            res.loss_sum += loss;
+            res.correct += correct;
+        }
+        Ok(res)
+    }
 }
 
 /// Whether `idx` holds every number below its length once.
@@ -426,14 +473,16 @@ impl<T: Real> Backend for CpuBackend<T> {
     }
 
     fn train_steps(&mut self, indices: &[u32], batch_size: usize, lrs: &[f64]) -> Result<StepStats> {
-        let mut total = StepStats::default();
-        for (idx, &lr) in indices.chunks(batch_size.max(1)).zip(lrs) {
-            let s = self.step_on(idx, lr, true)?;
-            total.samples += s.samples;
-            total.loss_sum += s.loss_sum;
-            total.correct += s.correct;
-        }
-        Ok(total)
+        self.computing(|b| {
+            let mut total = StepStats::default();
+            for (idx, &lr) in indices.chunks(batch_size.max(1)).zip(lrs) {
+                let s = b.step_on(idx, lr, true)?;
+                total.samples += s.samples;
+                total.loss_sum += s.loss_sum;
+                total.correct += s.correct;
+            }
+            Ok(total)
+        })
     }
 
     fn steps_per_call(&self) -> usize {
@@ -455,25 +504,11 @@ impl<T: Real> Backend for CpuBackend<T> {
     }
 
     fn evaluate(&mut self, split: Split) -> Result<EvalResult> {
-        let inputs = self.inputs_of(split)?;
-        let (ds, x) = (inputs.data.clone(), inputs.matrix());
-        let mut res = EvalResult { predictions: Vec::with_capacity(ds.len()), ..Default::default() };
-        let len = ds.sample_len;
-        for lo in (0..ds.len()).step_by(EVAL_CHUNK) {
-            // consecutive samples: the input matrix is read in place
-            let rows = EVAL_CHUNK.min(ds.len() - lo);
-            self.ensure_workspace(rows);
-            self.forward(rows, &x[lo * len..(lo + rows) * len], None);
-            let (loss, correct) = self.score(&ds.labels[lo..lo + rows], Some(&mut res.predictions));
-            res.samples += rows as u64;
-            res.loss_sum += loss;
-            res.correct += correct;
-        }
-        Ok(res)
+        self.computing(|b| b.evaluate_here(split))
     }
 
     fn trace_step(&mut self, indices: &[u32], lr: f64) -> Result<StepTrace> {
-        self.step_on(indices, lr, false)?;
+        self.computing(|b| b.step_on(indices, lr, false))?;
         let mut t = StepTrace::default();
         for l in 1..self.spec.layers.len() {
             let n = indices.len() * self.spec.layers[l];
