@@ -1,9 +1,9 @@
 //! The CPU backend, generic over the float type:
 //! - `CpuBackend<f64>` is the reference: the textbook matrix product (`math::gemm_reference`)
 //!   and each step of backpropagation as one equation, to be read against the maths;
-//! - `CpuBackend<f32>` is the fast path: the same equations with matrixmultiply's GEMM for small
-//!   products and the `gemm` crate's on every core (`--threads`) for large ones, bit-identical
-//!   whatever the number of threads.
+//! - `CpuBackend<f32>` is the fast path: the same equations with the f32 GEMM of
+//!   `math::Real for f32` (`nn::sgemm` on AVX-512 CPUs) on every core (`--threads`), subnormals
+//!   flushed to zero (`flush`), bit-identical whatever the number of threads.
 //!
 //! Inputs are converted as batches are gathered, or once per split for passes over consecutive
 //! samples (`inputs`); the workspaces grow to the largest pass and are reused, so full-batch
@@ -92,7 +92,7 @@ fn update_in_pieces<T: Real>(opt: &OptimizerSpec, lr: f64, t: u64, w: &mut [T], 
 }
 
 /// The instruction sets the f32 path's GEMM kernels are chosen by when the program starts
-/// (matrixmultiply and the `gemm` crate dispatch on them), e.g. "x86_64 avx2 fma avx". Results
+/// (`nn::sgemm` where there is avx512f; matrixmultiply and the `gemm` crate dispatch on them), e.g. "x86_64 avx2 fma avx". Results
 /// are the same bytes for any thread count on one CPU type; on a CPU with another answer here
 /// the kernels, and so the f32 rounding, differ.
 pub fn instruction_sets() -> String {
@@ -176,9 +176,12 @@ impl<T: Real> CpuBackend<T> {
             pool: None,
         };
         if T::FLUSHES_SUBNORMALS && b.threads > 1 {
-            // Without the pool the step's pieces would run on threads that do not flush: its
-            // bytes would then depend on the thread count, so there is no fallback.
-            b.pool = Some(flush::pool(b.threads).unwrap_or_else(|e| panic!("cannot start {} threads for the CPU backend: {e}", b.threads)));
+            // The step's pieces must run on threads that flush. Where the system will not start
+            // them, the step runs on the calling thread alone: the same bytes, only slower.
+            match flush::pool(b.threads) {
+                Ok(pool) => b.pool = Some(pool),
+                Err(_) => b.threads = 1,
+            }
         }
         b.reset_state();
         b
