@@ -6,7 +6,7 @@ mod common;
 use common::{gpu_nn, mnist_dir_or_skip};
 use gpu_nn::nn::backend::{Backend, Split};
 use gpu_nn::nn::math::{PARALLEL_MIN_WORK, Real};
-use gpu_nn::nn::model::{Activation, Loss, ModelSpec, Reduction};
+use gpu_nn::nn::model::{Activation, Loss, ModelSpec};
 use gpu_nn::nn::optim::{OptimizerKind, OptimizerSpec};
 use gpu_nn::cpu::{FastBackend, PARALLEL_MIN_UPDATE};
 use gpu_nn::workbench::step::{random_dataset, random_params};
@@ -51,16 +51,7 @@ fn gemm_is_bit_identical_on_one_and_several_threads() {
 /// weights and optimiser state, bit for bit, on one thread and on two.
 #[test]
 fn training_is_bit_identical_on_one_and_two_threads() {
-    let spec = ModelSpec {
-        layers: vec![784, 400, 64, 10],
-        activations: vec![Activation::Relu, Activation::Tanh, Activation::Softmax],
-        loss: Loss::CrossEntropy,
-        label_smoothing: 0.0,
-        reduction: Reduction::Mean,
-        input_norm: Default::default(),
-        feature_norm: None,
-        classes: Vec::new(),
-    };
+    let spec = ModelSpec::classifier(&[784, 400, 64, 10], &[Activation::Relu, Activation::Tanh, Activation::Softmax]);
     let opt = OptimizerSpec { kind: OptimizerKind::Adam, lr: 1e-3, ..Default::default() };
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let data = Arc::new(random_dataset(&spec, 600, false, &mut rng));
@@ -83,12 +74,40 @@ fn training_is_bit_identical_on_one_and_two_threads() {
         let stats = b.train_steps(&order, batch, &[1e-3; 3]).unwrap();
         (b.params().unwrap(), b.optimizer_state().unwrap(), stats)
     };
+    assert!(FastBackend::with_threads(&spec, &opt, 2).splits(batch), "the steps must run on the pool");
     let (p1, s1, st1) = train(1);
     let (p2, s2, st2) = train(2);
     assert_ne!(p1, p, "the steps must change the weights");
     assert_eq!(p1, p2, "weights differ between one and two threads");
     assert_eq!(s1, s2, "optimiser state differs between one and two threads");
     assert_eq!(st1.loss_sum.to_bits(), st2.loss_sum.to_bits(), "the running loss differs");
+}
+
+/// A network whose steps split nothing (seed000-mnist's 784-30-10 on batches of 20): on two
+/// threads its steps run on the calling thread, subnormals flushed there as on the pool, and
+/// give the bytes of one thread; its evaluation still runs on the pool.
+#[test]
+fn small_steps_on_the_calling_thread_give_the_bytes_of_one_thread() {
+    let spec = ModelSpec { loss: Loss::HalfSse, ..ModelSpec::classifier(&[784, 30, 10], &[Activation::Sigmoid, Activation::Sigmoid]) };
+    let opt = OptimizerSpec { kind: OptimizerKind::Adam, lr: 1e-3, ..Default::default() };
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let data = Arc::new(random_dataset(&spec, 300, false, &mut rng));
+    let p = random_params(&spec, &mut rng);
+    let batch = 20;
+    let order: Vec<u32> = (0..300).map(|i| (i * 7 % 300) as u32).collect();
+    let two = FastBackend::with_threads(&spec, &opt, 2);
+    assert!(!two.splits(batch) && two.splits(300), "steps of 20 split nothing, a pass over 300 samples does");
+    let train = |threads: usize| {
+        let mut b = FastBackend::with_threads(&spec, &opt, threads);
+        b.set_params(&p).unwrap();
+        b.attach(Split::Train, data.clone()).unwrap();
+        let stats = b.train_steps(&order, batch, &[1e-3; 15]).unwrap();
+        let eval = b.evaluate(Split::Train).unwrap();
+        (b.params().unwrap(), b.optimizer_state().unwrap(), stats.loss_sum.to_bits(), eval.loss_sum.to_bits())
+    };
+    let one = train(1);
+    assert_ne!(one.0, p, "the steps must change the weights");
+    assert!(one == train(2), "a 2-thread backend's small steps differ from one thread's");
 }
 
 /// The command line: `--threads 1` and `--threads 2` write the same model file.

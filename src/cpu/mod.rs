@@ -27,7 +27,7 @@ use crate::nn::optim::{self, OptimState, OptimizerSpec};
 use crate::data::Dataset;
 use anyhow::{Result, bail};
 use inputs::Inputs;
-use products::Product;
+use products::{Product, step_products};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -131,21 +131,40 @@ pub fn all_cores() -> usize {
 }
 
 impl<T: Real> CpuBackend<T> {
-    /// Runs `work` as every computation of the backend runs: in f32 with subnormals flushed on
-    /// this thread and, with more than one thread, inside the backend's flushing pool (`flush`).
-    fn computing<R: Send>(&mut self, work: impl FnOnce(&mut Self) -> R + Send) -> R {
+    /// Runs `work` on `rows` samples as every computation of the backend runs: in f32 with
+    /// subnormals flushed on this thread and, where a piece of it would go to another thread
+    /// (`splits`), inside the backend's flushing pool (`flush`). Where none would, it runs on
+    /// this thread alone (a hand-over to the pool per step costs seed000-mnist's small steps
+    /// a third of their time) with `threads` at 1, so that nothing can leave a flushing thread.
+    fn computing<R: Send>(&mut self, rows: usize, work: impl FnOnce(&mut Self) -> R + Send) -> R {
         if !T::FLUSHES_SUBNORMALS {
             return work(self);
         }
         let _flushing = flush::Flushing::start();
         match self.pool.take() {
-            None => work(self),
-            Some(pool) => {
+            Some(pool) if self.splits(rows) => {
                 let r = pool.install(|| work(self));
                 self.pool = Some(pool);
                 r
             }
+            pool => {
+                let threads = std::mem::replace(&mut self.threads, 1);
+                let r = work(self);
+                (self.threads, self.pool) = (threads, pool);
+                r
+            }
         }
+    }
+
+    /// Whether some piece of a step on `rows` samples goes to a second thread: a product large
+    /// enough (`Real::splits_product`), a tensor's update, a layer's element-wise work, or the
+    /// augmentation of its pictures (each thresholded where it splits).
+    pub fn splits(&self, rows: usize) -> bool {
+        self.threads > 1
+            && ((self.augment.is_some() && rows > 1)
+                || step_products(&self.spec, rows).iter().any(|p| T::splits_product(p.m, p.k, p.n))
+                || self.params.layers.iter().any(|p| p.weight.len() >= PARALLEL_MIN_UPDATE)
+                || self.spec.layers.iter().any(|&w| rows.saturating_mul(w) >= elementwise::PARALLEL_MIN_ELEMENTS))
     }
 
     /// A backend whose products use every core (the f64 reference always computes on one).
@@ -476,7 +495,7 @@ impl<T: Real> Backend for CpuBackend<T> {
     }
 
     fn train_steps(&mut self, indices: &[u32], batch_size: usize, lrs: &[f64]) -> Result<StepStats> {
-        self.computing(|b| {
+        self.computing(batch_size.min(indices.len()), |b| {
             let mut total = StepStats::default();
             for (idx, &lr) in indices.chunks(batch_size.max(1)).zip(lrs) {
                 let s = b.step_on(idx, lr, true)?;
@@ -507,11 +526,11 @@ impl<T: Real> Backend for CpuBackend<T> {
     }
 
     fn evaluate(&mut self, split: Split) -> Result<EvalResult> {
-        self.computing(|b| b.evaluate_here(split))
+        self.computing(usize::MAX, |b| b.evaluate_here(split))
     }
 
     fn trace_step(&mut self, indices: &[u32], lr: f64) -> Result<StepTrace> {
-        self.computing(|b| b.step_on(indices, lr, false))?;
+        self.computing(indices.len(), |b| b.step_on(indices, lr, false))?;
         let mut t = StepTrace::default();
         for l in 1..self.spec.layers.len() {
             let n = indices.len() * self.spec.layers[l];

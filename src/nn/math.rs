@@ -31,6 +31,12 @@ pub trait Real: Float + FromPrimitive + Sum + Default + Debug + Send + Sync + 's
         Self::gemm_threads(1, m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc)
     }
 
+    /// Whether `gemm_threads` hands part of an m×k×n product to a second thread (given more
+    /// than one): the CPU backend runs a step that splits nothing on the calling thread alone.
+    fn splits_product(_m: usize, _k: usize, _n: usize) -> bool {
+        false
+    }
+
     /// `gemm` on up to `threads` cores. The result does not depend on `threads`: work is split
     /// by blocks of C, and every element sums its products in one fixed order.
     #[allow(clippy::too_many_arguments)]
@@ -91,6 +97,14 @@ pub const PARALLEL_MIN_WORK: usize = 1 << 24;
 impl Real for f32 {
     const NAME: &'static str = "f32";
     const FLUSHES_SUBNORMALS: bool = true;
+    fn splits_product(m: usize, k: usize, n: usize) -> bool {
+        let macs = m.saturating_mul(k).saturating_mul(n);
+        #[cfg(target_arch = "x86_64")]
+        if crate::nn::sgemm::available() {
+            return macs >= crate::nn::sgemm::SPLIT_MIN_MACS;
+        }
+        macs >= PARALLEL_MIN_WORK
+    }
     fn gemm_threads(threads: usize, m: usize, k: usize, n: usize, alpha: f32, a: &[f32], rsa: usize, csa: usize, b: &[f32], rsb: usize, csb: usize, beta: f32, c: &mut [f32], rsc: usize) {
         check_extent(a.len(), m, k, rsa, csa);
         check_extent(b.len(), k, n, rsb, csb);

@@ -27,9 +27,11 @@ const MC: usize = 120;
 /// Columns of B packed at a time (1 MB at `KC`, in L2).
 const NC: usize = 1024;
 
-/// Multiply-adds from which a product is split over threads: below, waking a second core costs
-/// more than it saves (seed001's 64×64·64×10 takes 2 µs on one core, 3 on two).
-pub const SPLIT_MIN_MACS: usize = 1 << 18;
+/// Multiply-adds from which a product is split over threads: below, handing half to a second
+/// core costs more than it saves. On this 2-core machine seed000-mnist's 20×784·784×30 split
+/// (from 2^18) made its `train` epochs 0.35-0.41 s against 0.21-0.32 unsplit; seed001's
+/// 64×784×128 (6.4 M) stays split (its epochs on one and two threads are within the noise).
+pub const SPLIT_MIN_MACS: usize = 1 << 22;
 
 /// Whether this CPU runs `sgemm` (AVX-512F, checked once by std and cached).
 pub fn available() -> bool {
