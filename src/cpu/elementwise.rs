@@ -54,12 +54,27 @@ pub fn activate_rows<T: Real>(threads: usize, act: Activation, width: usize, z: 
     }
 }
 
+/// d ← d ⊙ f'(z, a), element by element.
+#[inline(always)]
+fn times<T: Real>(d: &mut [T], z: &[T], a: &[T], f: impl Fn(T, T) -> T) {
+    for ((d, &z), &a) in d.iter_mut().zip(z).zip(a) {
+        *d = *d * f(z, a);
+    }
+}
+
 /// δ ← δ ⊙ f'(Z) from Z and A = f(Z).
 pub fn times_derivative<T: Real>(threads: usize, act: Activation, width: usize, d: &mut [T], z: &[T], a: &[T]) {
     let one = |d: &mut [T], z: &[T], a: &[T]| {
         avx2_if_there!(times_derivative_avx2(act: Activation, d: &mut [T], z: &[T], a: &[T]) {
-            for ((d, &z), &a) in d.iter_mut().zip(z).zip(a) {
-                *d = *d * math::activation_derivative(act, z, a);
+            // One loop per activation, each with its f' inlined: a match inside the loop (with
+            // softmax's unreachable arm) kept it scalar, 7 % of the wide network's step.
+            match act {
+                Activation::Identity => times(d, z, a, |z, a| math::activation_derivative(Activation::Identity, z, a)),
+                Activation::Sigmoid => times(d, z, a, |z, a| math::activation_derivative(Activation::Sigmoid, z, a)),
+                Activation::Tanh => times(d, z, a, |z, a| math::activation_derivative(Activation::Tanh, z, a)),
+                Activation::Relu => times(d, z, a, |z, a| math::activation_derivative(Activation::Relu, z, a)),
+                Activation::LeakyRelu => times(d, z, a, |z, a| math::activation_derivative(Activation::LeakyRelu, z, a)),
+                Activation::Softmax => unreachable!("softmax is only used fused with cross-entropy"),
             }
         })
     };
