@@ -109,6 +109,22 @@ fn assert_svg(path: &Path, needles: &[&str]) {
     assert_eq!(image::load_from_memory(&png).unwrap().dimensions(), (1200, 520));
 }
 
+/// Epochs that end within `CURVES_EVERY` of the last drawing skip it, and the run's end draws
+/// what they left out: curves.svg is the drawing of every row of metrics.csv, not of all but
+/// the last (the hand-worked example's 3 epochs take milliseconds).
+#[test]
+fn curves_drawn_at_the_end_of_a_run_hold_every_epoch() {
+    let dir = scratch("hand");
+    ok(&["train", "--preset", "seed000-hand", "--out", s(&dir), "--force", "--quiet"]);
+    let rows = gpu_nn::commands::serve::runs::read_metrics(&dir).unwrap();
+    assert_eq!(rows.len(), 3);
+    let cfg: gpu_nn::core::config::Config = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    let draw = |rows: &[gpu_nn::core::metrics::EpochMetrics]| gpu_nn::report::plots::curves_svg(rows, &gpu_nn::report::plots::run_title(&cfg), !cfg.training.eval_train).unwrap();
+    let svg = std::fs::read_to_string(dir.join("curves.svg")).unwrap();
+    assert!(svg == draw(&rows), "curves.svg is not the drawing of metrics.csv's 3 rows");
+    assert!(svg != draw(&rows[..2]), "the drawings of 2 and 3 epochs must differ for this test to mean anything");
+}
+
 #[test]
 fn a_run_directory_holds_curves_and_the_confusion_matrix() {
     let Some((data, dir)) = trained_run() else { return };
