@@ -26,6 +26,8 @@ pub const KC: usize = 256;
 const MC: usize = 120;
 /// Columns of B packed at a time (1 MB at `KC`, in L2).
 const NC: usize = 1024;
+/// Packed values of B (1 MB) up to which all of its k is packed at once (`region`).
+const WHOLE_B: usize = 1 << 18;
 
 /// Multiply-adds from which a product is split over threads: below, handing half to a second
 /// core costs more than it saves. On this 2-core machine seed000-mnist's 20×784·784×30 split
@@ -97,11 +99,15 @@ pub unsafe fn sgemm(
         }
         return;
     }
-    // Split C by whole panels of columns where there are enough (each thread packs only its
-    // own panels of B, and A is read in place), else by whole tiles of rows (each thread packs
-    // all of B). Either way no element's sum changes: its order never depends on the tile.
+    // Split C by whole panels of columns (each thread packs only its own panels of B and reads
+    // all of A) or by whole tiles of rows (each packs all of B and reads its rows of A): where
+    // both have a piece per thread, the one that repeats the smaller operand (a full-batch
+    // forward 60000×784·784×64 by rows, or each thread would stream all 188 MB of A). Either
+    // way no element's sum changes: its order never depends on the tile.
     let threads = if m.saturating_mul(k).saturating_mul(n) < SPLIT_MIN_MACS { 1 } else { threads.max(1) };
-    let (along_n, len, unit) = if n.div_ceil(NR) >= threads || n.div_ceil(NR) >= m.div_ceil(MR) { (true, n, NR) } else { (false, m, MR) };
+    let (n_tiles, m_tiles) = (n.div_ceil(NR), m.div_ceil(MR));
+    let along_n = if n_tiles >= threads && m_tiles >= threads { n >= m } else { n_tiles >= m_tiles };
+    let (len, unit) = if along_n { (n, NR) } else { (m, MR) };
     let tiles = len.div_ceil(unit);
     let pieces = threads.min(tiles);
     if pieces <= 1 {
@@ -129,28 +135,39 @@ thread_local! {
 
 /// The BLIS loops over one rectangle of C, on this thread. A is not packed: the kernel
 /// broadcasts its values straight from A's rows (12 streams, which the prefetchers follow),
-/// so only B, read as vectors, is laid out anew.
+/// so only B, read as vectors, is laid out anew. Where all of B's k for a block of columns fits
+/// in `WHOLE_B` (the forward products' Wᵀ, up to 784×320), it is packed once and each block of
+/// rows runs through every k block while its tile of C is still in cache; else B is packed one
+/// k block at a time and every row block runs against it. Both call the kernel on each tile in
+/// k's order, so both give the same bits.
 #[allow(clippy::too_many_arguments)]
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn region(k: usize, alpha: f32, a: Operand, b: Operand, beta: f32, c: Out, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) {
     PACKED.with_borrow_mut(|bp| {
-        bp.resize(NC.div_ceil(NR) * NR * KC, 0.0);
         for jc in cols.clone().step_by(NC) {
             let nc = NC.min(cols.end - jc);
-            for pc in (0..k).step_by(KC) {
+            let ncp = nc.div_ceil(NR) * NR;
+            let whole = k * ncp <= WHOLE_B;
+            let need = if whole { k * ncp } else { KC * ncp };
+            if bp.len() < need {
+                bp.resize(need, 0.0);
+            }
+            // SAFETY (for every block below): the caller's contract bounds every index of A, B
+            // and C formed; k block `pc` of the packed B holds kc·ncp values from `pc·ncp`
+            // (whole) or from 0.
+            let tiles = |pc: usize, bp: &[f32], rows: std::ops::Range<usize>| {
                 let kc = KC.min(k - pc);
                 // The first block of k scales the old C by beta; later ones add to it.
                 let old = if pc == 0 { beta } else { 1.0 };
-                // SAFETY: the caller's contract bounds every index of A, B and C formed below;
-                // the packed panels hold kc·NR values each.
-                unsafe {
-                    pack_b(b, pc, kc, jc, nc, bp);
-                    for ic in rows.clone().step_by(MC) {
-                        let mc = MC.min(rows.end - ic);
-                        for jr in (0..nc).step_by(NR) {
-                            let panel = bp.as_ptr().add(jr * kc);
-                            let width = NR.min(nc - jr);
+                let block = if whole { pc * ncp } else { 0 };
+                let end = rows.end;
+                for ic in rows.step_by(MC) {
+                    let mc = MC.min(end - ic);
+                    for jr in (0..nc).step_by(NR) {
+                        let width = NR.min(nc - jr);
+                        unsafe {
+                            let panel = bp.as_ptr().add(block + jr * kc);
                             for ir in (0..mc).step_by(MR) {
                                 let height = MR.min(mc - ir);
                                 let tile = Operand { ptr: a.ptr.add((ic + ir) * a.rs + pc * a.cs), ..a };
@@ -163,6 +180,21 @@ unsafe fn region(k: usize, alpha: f32, a: Operand, b: Operand, beta: f32, c: Out
                             }
                         }
                     }
+                }
+            };
+            if whole {
+                for pc in (0..k).step_by(KC) {
+                    unsafe { pack_b(b, pc, KC.min(k - pc), jc, nc, &mut bp[pc * ncp..]) };
+                }
+                for ic in rows.clone().step_by(MC) {
+                    for pc in (0..k).step_by(KC) {
+                        tiles(pc, bp, ic..(ic + MC).min(rows.end));
+                    }
+                }
+            } else {
+                for pc in (0..k).step_by(KC) {
+                    unsafe { pack_b(b, pc, KC.min(k - pc), jc, nc, bp) };
+                    tiles(pc, bp, rows.clone());
                 }
             }
         }
