@@ -99,6 +99,13 @@ pub unsafe fn sgemm(
         }
         return;
     }
+    if n == 1 && m > 1 && rsc == 1 {
+        // A column of C (a one-output layer's forward, 60000×784·784×1 in the documents'
+        // full-batch neurons) would fill one lane of 16: compute its transpose, the row
+        // Cᵀ = Bᵀ·Aᵀ, instead. Each element is the same chain of fused products (a·b = b·a).
+        // SAFETY: the same elements of A, B and C, addressed through swapped strides.
+        return unsafe { sgemm(threads, 1, k, m, alpha, b.ptr, b.cs, b.rs, a.ptr, a.cs, a.rs, beta, c.ptr, m) };
+    }
     // Split C by whole panels of columns (each thread packs only its own panels of B and reads
     // all of A) or by whole tiles of rows (each packs all of B and reads its rows of A): where
     // both have a piece per thread, the one that repeats the smaller operand (a full-batch
@@ -172,11 +179,17 @@ unsafe fn region(k: usize, alpha: f32, a: Operand, b: Operand, beta: f32, c: Out
                                 let height = MR.min(mc - ir);
                                 let tile = Operand { ptr: a.ptr.add((ic + ir) * a.rs + pc * a.cs), ..a };
                                 let cc = c.ptr.add((ic + ir) * c.rs + jc + jr);
-                                if width > 16 {
-                                    kernel::<2>(kc, tile, panel, cc, c.rs, height, width, alpha, old)
-                                } else {
-                                    kernel::<1>(kc, tile, panel, cc, c.rs, height, width, alpha, old)
-                                }
+                                let run = match (height, width > 16) {
+                                    (9.., true) => kernel::<MR, 2>,
+                                    (5.., true) => kernel::<8, 2>,
+                                    (2.., true) => kernel::<4, 2>,
+                                    (_, true) => kernel::<1, 2>,
+                                    (9.., false) => kernel::<MR, 1>,
+                                    (5.., false) => kernel::<8, 1>,
+                                    (2.., false) => kernel::<4, 1>,
+                                    (_, false) => kernel::<1, 1>,
+                                };
+                                run(kc, tile, panel, cc, c.rs, height, width, alpha, old)
                             }
                         }
                     }
@@ -283,16 +296,18 @@ fn transpose16(r: &mut [__m512; 16]) {
     }
 }
 
-/// One `MR × 16·NV` block of C from `MR` rows of A (read through its strides; rows past
-/// `height` repeat the last one, whose results are never stored) and a packed panel of B:
+/// One `H × 16·NV` block of C from `H` rows of A (read through its strides; rows past
+/// `height` repeat the last one, whose results are never stored) and a packed panel of B.
+/// `H` is `MR`, or 8, 4 or 1 for a shorter tile (a weight gradient of 64 or 1 outputs), so
+/// that no more rows are computed than the tile has, rounded up to one of these:
 /// `s = Σ_p a_p·b_p` as one fused chain in p's order, then `C = scale·s + old·C` on the
 /// `height × width` corner that exists (`old == 0` never reads C).
 #[allow(clippy::too_many_arguments)]
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn kernel<const NV: usize>(kc: usize, a: Operand, b: *const f32, c: *mut f32, rsc: usize, height: usize, width: usize, scale: f32, old: f32) {
-    let rows: [*const f32; MR] = std::array::from_fn(|i| a.ptr.wrapping_add(i.min(height - 1) * a.rs));
-    let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+unsafe fn kernel<const H: usize, const NV: usize>(kc: usize, a: Operand, b: *const f32, c: *mut f32, rsc: usize, height: usize, width: usize, scale: f32, old: f32) {
+    let rows: [*const f32; H] = std::array::from_fn(|i| a.ptr.wrapping_add(i.min(height - 1) * a.rs));
+    let mut acc = [[_mm512_setzero_ps(); NV]; H];
     for p in 0..kc {
         // SAFETY: rows below `height`, k below `kc`: inside A's extent; the panel holds kc·NR.
         unsafe {
@@ -311,7 +326,7 @@ unsafe fn kernel<const NV: usize>(kc: usize, a: Operand, b: *const f32, c: *mut 
     // `take(height)` it went through the stack, zeroed by a 1.5 KB memset per call: 4-6 % of
     // the wide network's step).
     #[allow(clippy::needless_range_loop)]
-    for i in 0..MR {
+    for i in 0..H {
         if i >= height {
             break;
         }
@@ -375,15 +390,15 @@ mod tests {
             eprintln!("no AVX-512F on this CPU: nn::sgemm is not used here and is not checked");
             return;
         }
-        let shapes = [(1, 1, 1), (13, 7, 5), (20, 784, 30), (121, 257, 33), (37, 600, 1030), (250, 513, 17), (5, 1, 70)];
+        let shapes = [(1, 1, 1), (13, 7, 5), (20, 784, 30), (121, 257, 33), (37, 600, 1030), (250, 513, 17), (5, 1, 70), (16, 300, 40), (64, 9, 784), (3, 260, 1)];
         for (m, k, n) in shapes {
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
                 let a = fill(m * k, 0.37);
                 let b = fill(k * n, 0.61);
                 let (rsa, csa) = if ta { (1, m) } else { (k, 1) };
                 let (rsb, csb) = if tb { (1, k) } else { (n, 1) };
-                let rsc = n + 3;
-                for (alpha, beta) in [(1.0f32, 0.0f32), (0.5, 1.0), (-2.0, 0.25)] {
+                // C padded, and packed (a column of C then takes the transposed path)
+                for (rsc, (alpha, beta)) in [n + 3, n].into_iter().flat_map(|r| [(1.0f32, 0.0f32), (0.5, 1.0), (-2.0, 0.25)].map(|s| (r, s))) {
                     let start = fill(m * rsc, 0.13);
                     let mut want = start.clone();
                     blocked_reference(m, k, n, alpha, &a, rsa, csa, &b, rsb, csb, beta, &mut want, rsc);
