@@ -2,8 +2,9 @@
 //! - `CpuBackend<f64>` is the reference: the textbook matrix product (`math::gemm_reference`)
 //!   and each step of backpropagation as one equation, to be read against the maths;
 //! - `CpuBackend<f32>` is the fast path: the same equations with the f32 GEMM of
-//!   `math::Real for f32` (`nn::sgemm` on AVX-512 CPUs) on every core (`--threads`), subnormals
-//!   flushed to zero (`flush`), bit-identical whatever the number of threads.
+//!   `math::Real for f32` (`nn::sgemm` on AVX-512 CPUs) on every core (`--threads`) where a
+//!   step has pieces large enough to split (`CpuBackend::splits`; small steps stay on the calling
+//!   thread), subnormals flushed to zero (`flush`), bit-identical whatever the number of threads.
 //!
 //! Inputs are converted as batches are gathered, or once per split for passes over consecutive
 //! samples (`inputs`); the workspaces grow to the largest pass and are reused, so full-batch
