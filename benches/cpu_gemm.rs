@@ -43,7 +43,7 @@ fn main() {
         libs.retain(|(name, _)| name == only);
     }
     let net = |layers: &[usize]| ModelSpec::classifier(layers, &ModelSpec::default_activations(layers, Loss::CrossEntropy));
-    let nets = [("seed001", net(&[784, 128, 64, 10]), 64), ("seed000-mnist", net(&[784, 30, 10]), 20), ("wide", net(&[784, 1024, 1024, 10]), 256), ("seed002 full batch", net(&[784, 64, 10]), 10000)];
+    let nets = [("seed001", net(&[784, 128, 64, 10]), 64), ("seed000-mnist", net(&[784, 30, 10]), 20), ("wide", net(&[784, 1024, 1024, 10]), 256), ("seed002 full batch", net(&[784, 64, 10]), 10000), ("seed002 one neuron, full batch", net(&[784, 1]), 40000)];
     println!("µs per product (fastest of 9 rounds, the libraries alternating), {threads} thread(s); GFLOP/s = 2·m·k·n / time");
     print!("{:<48}", "product");
     for (name, _) in &libs {

@@ -18,6 +18,8 @@ use std::arch::x86_64::*;
 const MR: usize = 12;
 /// Columns of a register block: two 16-lane vectors.
 const NR: usize = 32;
+/// Columns of C per kernel call where one row of C reads B in place.
+const WIDE: usize = 256;
 /// Values of k per packed block: a 32-column panel of B (32 KB) and a 12-row tile of A (12 KB)
 /// stay in a 48 KB L1 while the kernel runs over them. Fixed: it decides the summation order.
 pub const KC: usize = 256;
@@ -135,6 +137,14 @@ pub unsafe fn sgemm(
     });
 }
 
+/// Where a region's kernels read B's panels from: packed (`NR` values per k, zero past the
+/// panel's width), or B's own rows (`rs` apart, read only below the tile's width).
+#[derive(Clone, Copy)]
+enum Panels {
+    Packed(*const f32),
+    InPlace(*const f32, usize),
+}
+
 thread_local! {
     /// Each thread's packed panels of B, kept between calls (a step makes dozens).
     static PACKED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -151,19 +161,21 @@ thread_local! {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn region(k: usize, alpha: f32, a: Operand, b: Operand, beta: f32, c: Out, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) {
+    let transposed_row = rows.len() == 1 && b.rs == 1 && b.cs != 1;
+    let in_place = rows.len() <= MR && b.cs == 1;
     PACKED.with_borrow_mut(|bp| {
         for jc in cols.clone().step_by(NC) {
             let nc = NC.min(cols.end - jc);
             let ncp = nc.div_ceil(NR) * NR;
             let whole = k * ncp <= WHOLE_B;
-            let need = if whole { k * ncp } else { KC * ncp };
+            let need = if transposed_row || in_place { 0 } else if whole { k * ncp } else { KC * ncp };
             if bp.len() < need {
                 bp.resize(need, 0.0);
             }
             // SAFETY (for every block below): the caller's contract bounds every index of A, B
             // and C formed; k block `pc` of the packed B holds kc·ncp values from `pc·ncp`
             // (whole) or from 0.
-            let tiles = |pc: usize, bp: &[f32], rows: std::ops::Range<usize>| {
+            let tiles = |pc: usize, panels: Panels, rows: std::ops::Range<usize>| {
                 let kc = KC.min(k - pc);
                 // The first block of k scales the old C by beta; later ones add to it.
                 let old = if pc == 0 { beta } else { 1.0 };
@@ -174,7 +186,12 @@ unsafe fn region(k: usize, alpha: f32, a: Operand, b: Operand, beta: f32, c: Out
                     for jr in (0..nc).step_by(NR) {
                         let width = NR.min(nc - jr);
                         unsafe {
-                            let panel = bp.as_ptr().add(block + jr * kc);
+                            // A packed panel: `kc` rows of NR, zero past `width`; B in place: its own
+                            // rows, read only below `width`.
+                            let (panel, brs, bw) = match panels {
+                                Panels::Packed(bp) => (bp.add(block + jr * kc), NR, NR),
+                                Panels::InPlace(b0, rs) => (b0.add(jr), rs, width),
+                            };
                             for ir in (0..mc).step_by(MR) {
                                 let height = MR.min(mc - ir);
                                 let tile = Operand { ptr: a.ptr.add((ic + ir) * a.rs + pc * a.cs), ..a };
@@ -189,25 +206,67 @@ unsafe fn region(k: usize, alpha: f32, a: Operand, b: Operand, beta: f32, c: Out
                                     (2.., false) => kernel::<4, 1>,
                                     (_, false) => kernel::<1, 1>,
                                 };
-                                run(kc, tile, panel, cc, c.rs, height, width, alpha, old)
+                                run(kc, tile, panel, brs, bw, cc, c.rs, height, width, alpha, old)
                             }
                         }
                     }
                 }
             };
-            if whole {
+            if transposed_row {
+                // One row of C against B = Xᵀ (a one-output forward as its transpose): no panel is
+                // used twice, so the kernel transposes B's 16×16 blocks in registers as it goes.
+                for jr in (0..nc).step_by(NR) {
+                    let width = NR.min(nc - jr);
+                    for pc in (0..k).step_by(KC) {
+                        let kc = KC.min(k - pc);
+                        let old = if pc == 0 { beta } else { 1.0 };
+                        unsafe {
+                            let row = Operand { ptr: a.ptr.add(rows.start * a.rs + pc * a.cs), ..a };
+                            let panel = b.ptr.add(pc + (jc + jr) * b.cs);
+                            let cc = c.ptr.add(rows.start * c.rs + jc + jr);
+                            if width > 16 {
+                                kernel_transposing::<2>(kc, row, panel, b.cs, cc, width, alpha, old)
+                            } else {
+                                kernel_transposing::<1>(kc, row, panel, b.cs, cc, width, alpha, old)
+                            }
+                        }
+                    }
+                }
+            } else if in_place && rows.len() == 1 {
+                // One row of C (a one-output weight gradient, 1×40000·40000×784): B's rows are
+                // read where they are, 8 vectors of each at a time, so that a block of k rows
+                // (800 KB) is swept 7 times, not 25.
+                for pc in (0..k).step_by(KC) {
+                    let kc = KC.min(k - pc);
+                    let old = if pc == 0 { beta } else { 1.0 };
+                    for j0 in (0..nc).step_by(WIDE) {
+                        let width = WIDE.min(nc - j0);
+                        unsafe {
+                            let row = Operand { ptr: a.ptr.add(rows.start * a.rs + pc * a.cs), ..a };
+                            let cc = c.ptr.add(rows.start * c.rs + jc + j0);
+                            kernel::<1, { WIDE / 16 }>(kc, row, b.ptr.add(pc * b.rs + jc + j0), b.rs, width, cc, c.rs, 1, width, alpha, old)
+                        }
+                    }
+                }
+            } else if in_place {
+                // At most one tile of rows (a weight gradient of up to 12 outputs): each panel of
+                // B would be used once, so the kernel reads B's rows where they are.
+                for pc in (0..k).step_by(KC) {
+                    tiles(pc, Panels::InPlace(unsafe { b.ptr.add(pc * b.rs + jc) }, b.rs), rows.clone());
+                }
+            } else if whole {
                 for pc in (0..k).step_by(KC) {
                     unsafe { pack_b(b, pc, KC.min(k - pc), jc, nc, &mut bp[pc * ncp..]) };
                 }
                 for ic in rows.clone().step_by(MC) {
                     for pc in (0..k).step_by(KC) {
-                        tiles(pc, bp, ic..(ic + MC).min(rows.end));
+                        tiles(pc, Panels::Packed(bp.as_ptr()), ic..(ic + MC).min(rows.end));
                     }
                 }
             } else {
                 for pc in (0..k).step_by(KC) {
                     unsafe { pack_b(b, pc, KC.min(k - pc), jc, nc, bp) };
-                    tiles(pc, bp, rows.clone());
+                    tiles(pc, Panels::Packed(bp.as_ptr()), rows.clone());
                 }
             }
         }
@@ -221,7 +280,6 @@ unsafe fn region(k: usize, alpha: f32, a: Operand, b: Operand, beta: f32, c: Out
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn pack_b(b: Operand, p0: usize, kc: usize, j0: usize, nc: usize, out: &mut [f32]) {
-    let lanes = |n: usize| -> __mmask16 { if n >= 16 { 0xffff } else { (1u16 << n) - 1 } };
     for (t, jr) in (0..nc).step_by(NR).enumerate() {
         let panel = out[t * NR * kc..(t + 1) * NR * kc].as_mut_ptr();
         let width = NR.min(nc - jr);
@@ -305,13 +363,15 @@ fn transpose16(r: &mut [__m512; 16]) {
 #[allow(clippy::too_many_arguments)]
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn kernel<const H: usize, const NV: usize>(kc: usize, a: Operand, b: *const f32, c: *mut f32, rsc: usize, height: usize, width: usize, scale: f32, old: f32) {
+unsafe fn kernel<const H: usize, const NV: usize>(kc: usize, a: Operand, b: *const f32, brs: usize, bw: usize, c: *mut f32, rsc: usize, height: usize, width: usize, scale: f32, old: f32) {
     let rows: [*const f32; H] = std::array::from_fn(|i| a.ptr.wrapping_add(i.min(height - 1) * a.rs));
+    let bmask: [__mmask16; NV] = std::array::from_fn(|v| lanes(bw.saturating_sub(16 * v)));
     let mut acc = [[_mm512_setzero_ps(); NV]; H];
     for p in 0..kc {
-        // SAFETY: rows below `height`, k below `kc`: inside A's extent; the panel holds kc·NR.
+        // SAFETY: rows below `height`, k below `kc`: inside A's extent; B's row p holds `bw`
+        // values from `p·brs` (masked loads read no others).
         unsafe {
-            let bv: [__m512; NV] = std::array::from_fn(|v| _mm512_loadu_ps(b.add(p * NR + 16 * v)));
+            let bv: [__m512; NV] = std::array::from_fn(|v| _mm512_maskz_loadu_ps(bmask[v], b.add(p * brs + 16 * v)));
             for (i, row) in acc.iter_mut().enumerate() {
                 let ai = _mm512_set1_ps(*rows[i].add(p * a.cs));
                 for v in 0..NV {
@@ -320,9 +380,7 @@ unsafe fn kernel<const H: usize, const NV: usize>(kc: usize, a: Operand, b: *con
             }
         }
     }
-    let scale = _mm512_set1_ps(scale);
-    let oldv = _mm512_set1_ps(old);
-    // Constant bounds, so that both loops unroll and `acc` never leaves the registers (with
+    // Constant bounds, so that the loop unrolls and `acc` never leaves the registers (with
     // `take(height)` it went through the stack, zeroed by a 1.5 KB memset per call: 4-6 % of
     // the wide network's step).
     #[allow(clippy::needless_range_loop)]
@@ -330,25 +388,77 @@ unsafe fn kernel<const H: usize, const NV: usize>(kc: usize, a: Operand, b: *con
         if i >= height {
             break;
         }
-        for v in 0..NV {
-            let s = &acc[i][v];
-            let lanes = width.saturating_sub(16 * v).min(16);
-            if lanes == 0 {
+        // SAFETY: row i of C exists and holds `width` columns from `c + i·rsc`.
+        unsafe { store(&acc[i], c.add(i * rsc), width, scale, old) };
+    }
+}
+
+/// One row of C, `16·NV` wide, from one row of A and B = Xᵀ read where it is: column j of B
+/// (row j of X) starts at `b + j·bcs`, its k contiguous. Each 16×16 block of X is transposed in
+/// registers (as `pack_b` would lay it out), then runs the same fused chain as
+/// `kernel::<1, NV>`, so the same bits as the packed path. Columns past `width` repeat the last
+/// one (read, never stored).
+#[allow(clippy::too_many_arguments)]
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn kernel_transposing<const NV: usize>(kc: usize, a: Operand, b: *const f32, bcs: usize, c: *mut f32, width: usize, scale: f32, old: f32) {
+    let mut acc = [_mm512_setzero_ps(); NV];
+    for pb in (0..kc).step_by(16) {
+        let depth = (kc - pb).min(16);
+        let mut t = [[_mm512_setzero_ps(); 16]; NV];
+        for (v, tv) in t.iter_mut().enumerate() {
+            for (j, tj) in tv.iter_mut().enumerate() {
+                let col = (16 * v + j).min(width - 1);
+                // SAFETY: column below `width`, k below `kc` (the mask reads no further).
+                *tj = unsafe { _mm512_maskz_loadu_ps(lanes(depth), b.add(col * bcs + pb)) };
+            }
+            transpose16(tv);
+        }
+        #[allow(clippy::needless_range_loop)]
+        for q in 0..16 {
+            if q >= depth {
                 break;
             }
-            let mask: __mmask16 = if lanes == 16 { 0xffff } else { (1u16 << lanes) - 1 };
-            // SAFETY: the masked lanes are columns below `width` of rows below `height`.
-            unsafe {
-                let dst = c.add(i * rsc + 16 * v);
-                let mut out = _mm512_mul_ps(scale, *s);
-                if old != 0.0 {
-                    let prev = _mm512_maskz_loadu_ps(mask, dst);
-                    out = if old == 1.0 { _mm512_add_ps(out, prev) } else { _mm512_add_ps(out, _mm512_mul_ps(oldv, prev)) };
-                }
-                _mm512_mask_storeu_ps(dst, mask, out);
+            // SAFETY: k below `kc`, inside A's row.
+            let aq = _mm512_set1_ps(unsafe { *a.ptr.add((pb + q) * a.cs) });
+            for v in 0..NV {
+                acc[v] = _mm512_fmadd_ps(aq, t[v][q], acc[v]);
             }
         }
     }
+    // SAFETY: this row of C holds `width` columns from `c`.
+    unsafe { store(&acc, c, width, scale, old) };
+}
+
+/// `C = scale·s + old·C` on the first `width` columns of one row of a register block
+/// (`old == 0` never reads C).
+#[inline]
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn store<const NV: usize>(s: &[__m512; NV], dst: *mut f32, width: usize, scale: f32, old: f32) {
+    for (v, sv) in s.iter().enumerate() {
+        let count = width.saturating_sub(16 * v);
+        if count == 0 {
+            break;
+        }
+        let mask = lanes(count);
+        // SAFETY: the masked lanes are columns below `width` (the caller's row).
+        unsafe {
+            let dst = dst.add(16 * v);
+            let mut out = _mm512_mul_ps(_mm512_set1_ps(scale), *sv);
+            if old != 0.0 {
+                let prev = _mm512_maskz_loadu_ps(mask, dst);
+                out = if old == 1.0 { _mm512_add_ps(out, prev) } else { _mm512_add_ps(out, _mm512_mul_ps(_mm512_set1_ps(old), prev)) };
+            }
+            _mm512_mask_storeu_ps(dst, mask, out);
+        }
+    }
+}
+
+/// The first `n` of 16 lanes (all from 16).
+#[cfg(target_arch = "x86_64")]
+fn lanes(n: usize) -> __mmask16 {
+    if n >= 16 { 0xffff } else { (1u16 << n) - 1 }
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]
@@ -390,7 +500,7 @@ mod tests {
             eprintln!("no AVX-512F on this CPU: nn::sgemm is not used here and is not checked");
             return;
         }
-        let shapes = [(1, 1, 1), (13, 7, 5), (20, 784, 30), (121, 257, 33), (37, 600, 1030), (250, 513, 17), (5, 1, 70), (16, 300, 40), (64, 9, 784), (3, 260, 1)];
+        let shapes = [(1, 1, 1), (13, 7, 5), (20, 784, 30), (121, 257, 33), (37, 600, 1030), (250, 513, 17), (5, 1, 70), (16, 300, 40), (64, 9, 784), (3, 260, 1), (1, 600, 1030), (12, 530, 50), (7, 300, 2000), (1, 2100, 2000)];
         for (m, k, n) in shapes {
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
                 let a = fill(m * k, 0.37);
