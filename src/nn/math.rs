@@ -37,6 +37,14 @@ pub trait Real: Float + FromPrimitive + Sum + Default + Debug + Send + Sync + 's
         false
     }
 
+    /// a = σ(z) element by element (`sigmoid`); the f32 fast path computes 16 at a time with
+    /// the same bits (`nn::expf`).
+    fn sigmoid_slice(z: &[Self], a: &mut [Self]) {
+        for (ak, &zk) in a.iter_mut().zip(z) {
+            *ak = sigmoid(zk);
+        }
+    }
+
     /// `gemm` on up to `threads` cores. The result does not depend on `threads`: work is split
     /// by blocks of C, and every element sums its products in one fixed order.
     #[allow(clippy::too_many_arguments)]
@@ -104,6 +112,16 @@ impl Real for f32 {
             return macs >= crate::nn::sgemm::SPLIT_MIN_MACS;
         }
         macs >= PARALLEL_MIN_WORK
+    }
+    fn sigmoid_slice(z: &[f32], a: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if crate::nn::expf::available() {
+            // SAFETY: `available` said yes.
+            return unsafe { crate::nn::expf::sigmoid(z, a) };
+        }
+        for (ak, &zk) in a.iter_mut().zip(z) {
+            *ak = sigmoid(zk);
+        }
     }
     fn gemm_threads(threads: usize, m: usize, k: usize, n: usize, alpha: f32, a: &[f32], rsa: usize, csa: usize, b: &[f32], rsb: usize, csb: usize, beta: f32, c: &mut [f32], rsc: usize) {
         check_extent(a.len(), m, k, rsa, csa);
