@@ -152,7 +152,9 @@ thread_local! {
 
 /// The BLIS loops over one rectangle of C, on this thread. A is not packed: the kernel
 /// broadcasts its values straight from A's rows (12 streams, which the prefetchers follow),
-/// so only B, read as vectors, is laid out anew. Where all of B's k for a block of columns fits
+/// so only B, read as vectors, is laid out anew, and only where a panel serves more than one
+/// tile of rows (with one tile, B's rows are read in place, and with one row against B = Xᵀ,
+/// X's blocks are transposed in registers). Where all of B's k for a block of columns fits
 /// in `WHOLE_B` (the forward products' Wᵀ, up to 784×320), it is packed once and each block of
 /// rows runs through every k block while its tile of C is still in cache; else B is packed one
 /// k block at a time and every row block runs against it. Both call the kernel on each tile in
