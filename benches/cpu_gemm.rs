@@ -3,7 +3,7 @@
 //! crate's AVX-512 kernel (`nn::sgemm`), on one thread and on every core, each timed in turn
 //! on the same buffers (the fastest of rounds in which they alternate), so their ratios come from one run.
 //!
-//!   cargo bench --bench cpu_gemm                 seed001, seed000-mnist, wide and a full batch
+//!   cargo bench --bench cpu_gemm                 seed001, seed000-mnist, wide, a full batch, one neuron
 //!   cargo bench --bench cpu_gemm -- --threads 2
 //!   cargo bench --bench cpu_gemm -- --only sgemm      one library (matrixmultiply, gemm, sgemm)
 
