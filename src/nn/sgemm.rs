@@ -236,8 +236,8 @@ unsafe fn region(k: usize, alpha: f32, a: Operand, b: Operand, beta: f32, c: Out
                 }
             } else if in_place && rows.len() == 1 {
                 // One row of C (a one-output weight gradient, 1×40000·40000×784): B's rows are
-                // read where they are, 8 vectors of each at a time, so that a block of k rows
-                // (800 KB) is swept 7 times, not 25.
+                // read where they are, `WIDE` columns of each at a time, so that a block of k
+                // rows (800 KB) is swept 4 times, not once per 32-column panel (25).
                 for pc in (0..k).step_by(KC) {
                     let kc = KC.min(k - pc);
                     let old = if pc == 0 { beta } else { 1.0 };
