@@ -109,6 +109,8 @@ fn prefetch(bytes: &[u8]) {
         // SAFETY: a prefetch only hints at an address inside `bytes`; it never faults.
         unsafe { std::arch::x86_64::_mm_prefetch(line.as_ptr() as *const i8, std::arch::x86_64::_MM_HINT_T0) };
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
 }
 
 /// `out[j] = table[bytes[j]]` (`out` as long as `bytes`, `table` 256 values), 16 at a time.

@@ -11,6 +11,9 @@
 //! blocks' sums then added to C in k's order (`C = α·s₀ + β·C`, then `C = α·sᵢ + C`). Threads
 //! split C by whole tiles and never split K, so the bytes do not depend on `threads`.
 
+// Elsewhere only `available` (false) is used.
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
