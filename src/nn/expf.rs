@@ -104,6 +104,9 @@ unsafe fn exp_lanes(x: [f32; 16]) -> [f32; 16] {
 
 /// e^x on 16 lanes, or `None` where a lane is outside glibc's main path (|x| ≥ 88 or NaN),
 /// which the caller then computes with `f32::exp`.
+///
+/// # Safety
+/// The CPU has AVX-512F (`available`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 pub fn exp16(x: __m512) -> Option<__m512> {
@@ -171,11 +174,7 @@ pub unsafe fn sigmoid(z: &[f32], a: &mut [f32]) {
                     let num = _mm512_mask_blend_ps(positive, e, one);
                     _mm512_mask_storeu_ps(ac.as_mut_ptr(), mask, _mm512_div_ps(num, _mm512_add_ps(one, e)));
                 }
-                None => {
-                    for (ak, &zk) in ac.iter_mut().zip(zc) {
-                        *ak = crate::nn::math::sigmoid(zk);
-                    }
-                }
+                None => crate::nn::math::sigmoid_each(zc, ac),
             }
         }
     }

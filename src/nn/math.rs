@@ -40,9 +40,7 @@ pub trait Real: Float + FromPrimitive + Sum + Default + Debug + Send + Sync + 's
     /// a = σ(z) element by element (`sigmoid`); the f32 fast path computes 16 at a time with
     /// the same bits (`nn::expf`).
     fn sigmoid_slice(z: &[Self], a: &mut [Self]) {
-        for (ak, &zk) in a.iter_mut().zip(z) {
-            *ak = sigmoid(zk);
-        }
+        sigmoid_each(z, a)
     }
 
     /// `gemm` on up to `threads` cores. The result does not depend on `threads`: work is split
@@ -119,9 +117,7 @@ impl Real for f32 {
             // SAFETY: `available` said yes.
             return unsafe { crate::nn::expf::sigmoid(z, a) };
         }
-        for (ak, &zk) in a.iter_mut().zip(z) {
-            *ak = sigmoid(zk);
-        }
+        sigmoid_each(z, a)
     }
     fn gemm_threads(threads: usize, m: usize, k: usize, n: usize, alpha: f32, a: &[f32], rsa: usize, csa: usize, b: &[f32], rsb: usize, csb: usize, beta: f32, c: &mut [f32], rsc: usize) {
         check_extent(a.len(), m, k, rsa, csa);
@@ -167,6 +163,13 @@ pub fn sigmoid<T: Real>(z: T) -> T {
     } else {
         let e = z.exp();
         e / (T::one() + e)
+    }
+}
+
+/// a = σ(z) one element at a time (`Real::sigmoid_slice`'s scalar form).
+pub fn sigmoid_each<T: Real>(z: &[T], a: &mut [T]) {
+    for (ak, &zk) in a.iter_mut().zip(z) {
+        *ak = sigmoid(zk);
     }
 }
 

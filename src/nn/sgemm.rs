@@ -168,6 +168,9 @@ thread_local! {
 unsafe fn region(k: usize, alpha: f32, a: Operand, b: Operand, beta: f32, c: Out, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) {
     let transposed_row = rows.len() == 1 && b.rs == 1 && b.cs != 1;
     let in_place = rows.len() <= MR && b.cs == 1;
+    // k block `pc`: its length, and what the old C is scaled by (the first block scales it by
+    // beta; later ones add to it).
+    let block_of = |pc: usize| (KC.min(k - pc), if pc == 0 { beta } else { 1.0 });
     PACKED.with_borrow_mut(|bp| {
         for jc in cols.clone().step_by(NC) {
             let nc = NC.min(cols.end - jc);
@@ -181,9 +184,7 @@ unsafe fn region(k: usize, alpha: f32, a: Operand, b: Operand, beta: f32, c: Out
             // and C formed; k block `pc` of the packed B holds kc·ncp values from `pc·ncp`
             // (whole) or from 0.
             let tiles = |pc: usize, panels: Panels, rows: std::ops::Range<usize>| {
-                let kc = KC.min(k - pc);
-                // The first block of k scales the old C by beta; later ones add to it.
-                let old = if pc == 0 { beta } else { 1.0 };
+                let (kc, old) = block_of(pc);
                 let block = if whole { pc * ncp } else { 0 };
                 let end = rows.end;
                 for ic in rows.step_by(MC) {
@@ -223,8 +224,7 @@ unsafe fn region(k: usize, alpha: f32, a: Operand, b: Operand, beta: f32, c: Out
                 for jr in (0..nc).step_by(NR) {
                     let width = NR.min(nc - jr);
                     for pc in (0..k).step_by(KC) {
-                        let kc = KC.min(k - pc);
-                        let old = if pc == 0 { beta } else { 1.0 };
+                        let (kc, old) = block_of(pc);
                         unsafe {
                             let row = Operand { ptr: a.ptr.add(rows.start * a.rs + pc * a.cs), ..a };
                             let panel = b.ptr.add(pc + (jc + jr) * b.cs);
@@ -242,8 +242,7 @@ unsafe fn region(k: usize, alpha: f32, a: Operand, b: Operand, beta: f32, c: Out
                 // read where they are, `WIDE` columns of each at a time, so that a block of k
                 // rows (800 KB) is swept 4 times, not once per 32-column panel (25).
                 for pc in (0..k).step_by(KC) {
-                    let kc = KC.min(k - pc);
-                    let old = if pc == 0 { beta } else { 1.0 };
+                    let (kc, old) = block_of(pc);
                     for j0 in (0..nc).step_by(WIDE) {
                         let width = WIDE.min(nc - j0);
                         unsafe {
