@@ -117,28 +117,36 @@ pub fn times_mask<T: Real>(a: &mut [T], m: &[T]) {
     }
 }
 
-/// ∂b[o] = s · Σ_r δ[r, o], each column summed over the rows in order from zero (as
-/// `Iterator::sum` would), walking δ row by row so the reads are contiguous.
-pub fn bias_gradient<T: Real>(threads: usize, scale: T, delta: &[T], width: usize, out: &mut [T]) {
+/// `sums[o] += Σ_r δ[r, o]` (from zero where `fresh`), each column over the rows in order,
+/// walking δ row by row so the reads are contiguous. A batch's blocks of rows added in order
+/// and the sums then scaled (`scale_all`) give ∂b[o] = s · Σ_r δ[r, o] summed from zero in
+/// the rows' order (as `Iterator::sum` would), whatever the blocks.
+pub fn add_column_sums<T: Real>(threads: usize, delta: &[T], width: usize, sums: &mut [T], fresh: bool) {
     let rows = delta.len() / width;
     let one = |c0: usize, out: &mut [T]| {
-        out.iter_mut().for_each(|g| *g = T::zero());
+        if fresh {
+            out.iter_mut().for_each(|g| *g = T::zero());
+        }
         for r in 0..rows {
             let row = &delta[r * width + c0..r * width + c0 + out.len()];
             for (g, &d) in out.iter_mut().zip(row) {
                 *g = *g + d;
             }
         }
-        out.iter_mut().for_each(|g| *g = scale * *g);
     };
     match piece_rows(threads, rows, width).map(|_| width.div_ceil(threads)) {
         Some(cols) if cols >= 16 => rayon::scope(|s| {
-            for (i, oc) in out.chunks_mut(cols).enumerate() {
+            for (i, oc) in sums.chunks_mut(cols).enumerate() {
                 s.spawn(move |_| one(i * cols, oc));
             }
         }),
-        _ => one(0, out),
+        _ => one(0, sums),
     }
+}
+
+/// `x[i] = s · x[i]`.
+pub fn scale_all<T: Real>(s: T, x: &mut [T]) {
+    x.iter_mut().for_each(|v| *v = s * *v);
 }
 
 #[cfg(test)]
@@ -164,9 +172,16 @@ mod tests {
                 assert_eq!(d1, d4);
             }
             let (mut b1, mut b4) = (vec![9f32; width], vec![9f32; width]);
-            bias_gradient(1, 0.25, &z, width, &mut b1);
-            bias_gradient(4, 0.25, &z, width, &mut b4);
+            add_column_sums(1, &z, width, &mut b1, true);
+            add_column_sums(4, &z, width, &mut b4, true);
             assert_eq!(b1, b4);
+            // the same sums in two blocks of rows, the second added to the first's
+            let cut = rows / 3 * width;
+            let mut blocks = vec![9f32; width];
+            add_column_sums(4, &z[..cut], width, &mut blocks, true);
+            add_column_sums(4, &z[cut..], width, &mut blocks, false);
+            assert_eq!(b1, blocks, "{rows} rows in two blocks");
+            scale_all(0.25, &mut b1);
             let want: Vec<f32> = (0..width).map(|o| 0.25 * (0..rows).map(|r| z[r * width + o]).sum::<f32>()).collect();
             assert_eq!(b1, want, "the column sums in row order, as Iterator::sum");
         }

@@ -6,9 +6,10 @@
 //!   step has pieces large enough to split (`CpuBackend::splits`; small steps stay on the calling
 //!   thread), subnormals flushed to zero (`flush`), bit-identical whatever the number of threads.
 //!
-//! Inputs are converted as batches are gathered, or once per split for passes over consecutive
-//! samples (`inputs`); the workspaces grow to the largest pass and are reused, so full-batch
-//! steps and evaluation chunks run at memory speed.
+//! Inputs are converted as they are read (`inputs`: byte pixels stay bytes); a pass over
+//! consecutive samples runs in blocks (evaluation chunks, and a full batch's blocks of rows, each
+//! run forward and back while its inputs are in cache, `step_on`); the workspaces grow to the
+//! largest block and are reused.
 //!
 //! One step on a batch X [B, in] (row layout, W [out, in]):
 //!   forward   Z_l = A_{l−1}·W_lᵀ + b_l,   A_l = f_l(Z_l),   A_0 = X
@@ -43,6 +44,20 @@ pub type FastBackend = CpuBackend<f32>;
 /// Rows evaluated per forward pass in `evaluate`.
 const EVAL_CHUNK: usize = 1024;
 
+/// Rows per block of a training batch of consecutive samples (`CpuBackend::step_on`), rounded
+/// up to a multiple of the GEMM's k block: its inputs, 3 MB as f32 at 784 values a sample,
+/// stay in the two cores' L2 between the forward pass and the weight gradient.
+const BLOCK_ROWS: usize = 1024;
+
+/// What a step is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StepKind {
+    /// A training step: a full batch may be read in file order, and in blocks of rows.
+    Train,
+    /// A traced step: the batch in its order, every row's Z, A and δ kept for the trace.
+    Trace,
+}
+
 pub struct CpuBackend<T: Real> {
     spec: ModelSpec,
     opt: OptimizerSpec,
@@ -53,7 +68,7 @@ pub struct CpuBackend<T: Real> {
     /// Optimiser steps taken.
     step: u64,
     /// Every attached split, converted to inputs once.
-    inputs: HashMap<Split, Inputs<T>>,
+    inputs: HashMap<Split, Arc<Inputs<T>>>,
     /// Rows the workspaces hold: the largest pass so far (they grow, never shrink, so a run
     /// that alternates a full batch and evaluation chunks allocates once).
     cap: usize,
@@ -255,11 +270,12 @@ impl<T: Real> CpuBackend<T> {
         }
     }
 
-    /// Loss sum and correct count of the current outputs against `labels`.
-    fn score(&self, labels: &[u8], predictions: Option<&mut Vec<u8>>) -> (f64, u64) {
+    /// Loss sum (added to `loss`, in the rows' order) and correct count of the current outputs
+    /// against `labels`.
+    fn score(&self, labels: &[u8], predictions: Option<&mut Vec<u8>>, loss: f64) -> (f64, u64) {
         let last = self.spec.layers.len() - 1;
         let n = self.spec.output_size();
-        let (mut loss, mut correct) = (0.0, 0);
+        let (mut loss, mut correct) = (loss, 0);
         let mut preds = predictions;
         for (r, &y) in labels.iter().enumerate() {
             let s = r * n..(r + 1) * n;
@@ -273,9 +289,11 @@ impl<T: Real> CpuBackend<T> {
         (loss, correct)
     }
 
-    /// δ_L, then for l = L…1: ∂W_l = s·δ_lᵀ·A_{l−1};  ∂b_l = s·Σ_rows δ_l;  δ_{l−1} = (δ_l·W_l) ⊙ f'(Z_{l−1}),
-    /// on the inputs `x` of the forward pass.
-    fn backward(&mut self, labels: &[u8], x: &[T]) {
+    /// δ_L, then for l = L…1: ∂W_l = s·δ_lᵀ·A_{l−1};  ∂b_l = Σ_rows δ_l (scaled by s once every
+    /// block is in, `step_on`);  δ_{l−1} = (δ_l·W_l) ⊙ f'(Z_{l−1}), on the inputs `x` of the
+    /// forward pass: one block of a batch's rows, whose gradients start the sums (`first`) or
+    /// are added to those of the blocks before.
+    fn backward(&mut self, labels: &[u8], x: &[T], scale: T, first: bool) {
         let rows = labels.len();
         let last = self.spec.layers.len() - 1;
         let n = self.spec.output_size();
@@ -284,14 +302,14 @@ impl<T: Real> CpuBackend<T> {
             let s = r * n..(r + 1) * n;
             math::output_delta(self.spec.loss, self.spec.label_smoothing, out_act, &self.z[last][s.clone()], &self.a[last][s.clone()], y, &mut self.delta[last][s]);
         }
-        let scale = T::of(self.spec.reduction.scale(rows));
+        let old = if first { T::zero() } else { T::one() };
         for l in (1..=last).rev() {
             let (n_in, n_out) = self.spec.layer_dims(l - 1);
             let g = &mut self.grads.layers[l - 1];
             let input = if l == 1 { x } else { &self.a[l - 1][..rows * n_in] };
             // ∂W [out×in] = s · δᵀ [out×rows] · A_{l−1} [rows×in]   (δᵀ through strides: rs = 1, cs = out)
-            Product::weight_gradient(l, rows, n_in, n_out).run(self.threads, scale, &self.delta[l][..rows * n_out], input, T::zero(), &mut g.weight);
-            elementwise::bias_gradient(self.threads, scale, &self.delta[l][..rows * n_out], n_out, &mut g.bias);
+            Product::weight_gradient(l, rows, n_in, n_out).run(self.threads, scale, &self.delta[l][..rows * n_out], input, old, &mut g.weight);
+            elementwise::add_column_sums(self.threads, &self.delta[l][..rows * n_out], n_out, &mut g.bias, first);
             if l > 1 {
                 // δ_{l−1} [rows×in] = (δ_l [rows×out] · W [out×in]) ⊙ f'(Z_{l−1})
                 let (lo, hi) = self.delta.split_at_mut(l);
@@ -344,90 +362,107 @@ impl<T: Real> CpuBackend<T> {
         }
     }
 
-    fn inputs_of(&self, split: Split) -> Result<&Inputs<T>> {
+    fn inputs_of(&self, split: Split) -> Result<Arc<Inputs<T>>> {
         match self.inputs.get(&split) {
-            Some(i) => Ok(i),
+            Some(i) => Ok(i.clone()),
             None => bail!("no {} data attached to the backend", split.name()),
         }
     }
 
     /// forward + score + backward + update on the training samples `idx`.
     ///
-    /// With `any_order`, a batch that is a permutation of the whole split (full-batch training)
-    /// is read in place in file order: its gradient is the same sum, the shuffle only reorders
-    /// its terms, and reading in place saves a copy of the whole set per step. (A trace keeps
-    /// the batch's order, row by row as the GPU's.)
-    fn step_on(&mut self, idx: &[u32], lr: f64, any_order: bool) -> Result<StepStats> {
+    /// In a training step (`StepKind::Train`), a batch that is a permutation of the whole split
+    /// (full-batch training) is read in place in file order: its gradient is the same sum, the
+    /// shuffle only reorders its terms, and reading in place saves a copy of the whole set per
+    /// step. A batch of consecutive samples then runs in blocks of `BLOCK_ROWS` (a multiple of
+    /// the GEMM's k block, `Real::k_block`, so the weight gradients' sums are the one call's):
+    /// each block's inputs are converted, run forward and back while they are in cache, so
+    /// the inputs cross memory once a step, as bytes, not twice as floats. (A trace keeps the
+    /// batch's order, row by row as the GPU's, and every row's values.)
+    fn step_on(&mut self, idx: &[u32], lr: f64, kind: StepKind) -> Result<StepStats> {
         let mut buf = std::mem::take(&mut self.x_buf);
         let step = self.step + 1;
         // augmentation and input dropout change a copy of the batch, never the split's inputs
         let input_dropout = self.dropout.rate(0) > 0.0;
         let copy = input_dropout || self.augment.is_some();
-        self.ensure_workspace(idx.len());
-        let mut mask0 = self.mask.first_mut().map(std::mem::take).unwrap_or_default();
+        let train = kind == StepKind::Train;
         let inputs = self.inputs_of(Split::Train)?;
         let data = inputs.data.clone();
         let in_order: Vec<u32>;
         // (not with dropout or augmentation: a row's draws follow its place in the batch)
-        let idx = if any_order && !self.dropout.is_on() && self.augment.is_none() && idx.len() == data.len() && idx.len() > 1 && is_permutation(idx) {
+        let idx = if train && !self.dropout.is_on() && self.augment.is_none() && idx.len() == data.len() && idx.len() > 1 && is_permutation(idx) {
             in_order = (0..idx.len() as u32).collect();
             &in_order[..]
         } else {
             idx
         };
         let rows = idx.len();
-        let len = data.sample_len;
-        let whole;
-        let x: &[T] = match Inputs::<T>::consecutive(idx).filter(|_| !copy) {
-            Some(lo) => {
-                whole = inputs.matrix();
-                &whole[lo * len..(lo + rows) * len]
-            }
-            None => {
-                if buf.len() < rows * len {
-                    buf.resize(rows * len, T::zero());
-                }
-                inputs.gather(idx, &mut buf);
-                if let Some(aug) = &self.augment {
-                    let background = T::of(self.spec.input_norm.apply(0.0));
-                    inputs::augment_batch(aug, step, &mut buf[..rows * len], len, background, self.threads);
-                }
-                if input_dropout {
-                    self.dropout.mask(step, 0, 0, &mut mask0[..rows * len]);
-                    elementwise::times_mask(&mut buf[..rows * len], &mask0[..rows * len]);
-                }
-                &buf[..rows * len]
-            }
+        let consecutive = Inputs::<T>::consecutive(idx).filter(|_| !copy);
+        let block = match (consecutive, T::k_block()) {
+            (Some(_), Some(kb)) if train && !self.dropout.is_on() => BLOCK_ROWS.div_ceil(kb) * kb,
+            _ => rows,
         };
-        if let Some(m) = self.mask.first_mut() {
-            *m = mask0;
-        }
-        self.forward(rows, x, Some(step));
+        self.ensure_workspace(block.min(rows));
         let labels: Vec<u8> = idx.iter().map(|&i| data.labels[i as usize]).collect();
-        let (loss_sum, correct) = self.score(&labels, None);
-        self.backward(&labels, x);
+        let scale = T::of(self.spec.reduction.scale(rows));
+        let (mut loss_sum, mut correct) = (0.0, 0);
+        // (an empty batch still runs once: its gradients are zero, as the update expects)
+        for b0 in (0..rows.max(1)).step_by(block.max(1)) {
+            let n = block.min(rows - b0);
+            let x: &[T] = match consecutive {
+                Some(lo) => inputs.rows(lo + b0, n, &mut buf, self.threads),
+                None => self.gathered(&inputs, idx, step, &mut buf),
+            };
+            self.forward(n, x, Some(step));
+            let (loss, c) = self.score(&labels[b0..b0 + n], None, loss_sum);
+            (loss_sum, correct) = (loss, correct + c);
+            self.backward(&labels[b0..b0 + n], x, scale, b0 == 0);
+        }
+        for g in &mut self.grads.layers {
+            elementwise::scale_all(scale, &mut g.bias);
+        }
         self.update(lr);
         self.x_buf = buf;
         Ok(StepStats { samples: rows as u64, loss_sum, correct })
+    }
+
+    /// The samples `idx` gathered into `buf`, augmented and with input dropout applied where
+    /// the run has them.
+    fn gathered<'a>(&mut self, inputs: &Inputs<T>, idx: &[u32], step: u64, buf: &'a mut Vec<T>) -> &'a [T] {
+        let (rows, len) = (idx.len(), inputs.data.sample_len);
+        if buf.len() < rows * len {
+            buf.resize(rows * len, T::zero());
+        }
+        inputs.gather(idx, buf);
+        if let Some(aug) = &self.augment {
+            let background = T::of(self.spec.input_norm.apply(0.0));
+            inputs::augment_batch(aug, step, &mut buf[..rows * len], len, background, self.threads);
+        }
+        if let Some(m) = self.mask.first_mut().filter(|_| self.dropout.rate(0) > 0.0) {
+            self.dropout.mask(step, 0, 0, &mut m[..rows * len]);
+            elementwise::times_mask(&mut buf[..rows * len], &m[..rows * len]);
+        }
+        &buf[..rows * len]
     }
 
     /// Loss, accuracy and predictions of the current parameters on `split`, in chunks of
     /// `EVAL_CHUNK` consecutive samples.
     fn evaluate_here(&mut self, split: Split) -> Result<EvalResult> {
         let inputs = self.inputs_of(split)?;
-        let (ds, x) = (inputs.data.clone(), inputs.matrix());
+        let ds = inputs.data.clone();
+        let mut buf = std::mem::take(&mut self.x_buf);
         let mut res = EvalResult { predictions: Vec::with_capacity(ds.len()), ..Default::default() };
-        let len = ds.sample_len;
         for lo in (0..ds.len()).step_by(EVAL_CHUNK) {
-            // consecutive samples: the input matrix is read in place
             let rows = EVAL_CHUNK.min(ds.len() - lo);
             self.ensure_workspace(rows);
-            self.forward(rows, &x[lo * len..(lo + rows) * len], None);
-            let (loss, correct) = self.score(&ds.labels[lo..lo + rows], Some(&mut res.predictions));
+            let x = inputs.rows(lo, rows, &mut buf, self.threads);
+            self.forward(rows, x, None);
+            let (loss, correct) = self.score(&ds.labels[lo..lo + rows], Some(&mut res.predictions), 0.0);
             res.samples += rows as u64;
             res.loss_sum += loss;
             res.correct += correct;
         }
+        self.x_buf = buf;
         Ok(res)
     }
 }
@@ -491,7 +526,7 @@ impl<T: Real> Backend for CpuBackend<T> {
 
     fn attach(&mut self, split: Split, data: Arc<Dataset>) -> Result<()> {
         check_attach(&self.spec, &data)?;
-        self.inputs.insert(split, Inputs::new(data, self.spec.input_norm));
+        self.inputs.insert(split, Arc::new(Inputs::new(data, self.spec.input_norm)));
         Ok(())
     }
 
@@ -499,7 +534,7 @@ impl<T: Real> Backend for CpuBackend<T> {
         self.computing(batch_size.min(indices.len()), |b| {
             let mut total = StepStats::default();
             for (idx, &lr) in indices.chunks(batch_size.max(1)).zip(lrs) {
-                let s = b.step_on(idx, lr, true)?;
+                let s = b.step_on(idx, lr, StepKind::Train)?;
                 total.samples += s.samples;
                 total.loss_sum += s.loss_sum;
                 total.correct += s.correct;
@@ -531,7 +566,7 @@ impl<T: Real> Backend for CpuBackend<T> {
     }
 
     fn trace_step(&mut self, indices: &[u32], lr: f64) -> Result<StepTrace> {
-        self.computing(indices.len(), |b| b.step_on(indices, lr, false))?;
+        self.computing(indices.len(), |b| b.step_on(indices, lr, StepKind::Trace))?;
         let mut t = StepTrace::default();
         for l in 1..self.spec.layers.len() {
             let n = indices.len() * self.spec.layers[l];

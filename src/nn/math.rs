@@ -37,6 +37,14 @@ pub trait Real: Float + FromPrimitive + Sum + Default + Debug + Send + Sync + 's
         false
     }
 
+    /// The length of the blocks of k whose sums `gemm_threads` adds to C one after another
+    /// (`C = α·s₀ + β·C`, then `C = α·sᵢ + C`), where it works so: a product whose k is cut at
+    /// multiples of it into calls, the first with `beta` and the others with 1, then gives the
+    /// bits of one call. `None`: only one call over all of k gives them.
+    fn k_block() -> Option<usize> {
+        None
+    }
+
     /// a = σ(z) element by element (`sigmoid`); the f32 fast path computes 16 at a time with
     /// the same bits (`nn::expf`).
     fn sigmoid_slice(z: &[Self], a: &mut [Self]) {
@@ -107,9 +115,16 @@ impl Real for f32 {
         let macs = m.saturating_mul(k).saturating_mul(n);
         #[cfg(target_arch = "x86_64")]
         if crate::nn::sgemm::available() {
-            return macs >= crate::nn::sgemm::SPLIT_MIN_MACS;
+            return crate::nn::sgemm::splits(m, k, n);
         }
         macs >= PARALLEL_MIN_WORK
+    }
+    fn k_block() -> Option<usize> {
+        #[cfg(target_arch = "x86_64")]
+        if crate::nn::sgemm::available() {
+            return Some(crate::nn::sgemm::KC);
+        }
+        None
     }
     fn sigmoid_slice(z: &[f32], a: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]

@@ -40,6 +40,16 @@ const WHOLE_B: usize = 1 << 18;
 /// 64×784×128 (6.4 M) stays split (its epochs on one and two threads are within the noise).
 pub const SPLIT_MIN_MACS: usize = 1 << 22;
 
+/// Values of A and B from which a product is split over threads however few its multiply-adds:
+/// a thin product (a one-output layer's 1024×784·784×1 block of a full batch) is bound by
+/// reading its operands, which two cores do faster than one.
+pub const SPLIT_MIN_VALUES: usize = 1 << 18;
+
+/// Whether `sgemm` hands part of an m×k×n product to a second thread (given more than one).
+pub fn splits(m: usize, k: usize, n: usize) -> bool {
+    m.saturating_mul(k).saturating_mul(n) >= SPLIT_MIN_MACS || m.saturating_mul(k).saturating_add(k.saturating_mul(n)) >= SPLIT_MIN_VALUES
+}
+
 /// Whether this CPU runs `sgemm` (AVX-512F, checked once by std and cached).
 pub fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -116,7 +126,7 @@ pub unsafe fn sgemm(
     // both have a piece per thread, the one that repeats the smaller operand (a full-batch
     // forward 60000×784·784×64 by rows, or each thread would stream all 188 MB of A). Either
     // way no element's sum changes: its order never depends on the tile.
-    let threads = if m.saturating_mul(k).saturating_mul(n) < SPLIT_MIN_MACS { 1 } else { threads.max(1) };
+    let threads = if splits(m, k, n) { threads.max(1) } else { 1 };
     let (n_tiles, m_tiles) = (n.div_ceil(NR), m.div_ceil(MR));
     let along_n = if n_tiles >= threads && m_tiles >= threads { n >= m } else { n_tiles >= m_tiles };
     let (len, unit) = if along_n { (n, NR) } else { (m, MR) };
