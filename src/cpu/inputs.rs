@@ -75,12 +75,6 @@ impl<T: Real> Inputs<T> {
         &buf[..rows * len]
     }
 
-    /// Whether `rows` converts the samples as it reads them (byte pixels) rather than reading
-    /// a converted copy in place.
-    pub fn converts_as_read(&self) -> bool {
-        matches!(self.data.pixels, Pixels::U8(_))
-    }
-
     /// The whole split converted (done on the first call; only other than byte pixels).
     fn matrix(&self) -> &[T] {
         self.x

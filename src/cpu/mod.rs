@@ -374,13 +374,11 @@ impl<T: Real> CpuBackend<T> {
     /// In a training step (`StepKind::Train`), a batch that is a permutation of the whole split
     /// (full-batch training) is read in place in file order: its gradient is the same sum, the
     /// shuffle only reorders its terms, and reading in place saves a copy of the whole set per
-    /// step. A batch of consecutive byte samples then runs in blocks of `BLOCK_ROWS` (a
-    /// multiple of the GEMM's k block, `Real::k_block`, so the weight gradients' sums are the
-    /// one call's): each block's inputs are converted, run forward and back while they are in
-    /// cache, so the inputs cross memory once a step, as bytes, not twice as floats. (Samples
-    /// read as floats gain nothing from blocks: seed002-softmax's standardised inputs trained
-    /// 5-10 % slower in them. A trace keeps the batch's order, row by row as the GPU's, and
-    /// every row's values.)
+    /// step. A batch of consecutive samples then runs in blocks of `BLOCK_ROWS` (a multiple of
+    /// the GEMM's k block, `Real::k_block`, so the weight gradients' sums are the one call's):
+    /// each block's inputs are converted, run forward and back while they are in cache, so
+    /// the inputs cross memory once a step, as bytes, not twice as floats. (A trace keeps the
+    /// batch's order, row by row as the GPU's, and every row's values.)
     fn step_on(&mut self, idx: &[u32], lr: f64, kind: StepKind) -> Result<StepStats> {
         let mut buf = std::mem::take(&mut self.x_buf);
         let step = self.step + 1;
@@ -401,7 +399,7 @@ impl<T: Real> CpuBackend<T> {
         let rows = idx.len();
         let consecutive = Inputs::<T>::consecutive(idx).filter(|_| !copy);
         let block = match (consecutive, T::k_block()) {
-            (Some(_), Some(kb)) if train && !self.dropout.is_on() && inputs.converts_as_read() => BLOCK_ROWS.div_ceil(kb) * kb,
+            (Some(_), Some(kb)) if train && !self.dropout.is_on() => BLOCK_ROWS.div_ceil(kb) * kb,
             _ => rows,
         };
         self.ensure_workspace(block.min(rows));
