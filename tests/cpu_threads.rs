@@ -92,30 +92,33 @@ fn a_full_batch_in_blocks_gives_the_bits_of_one_pass() {
     let opt = OptimizerSpec { kind: OptimizerKind::Sgd, lr: 0.7, ..Default::default() };
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let n = 2 * 1024 + 301;
-    let data = Arc::new(random_dataset(&spec, n, false, &mut rng));
     let p = random_params(&spec, &mut rng);
     if gpu_nn::nn::sgemm::available() {
         assert!(f32::k_block().is_some(), "where sgemm runs, a full batch must run in blocks");
     }
     let all: Vec<u32> = (0..n as u32).collect();
-    let backend = |threads: usize| {
-        let mut b = FastBackend::with_threads(&spec, &opt, threads);
-        b.set_params(&p).unwrap();
-        b.attach(Split::Train, data.clone()).unwrap();
-        b
-    };
-    let mut one_pass = backend(1);
-    let trace = one_pass.trace_step(&all, 0.7).unwrap();
-    let want = one_pass.params().unwrap();
-    assert_ne!(want, p, "the step must change the weights");
-    for threads in [1, 2] {
-        let mut blocks = backend(threads);
-        // the full batch, shuffled: read in file order, in blocks
-        let shuffled: Vec<u32> = (0..n).map(|i| (i * 7 % n) as u32).collect();
-        blocks.train_steps(&shuffled, n, &[0.7]).unwrap();
-        assert_eq!(blocks.params().unwrap(), want, "{threads} thread(s): the blocks' step differs from one pass");
+    // the full batch, shuffled: read in file order, in blocks
+    let shuffled: Vec<u32> = (0..n).map(|i| (i * 7 % n) as u32).collect();
+    // bytes (converted block by block) and floats (read in place from their converted copy)
+    for float_pixels in [false, true] {
+        let data = Arc::new(random_dataset(&spec, n, float_pixels, &mut rng));
+        let backend = |threads: usize| {
+            let mut b = FastBackend::with_threads(&spec, &opt, threads);
+            b.set_params(&p).unwrap();
+            b.attach(Split::Train, data.clone()).unwrap();
+            b
+        };
+        let mut one_pass = backend(1);
+        let trace = one_pass.trace_step(&all, 0.7).unwrap();
+        let want = one_pass.params().unwrap();
+        assert_ne!(want, p, "the step must change the weights");
+        assert!(trace.get("layers.0.bias.grad").iter().all(|&g| g != 0.0), "every bias gradient sums {n} rows");
+        for threads in [1, 2] {
+            let mut blocks = backend(threads);
+            blocks.train_steps(&shuffled, n, &[0.7]).unwrap();
+            assert_eq!(blocks.params().unwrap(), want, "{threads} thread(s), float pixels {float_pixels}: the blocks' step differs from one pass");
+        }
     }
-    assert!(trace.get("layers.0.bias.grad").iter().all(|&g| g != 0.0), "every bias gradient sums {n} rows");
 }
 
 /// A network whose steps split nothing (seed000-mnist's 784-30-10 on batches of 20): on two
