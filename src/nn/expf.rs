@@ -164,7 +164,7 @@ pub unsafe fn sigmoid(z: &[f32], a: &mut [f32]) {
     let one = _mm512_set1_ps(1.0);
     let sign = _mm512_set1_ps(-0.0);
     for (zc, ac) in z.chunks(16).zip(a.chunks_mut(16)) {
-        let mask: __mmask16 = if zc.len() == 16 { 0xffff } else { (1u16 << zc.len()) - 1 };
+        let mask = crate::nn::sgemm::lanes(zc.len());
         // SAFETY: the masked lanes are inside both chunks.
         unsafe {
             let zv = _mm512_maskz_loadu_ps(mask, zc.as_ptr());
@@ -189,7 +189,7 @@ pub unsafe fn sigmoid(z: &[f32], a: &mut [f32]) {
 #[target_feature(enable = "avx512f")]
 pub unsafe fn exp_in_place(v: &mut [f32]) {
     for c in v.chunks_mut(16) {
-        let mask: __mmask16 = if c.len() == 16 { 0xffff } else { (1u16 << c.len()) - 1 };
+        let mask = crate::nn::sgemm::lanes(c.len());
         // SAFETY: the masked lanes are inside the chunk.
         unsafe {
             match exp16(_mm512_maskz_loadu_ps(mask, c.as_ptr())) {

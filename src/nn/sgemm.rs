@@ -471,7 +471,7 @@ unsafe fn store<const NV: usize>(s: &[__m512; NV], dst: *mut f32, width: usize, 
 
 /// The first `n` of 16 lanes (all from 16).
 #[cfg(target_arch = "x86_64")]
-fn lanes(n: usize) -> __mmask16 {
+pub(crate) fn lanes(n: usize) -> __mmask16 {
     if n >= 16 { 0xffff } else { (1u16 << n) - 1 }
 }
 
