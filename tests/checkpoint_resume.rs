@@ -298,10 +298,12 @@ fn gpu_resume_matches_within_f32_tolerance() {
 }
 
 /// Starts a long run (batches of `batch`) and returns it once its first checkpoint exists.
+/// Every epoch end writes one (`--save-every 0`: by default these few-millisecond epochs would
+/// write a second apart, and the whole run takes about that).
 fn start_and_wait_for_checkpoint(data: &Path, dir: &Path, batch: usize) -> std::process::Child {
     let mut args: Vec<String> = vec!["train".into()];
     args.extend(base_args(data, batch));
-    args.extend(["--backend", "cpu", "--precision", "f32", "--epochs", "200", "--out", s(dir)].map(String::from));
+    args.extend(["--backend", "cpu", "--precision", "f32", "--epochs", "200", "--save-every", "0", "--out", s(dir)].map(String::from));
     let mut child = command(&args.iter().map(String::as_str).collect::<Vec<_>>())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -431,6 +433,44 @@ fn divergence_stops_with_epoch_and_step_and_keeps_the_checkpoint() {
     args[lr] = "1e7";
     assert_one_error_line(&gpu_nn(&args), &["training diverged: loss is", "at epoch 1, step ", "no checkpoint had been written yet"]);
     assert!(!d3.join("checkpoint.safetensors").exists());
+}
+
+/// Epoch ends the loop defers (`--save-every` far longer than the run) are written when an
+/// interrupt or a divergence stops the run: the files are those of an epoch-end save, and the
+/// run resumes to the uninterrupted bytes.
+#[test]
+fn deferred_epoch_ends_are_written_by_an_interrupt_and_a_divergence() {
+    let Some(data) = small_mnist("deferred_epoch_ends_are_written") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let (two, four, c) = (tmp.path().join("two"), tmp.path().join("four"), tmp.path().join("c"));
+    let spe = steps_per_epoch(32);
+    expect_status(&train(&data, &[], &["--epochs", "2", "--out", s(&two), "--save-every", "0"]), 0, "two epochs");
+    expect_status(&train(&data, &[], &["--epochs", "4", "--out", s(&four), "--save-every", "0"]), 0, "four epochs");
+    let stop = (2 * spe + 3).to_string();
+    let o = train(&data, &[], &["--epochs", "4", "--out", s(&c), "--save-every", "1000", "--stop-after-steps", &stop]);
+    expect_status(&o, 130, "run interrupted in epoch 3 with both epoch ends deferred");
+    let read = |d: &Path, f: &str| std::fs::read(d.join(f)).unwrap_or_else(|e| panic!("{}/{f}: {e}", d.display()));
+    assert!(read(&c, "model.safetensors") == read(&two, "model.safetensors"), "model.safetensors is epoch 2's");
+    assert_eq!(metrics_rows(&c), metrics_rows(&two), "metrics.csv holds epochs 1 and 2");
+    let events = gpu_nn::report::tensorboard::find_event_file(&c).expect("an event file");
+    let scalars = gpu_nn::report::tensorboard::read_scalars(&events, 1 << 26).unwrap();
+    let epochs: Vec<i64> = scalars.iter().filter(|x| x.tag == "loss/train").map(|x| x.step).collect();
+    assert_eq!(epochs, [1, 2], "the event file's epochs");
+    let st = ckpt(&c).meta.state;
+    assert_eq!((st.epoch, st.step_in_epoch, st.step), (2, 3, 2 * spe + 3), "the checkpoint is the interrupt's");
+    expect_status(&resume(&c, &["--save-every", "1000"]), 0, "resume");
+    assert_bit_identical("resumed after deferred epoch ends", &ckpt(&c), &ckpt(&four));
+    assert_same_metrics("resumed after deferred epoch ends", &c, &four, false);
+
+    // a divergence in epoch 2 writes epoch 1's deferred end, checkpoint included
+    let (d, one) = (tmp.path().join("div"), tmp.path().join("one"));
+    let mut args = diverging_args(&data, &d, "3");
+    args.extend(["--save-every", "1000"]);
+    assert_one_error_line(&gpu_nn(&args), &["at epoch 2, step ", "the last good checkpoint (end of epoch 1) is in"]);
+    expect_status(&gpu_nn(&diverging_args(&data, &one, "1")), 0, "first epoch");
+    assert_bit_identical("epoch 1's deferred checkpoint", &ckpt(&d), &ckpt(&one));
+    assert!(read(&d, "model.safetensors") == read(&one, "model.safetensors"), "model.safetensors is epoch 1's");
+    assert_eq!(metrics_rows(&d), metrics_rows(&one), "metrics.csv holds epoch 1");
 }
 
 #[test]

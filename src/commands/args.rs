@@ -396,6 +396,12 @@ pub struct TrainArgs {
     /// Testing aid: behave as if Ctrl-C came right after optimiser step N of the run.
     #[arg(long, hide = true, value_name = "N")]
     pub stop_after_steps: Option<u64>,
+    /// Least seconds between two writes of the run directory at epoch ends: a run of short
+    /// epochs writes its files every so often, not every epoch (each write fsyncs them). The
+    /// last epoch, an improved validation loss and Ctrl-C always write; a killed run loses at
+    /// most about this much training. 0: every epoch.
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::core::train::SAVE_GAP.as_secs_f64())]
+    pub save_every: f64,
     /// text: progress bar and a summary line per epoch; json: one JSON object per epoch on
     /// stdout (the metrics.csv fields) and nothing else there.
     #[arg(long, value_enum, default_value_t = crate::report::console::LogFormat::Text)]

@@ -184,12 +184,18 @@ pub fn prepare_out_dir(dir: &Path, force: bool) -> Result<RunDirLock> {
     Ok(lock)
 }
 
-/// Progress bar per epoch, summary line per epoch, files rewritten after every epoch.
+/// Progress bar per epoch, summary line per epoch, files rewritten at epoch ends (all but
+/// those the loop defers, `Controls::save_gap`).
 pub struct RunObserver {
     pub cfg: Config,
     pub out: Option<PathBuf>,
     pub console: Console,
-    pub rows: Vec<EpochMetrics>,
+    /// Epochs ended since the files were last written at an epoch end: the event file lacks
+    /// their scalars.
+    unwritten: Vec<EpochMetrics>,
+    /// The last epoch end the loop deferred, as its checkpoint: written with the next save,
+    /// or when an error stops the run.
+    deferred: Option<Checkpoint>,
     /// Recorded in checkpoints.
     pub engine: Engine,
     /// Optimiser steps of the whole run (for the learning rate in messages).
@@ -230,7 +236,8 @@ impl RunObserver {
             cfg: cfg.clone(),
             out,
             console,
-            rows: Vec::new(),
+            unwritten: Vec::new(),
+            deferred: None,
             engine,
             total_steps: u64::MAX,
             last_checkpoint: None,
@@ -275,8 +282,13 @@ impl RunObserver {
     }
 
     /// Any error that stops a run with a directory, as a `RunStopped` saying where the last
-    /// good checkpoint is.
-    fn explain(&self, e: anyhow::Error) -> anyhow::Error {
+    /// good checkpoint is: a deferred epoch end's, written now where it can be.
+    fn explain(&mut self, e: anyhow::Error) -> anyhow::Error {
+        if let (Some(dir), Some(ck)) = (self.out.clone(), self.deferred.take()) {
+            if let Err(w) = self.write_epoch_end(&dir, &ck, false, true) {
+                return RunStopped { cause: e.context(format!("the run's last epoch ends were not written either: {w:#}")), dir, last_checkpoint: self.last_checkpoint.clone() }.into();
+            }
+        }
         match &self.out {
             Some(dir) => RunStopped { cause: e, dir: dir.clone(), last_checkpoint: self.last_checkpoint.clone() }.into(),
             None => e,
@@ -318,14 +330,15 @@ impl Observer for RunObserver {
             return Err(e);
         }
         self.console.epoch(m, self.cfg.training.epochs);
-        self.rows.push(m.clone());
+        if self.out.is_some() {
+            self.unwritten.push(m.clone());
+        }
         Ok(())
     }
 
-    /// Writes best.safetensors (when the validation loss improved), model.safetensors,
-    /// metrics.csv and the epoch's scalars in the event file (at epoch ends), then the
-    /// checkpoint: last, so that whenever it exists the other files are at least as new; a
-    /// resume rewrites metrics.csv and cuts the event file back to it.
+    /// At an epoch end, writes its files (`write_epoch_end`); one the loop defers is kept
+    /// for later. An interrupt or a periodic save first writes the files of a deferred epoch
+    /// end, then the checkpoint of the state now.
     fn save(&mut self, state: &RunState, why: SaveReason, backend: &mut dyn Backend) -> Result<()> {
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
@@ -335,24 +348,57 @@ impl Observer for RunObserver {
             return Err(e);
         }
         let ck = self.snapshot(state, backend)?;
-        if let SaveReason::EpochEnd { new_best } = why {
-            if new_best {
-                save_model(&dir.join(BEST_FILE), &ck.params, &self.cfg.model, file_dtype(&self.cfg))?;
+        match why {
+            SaveReason::EpochEndDeferred => self.deferred = Some(ck),
+            SaveReason::EpochEnd { new_best } => {
+                self.deferred = None;
+                self.write_epoch_end(&dir, &ck, new_best, true)?;
             }
-            save_model(&dir.join("model.safetensors"), &ck.params, &self.cfg.model, file_dtype(&self.cfg))?;
-            write_atomic(&dir.join("metrics.csv"), to_csv(&state.history).as_bytes())?;
-            if let (Some(events), Some(m)) = (&mut self.events, state.history.last()) {
-                events.epoch(m)?;
-            }
-            // pictures: curves.png / curves.svg, redrawn with an epoch when the last drawing
-            // is old enough (and when the run ends: `draw_curves`)
-            self.curves_stale = true;
-            if self.curves_drawn.is_none_or(|t| t.elapsed() >= CURVES_EVERY) {
-                self.draw_curves(&dir, &state.history)?;
+            SaveReason::Interrupted | SaveReason::Periodic => {
+                if let Some(d) = self.deferred.take() {
+                    self.write_epoch_end(&dir, &d, false, false)?;
+                }
+                save_checkpoint(&dir.join(CHECKPOINT_FILE), &ck)?;
+                self.last_checkpoint = Some(state.describe());
             }
         }
-        save_checkpoint(&dir.join(CHECKPOINT_FILE), &ck)?;
-        self.last_checkpoint = Some(state.describe());
+        Ok(())
+    }
+}
+
+impl RunObserver {
+    /// The files of the epoch end `ck`: best.safetensors (when the validation loss improved),
+    /// model.safetensors, metrics.csv and the scalars of the epochs ended since the last
+    /// such write in the event file, then, with `checkpoint`, the checkpoint: last, so that
+    /// whenever it exists the other files are at least as new; a resume rewrites metrics.csv
+    /// and cuts the event file back to it.
+    fn write_epoch_end(&mut self, dir: &Path, ck: &Checkpoint, new_best: bool, checkpoint: bool) -> Result<()> {
+        let dtype = file_dtype(&self.cfg);
+        if new_best {
+            save_model(&dir.join(BEST_FILE), &ck.params, &self.cfg.model, dtype)?;
+        }
+        save_model(&dir.join("model.safetensors"), &ck.params, &self.cfg.model, dtype)?;
+        let state = &ck.meta.state;
+        write_atomic(&dir.join("metrics.csv"), to_csv(&state.history).as_bytes())?;
+        // (an epoch after `ck`'s, whose state could not be saved, stays out of the file)
+        let last = state.history.last().map_or(0, |m| m.epoch);
+        let (rows, later) = std::mem::take(&mut self.unwritten).into_iter().partition(|m| m.epoch <= last);
+        self.unwritten = later;
+        for m in &rows {
+            if let Some(events) = &mut self.events {
+                events.epoch(m)?;
+            }
+        }
+        // pictures: curves.png / curves.svg, redrawn with an epoch when the last drawing
+        // is old enough (and when the run ends: `draw_curves`)
+        self.curves_stale = true;
+        if self.curves_drawn.is_none_or(|t| t.elapsed() >= CURVES_EVERY) {
+            self.draw_curves(dir, &state.history)?;
+        }
+        if checkpoint {
+            save_checkpoint(&dir.join(CHECKPOINT_FILE), ck)?;
+            self.last_checkpoint = Some(state.describe());
+        }
         Ok(())
     }
 }
@@ -414,7 +460,6 @@ pub fn execute(
         obs.events = Some(events);
     }
     obs.last_checkpoint = last_checkpoint;
-    obs.rows = session.state().history.clone();
     let result = session.train(&mut obs, ctl).map_err(|e| obs.explain(e))?;
     if let Some(dir) = &out {
         obs.draw_curves(dir, &result.state.history)?;

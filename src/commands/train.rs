@@ -27,6 +27,9 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 /// The command: the first Ctrl-C asks the loop to stop after the step in progress (on the
 /// GPU, the submission in progress) and write a checkpoint; a second one quits at once.
 pub fn run(args: TrainArgs, env: &Settings) -> Result<Outcome> {
+    let Ok(save_gap) = std::time::Duration::try_from_secs_f64(args.save_every) else {
+        bail!("--save-every {}: expected a number of seconds, 0 or more", args.save_every);
+    };
     let interrupt = Arc::new(AtomicBool::new(false));
     let flag = interrupt.clone();
     let handler = ctrlc::set_handler(move || {
@@ -39,7 +42,7 @@ pub fn run(args: TrainArgs, env: &Settings) -> Result<Outcome> {
     if let Err(e) = handler {
         eprintln!("note: cannot catch Ctrl-C ({e}); an interrupt will end the run without a checkpoint");
     }
-    let ctl = Controls { interrupt: Some(&interrupt), stop_after_steps: args.stop_after_steps, ..Default::default() };
+    let ctl = Controls { interrupt: Some(&interrupt), stop_after_steps: args.stop_after_steps, save_gap, ..Default::default() };
     let console = Console::new(args.log_format, args.quiet).with_verbose(args.verbose);
     let result = match &args.resume {
         Some(dir) => resume_command(dir, &args.cfg, env, ctl, &console)?,

@@ -168,7 +168,8 @@ fn sweep_with(args: &SweepArgs, env: &Settings, interrupt: Option<&AtomicBool>) 
     let part = if shard == Shard::ALL { String::new() } else { format!("; shard {shard}: {} of its {} cells", mine.len(), g.len()) };
     console.info(&format!("sweep {}: {dims}{part}", out.display()));
 
-    let ctl = Controls { interrupt, checkpoint_every: Some(std::time::Duration::from_secs_f64(args.checkpoint_every)), ..Default::default() };
+    let checkpoint_every = Some(std::time::Duration::from_secs_f64(args.checkpoint_every));
+    let ctl = Controls { interrupt, checkpoint_every, save_gap: crate::core::train::SAVE_GAP, ..Default::default() };
     let mut runner = CellRunner::new(console, env);
     let (mut ran, mut resumed, mut skipped, mut busy, mut interrupted) = (0, 0, 0, 0, None);
     for (i, &k) in mine.iter().enumerate() {
