@@ -187,9 +187,18 @@ impl Dataset {
     /// The samples at `idx`, in that order.
     pub fn subset(&self, idx: &[u32], source: String) -> Dataset {
         let l = self.sample_len;
+        // a copy of each sample's slice (a flat_map over their values took 90 ms of MNIST's
+        // 40k/20k split, a fifth of a one-epoch run's start)
+        fn rows<V: Copy>(v: &[V], idx: &[u32], l: usize) -> Vec<V> {
+            let mut out = Vec::with_capacity(idx.len() * l);
+            for &i in idx {
+                out.extend_from_slice(&v[i as usize * l..(i as usize + 1) * l]);
+            }
+            out
+        }
         let pixels = match &self.pixels {
-            Pixels::U8(v) => Pixels::U8(idx.iter().flat_map(|&i| v[i as usize * l..(i as usize + 1) * l].iter().copied()).collect()),
-            Pixels::F64(v) => Pixels::F64(idx.iter().flat_map(|&i| v[i as usize * l..(i as usize + 1) * l].iter().copied()).collect()),
+            Pixels::U8(v) => Pixels::U8(rows(v, idx, l)),
+            Pixels::F64(v) => Pixels::F64(rows(v, idx, l)),
         };
         Dataset {
             source,
