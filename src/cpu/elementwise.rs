@@ -1,18 +1,72 @@
-//! The element-wise work of a step beside the matrix products: activations, the derivative
-//! factor of δ and the bias-gradient sums. On large layers it runs in pieces on the backend's
-//! threads (rows for the first two, columns for the sums); every element is computed exactly as
-//! on one thread, in the same order, so the bytes do not depend on the thread count.
+//! The element-wise work of a step beside the matrix products: activations, the output layer's
+//! losses and δ, the derivative factor of δ and the bias-gradient sums. On large layers it
+//! runs in pieces on the backend's threads (rows, columns for the sums); every element is
+//! computed exactly as on one thread, in the same order, so the bytes do not depend on the
+//! thread count.
 
 use crate::nn::math::{self, Real};
-use crate::nn::model::Activation;
+use crate::nn::model::{Activation, Loss};
 
 /// Elements of a layer's work from which it is split over threads (below, the threads' start
 /// costs more than they save: seed001's 64 × 128 stays on one).
 pub const PARALLEL_MIN_ELEMENTS: usize = 1 << 16;
 
+/// Rows of outputs from which their losses and δ are split over threads: a row's loss takes
+/// an exp per output and a log (some 100 ns for ten softmax outputs), so a block of 1024 rows
+/// (`BLOCK_ROWS`, `EVAL_CHUNK`) is worth two threads where its element count alone is not.
+pub const PARALLEL_MIN_ROWS_SCORED: usize = 512;
+
 /// Rows per piece, so that `threads` pieces cover `rows`; None when one thread should do it.
 fn piece_rows(threads: usize, rows: usize, width: usize) -> Option<usize> {
     (threads > 1 && rows > 1 && rows * width >= PARALLEL_MIN_ELEMENTS).then(|| rows.div_ceil(threads))
+}
+
+/// `piece_rows` for the output layer's per-row work (`PARALLEL_MIN_ROWS_SCORED`).
+fn piece_rows_scored(threads: usize, rows: usize) -> Option<usize> {
+    (threads > 1 && rows >= PARALLEL_MIN_ROWS_SCORED).then(|| rows.div_ceil(threads))
+}
+
+/// Each row's loss (`math::sample_loss`, in f64) and predicted class (`math::predict`) of the
+/// outputs Z, A [rows × width] against `labels`. The caller sums the losses in the rows'
+/// order, so the sum is one thread's whatever the pieces.
+#[allow(clippy::too_many_arguments)]
+pub fn row_scores<T: Real>(threads: usize, loss: Loss, smoothing: f64, width: usize, z: &[T], a: &[T], labels: &[u8], losses: &mut [f64], preds: &mut [u8]) {
+    let one = |z: &[T], a: &[T], labels: &[u8], losses: &mut [f64], preds: &mut [u8]| {
+        for (r, &y) in labels.iter().enumerate() {
+            let s = r * width..(r + 1) * width;
+            losses[r] = math::sample_loss(loss, smoothing, &z[s.clone()], &a[s.clone()], y).f64();
+            preds[r] = math::predict(&a[s]);
+        }
+    };
+    match piece_rows_scored(threads, labels.len()) {
+        None => one(z, a, labels, losses, preds),
+        Some(p) => rayon::scope(|s| {
+            let rows = z.chunks(p * width).zip(a.chunks(p * width)).zip(labels.chunks(p));
+            for ((((zc, ac), lc), oc), pc) in rows.zip(losses.chunks_mut(p)).zip(preds.chunks_mut(p)) {
+                s.spawn(move |_| one(zc, ac, lc, oc, pc));
+            }
+        }),
+    }
+}
+
+/// δ_L [rows × width] of the outputs Z, A against `labels` (`math::output_delta`), row by row.
+#[allow(clippy::too_many_arguments)]
+pub fn output_deltas<T: Real>(threads: usize, loss: Loss, smoothing: f64, act: Activation, width: usize, z: &[T], a: &[T], labels: &[u8], delta: &mut [T]) {
+    let one = |z: &[T], a: &[T], labels: &[u8], delta: &mut [T]| {
+        for (r, &y) in labels.iter().enumerate() {
+            let s = r * width..(r + 1) * width;
+            math::output_delta(loss, smoothing, act, &z[s.clone()], &a[s.clone()], y, &mut delta[s]);
+        }
+    };
+    match piece_rows_scored(threads, labels.len()) {
+        None => one(z, a, labels, delta),
+        Some(p) => rayon::scope(|s| {
+            let rows = z.chunks(p * width).zip(a.chunks(p * width)).zip(labels.chunks(p));
+            for (((zc, ac), lc), dc) in rows.zip(delta.chunks_mut(p * width)) {
+                s.spawn(move |_| one(zc, ac, lc, dc));
+            }
+        }),
+    }
 }
 
 /// Runs `$body` (a call of an `#[inline(always)]` loop) compiled for AVX2 where the CPU has it:
@@ -181,6 +235,26 @@ mod tests {
             add_column_sums(4, &z[..cut], width, &mut blocks, true);
             add_column_sums(4, &z[cut..], width, &mut blocks, false);
             assert_eq!(b1, blocks, "{rows} rows in two blocks");
+            // the output layer's losses, predictions and δ, as softmax + cross-entropy and
+            // as (one column of) sigmoid + binary cross-entropy
+            let labels: Vec<u8> = (0..rows).map(|r| (r * 31 % 10) as u8).collect();
+            for (loss, act, w) in [(Loss::CrossEntropy, Activation::Softmax, width), (Loss::BinaryCrossEntropy, Activation::Sigmoid, 1)] {
+                let (zo, labels) = (&z[..rows * w], &labels.iter().map(|&y| if w == 1 { y % 2 } else { y % w as u8 }).collect::<Vec<_>>());
+                let mut ao = vec![0f32; zo.len()];
+                activate_rows(1, act, w, zo, &mut ao);
+                let scored = |threads| {
+                    let (mut l, mut p, mut d) = (vec![f64::NAN; rows], vec![99u8; rows], vec![f32::NAN; rows * w]);
+                    row_scores(threads, loss, 0.1, w, zo, &ao, labels, &mut l, &mut p);
+                    output_deltas(threads, loss, 0.1, act, w, zo, &ao, labels, &mut d);
+                    (l.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), p, d)
+                };
+                let one = scored(1);
+                assert_eq!(one, scored(4), "{loss:?} {rows}×{w}");
+                let r = rows - 1;
+                let (zr, ar) = (&zo[r * w..], &ao[r * w..]);
+                assert_eq!(one.0[r], math::sample_loss(loss, 0.1, zr, ar, labels[r]).f64().to_bits(), "the last row's loss");
+                assert_eq!(one.1[r], math::predict(ar), "the last row's class");
+            }
             scale_all(0.25, &mut b1);
             let want: Vec<f32> = (0..width).map(|o| 0.25 * (0..rows).map(|r| z[r * width + o]).sum::<f32>()).collect();
             assert_eq!(b1, want, "the column sums in row order, as Iterator::sum");

@@ -23,7 +23,7 @@
 use crate::nn::backend::{Backend, EvalResult, Split, StepStats, StepTrace, check_attach, check_optimizer_state};
 use crate::nn::augment::Augment;
 use crate::nn::dropout::Dropout;
-use crate::nn::math::{self, Real};
+use crate::nn::math::Real;
 use crate::nn::model::{ModelSpec, Params};
 use crate::nn::optim::{self, OptimState, OptimizerSpec};
 use crate::data::Dataset;
@@ -85,6 +85,9 @@ pub struct CpuBackend<T: Real> {
     mask: Vec<Vec<T>>,
     /// Augmentation of the training steps' pictures.
     augment: Option<Augment>,
+    /// Each row's loss and predicted class in `score` [up to the largest pass's rows].
+    row_loss: Vec<f64>,
+    row_pred: Vec<u8>,
     /// Cores the matrix products may use (`Real::gemm_threads`; the results do not depend on it).
     threads: usize,
     /// Where a step's pieces run when subnormals are flushed on more than one thread: a pool
@@ -207,6 +210,8 @@ impl<T: Real> CpuBackend<T> {
             dropout: Dropout::none(),
             mask: Vec::new(),
             augment: None,
+            row_loss: Vec::new(),
+            row_pred: Vec::new(),
             threads: threads.max(1),
             pool: None,
         };
@@ -271,20 +276,21 @@ impl<T: Real> CpuBackend<T> {
     }
 
     /// Loss sum (added to `loss`, in the rows' order) and correct count of the current outputs
-    /// against `labels`.
-    fn score(&self, labels: &[u8], predictions: Option<&mut Vec<u8>>, loss: f64) -> (f64, u64) {
-        let last = self.spec.layers.len() - 1;
-        let n = self.spec.output_size();
-        let (mut loss, mut correct) = (loss, 0);
-        let mut preds = predictions;
-        for (r, &y) in labels.iter().enumerate() {
-            let s = r * n..(r + 1) * n;
-            loss += math::sample_loss(self.spec.loss, self.spec.label_smoothing, &self.z[last][s.clone()], &self.a[last][s.clone()], y).f64();
-            let p = math::predict(&self.a[last][s]);
-            correct += (p == y) as u64;
-            if let Some(v) = preds.as_deref_mut() {
-                v.push(p);
-            }
+    /// against `labels`; each row's loss is computed apart (`elementwise::row_scores`), the
+    /// sum here.
+    fn score(&mut self, labels: &[u8], predictions: Option<&mut Vec<u8>>, loss: f64) -> (f64, u64) {
+        let (rows, last, n) = (labels.len(), self.spec.layers.len() - 1, self.spec.output_size());
+        if self.row_loss.len() < rows {
+            self.row_loss.resize(rows, 0.0);
+            self.row_pred.resize(rows, 0);
+        }
+        let (losses, preds) = (&mut self.row_loss[..rows], &mut self.row_pred[..rows]);
+        let (z, a) = (&self.z[last][..rows * n], &self.a[last][..rows * n]);
+        elementwise::row_scores(self.threads, self.spec.loss, self.spec.label_smoothing, n, z, a, labels, losses, preds);
+        let loss = losses.iter().fold(loss, |sum, &l| sum + l);
+        let correct = preds.iter().zip(labels).filter(|(p, y)| p == y).count() as u64;
+        if let Some(v) = predictions {
+            v.extend_from_slice(preds);
         }
         (loss, correct)
     }
@@ -298,10 +304,8 @@ impl<T: Real> CpuBackend<T> {
         let last = self.spec.layers.len() - 1;
         let n = self.spec.output_size();
         let out_act = self.spec.output_activation();
-        for (r, &y) in labels.iter().enumerate() {
-            let s = r * n..(r + 1) * n;
-            math::output_delta(self.spec.loss, self.spec.label_smoothing, out_act, &self.z[last][s.clone()], &self.a[last][s.clone()], y, &mut self.delta[last][s]);
-        }
+        let (z, a) = (&self.z[last][..rows * n], &self.a[last][..rows * n]);
+        elementwise::output_deltas(self.threads, self.spec.loss, self.spec.label_smoothing, out_act, n, z, a, labels, &mut self.delta[last][..rows * n]);
         let old = if first { T::zero() } else { T::one() };
         for l in (1..=last).rev() {
             let (n_in, n_out) = self.spec.layer_dims(l - 1);
