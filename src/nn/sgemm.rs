@@ -161,11 +161,16 @@ enum Panels {
 thread_local! {
     /// Each thread's packed panels of B, kept between calls (a step makes dozens).
     static PACKED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Each thread's packed block of a column-major A (`pack_a`), `MC × KC` at most.
+    static PACKED_A: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// The BLIS loops over one rectangle of C, on this thread. A is not packed: the kernel
-/// broadcasts its values straight from A's rows (12 streams, which the prefetchers follow),
-/// so only B, read as vectors, is laid out anew, and only where a panel serves more than one
+/// The BLIS loops over one rectangle of C, on this thread. A is not packed where its rows are
+/// contiguous: the kernel broadcasts its values straight from A's rows (12 streams, which the
+/// prefetchers follow). A column-major A (a weight gradient's δᵀ, whose 12 values of one k sit
+/// together and the next k a whole row of δ away, so that a tile's 256 k crowd into a few
+/// cache sets) is packed per block of rows and k (`pack_a`) where more than one panel of B
+/// reads it. B, read as vectors, is laid out anew only where a panel serves more than one
 /// tile of rows (with one tile, B's rows are read in place, and with one row against B = Xᵀ,
 /// X's blocks are transposed in registers). Where all of B's k for a block of columns fits
 /// in `WHOLE_B` (the forward products' Wᵀ, up to 784×320), it is packed once and each block of
@@ -178,6 +183,7 @@ thread_local! {
 unsafe fn region(k: usize, alpha: f32, a: Operand, b: Operand, beta: f32, c: Out, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) {
     let transposed_row = rows.len() == 1 && b.rs == 1 && b.cs != 1;
     let in_place = rows.len() <= MR && b.cs == 1;
+    let packs_a = a.rs == 1 && a.cs != 1 && rows.len() > 1 && cols.len() > NR && !transposed_row;
     // k block `pc`: its length, and what the old C is scaled by (the first block scales it by
     // beta; later ones add to it).
     let block_of = |pc: usize| (KC.min(k - pc), if pc == 0 { beta } else { 1.0 });
@@ -199,6 +205,16 @@ unsafe fn region(k: usize, alpha: f32, a: Operand, b: Operand, beta: f32, c: Out
                 let end = rows.end;
                 for ic in rows.step_by(MC) {
                     let mc = MC.min(end - ic);
+                    // the block's tiles of A, packed: tile t's row i at k p is `t·MR·kc + p·MR + i`
+                    let packed_a = packs_a.then(|| {
+                        PACKED_A.with_borrow_mut(|ap| {
+                            if ap.len() < MC * KC {
+                                ap.resize(MC * KC, 0.0);
+                            }
+                            unsafe { pack_a(a, ic, mc, pc, kc, ap) };
+                            ap.as_ptr()
+                        })
+                    });
                     for jr in (0..nc).step_by(NR) {
                         let width = NR.min(nc - jr);
                         unsafe {
@@ -210,7 +226,10 @@ unsafe fn region(k: usize, alpha: f32, a: Operand, b: Operand, beta: f32, c: Out
                             };
                             for ir in (0..mc).step_by(MR) {
                                 let height = MR.min(mc - ir);
-                                let tile = Operand { ptr: a.ptr.add((ic + ir) * a.rs + pc * a.cs), ..a };
+                                let tile = match packed_a {
+                                    Some(ap) => Operand { ptr: ap.add(ir * kc), rs: 1, cs: MR },
+                                    None => Operand { ptr: a.ptr.add((ic + ir) * a.rs + pc * a.cs), ..a },
+                                };
                                 let cc = c.ptr.add((ic + ir) * c.rs + jc + jr);
                                 let run = match (height, width > 16) {
                                     (9.., true) => kernel::<MR, 2>,
@@ -329,6 +348,27 @@ unsafe fn pack_b(b: Operand, p0: usize, kc: usize, j0: usize, nc: usize, out: &m
                         *panel.add(p * NR + j) = if j < width { *b.ptr.add(at(p, j)) } else { 0.0 };
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Packs rows `i0..i0+mc`, k `p0..p0+kc` of a column-major A (`a.rs == 1`) as tiles of `MR`
+/// rows, each `[k][MR]`: one masked vector copy per tile and k (rows past a short tile's
+/// height are left as they are: the kernel never reads them).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_a(a: Operand, i0: usize, mc: usize, p0: usize, kc: usize, out: &mut [f32]) {
+    debug_assert!(a.rs == 1 && out.len() >= mc.div_ceil(MR) * MR * kc);
+    for (t, ir) in (0..mc).step_by(MR).enumerate() {
+        let h = lanes(MR.min(mc - ir));
+        let tile = out[t * MR * kc..(t + 1) * MR * kc].as_mut_ptr();
+        // SAFETY: rows below `mc` (masked) and k below `kc` are inside A's extent (the caller's
+        // contract); each store writes inside the tile (`MR` ≤ 16 lanes, masked to the height).
+        unsafe {
+            let src = a.ptr.add(i0 + ir + p0 * a.cs);
+            for p in 0..kc {
+                _mm512_mask_storeu_ps(tile.add(p * MR), h, _mm512_maskz_loadu_ps(h, src.add(p * a.cs)));
             }
         }
     }
