@@ -284,10 +284,10 @@ impl RunObserver {
     /// Any error that stops a run with a directory, as a `RunStopped` saying where the last
     /// good checkpoint is: a deferred epoch end's, written now where it can be.
     fn explain(&mut self, e: anyhow::Error) -> anyhow::Error {
-        if let (Some(dir), Some(ck)) = (self.out.clone(), self.deferred.take()) {
-            if let Err(w) = self.write_epoch_end(&dir, &ck, false, true) {
-                return RunStopped { cause: e.context(format!("the run's last epoch ends were not written either: {w:#}")), dir, last_checkpoint: self.last_checkpoint.clone() }.into();
-            }
+        if let (Some(dir), Some(ck)) = (self.out.clone(), self.deferred.take())
+            && let Err(w) = self.write_epoch_end(&dir, &ck, false, true)
+        {
+            return RunStopped { cause: e.context(format!("the run's last epoch ends were not written either: {w:#}")), dir, last_checkpoint: self.last_checkpoint.clone() }.into();
         }
         match &self.out {
             Some(dir) => RunStopped { cause: e, dir: dir.clone(), last_checkpoint: self.last_checkpoint.clone() }.into(),
