@@ -198,7 +198,7 @@ def numpy_steps(net, x, y, steps, repeats, seed):
 # PyTorch: eager mode, the data resident as one f32 tensor, batches indexed out of it (no
 # DataLoader: its per-sample collation would be far slower than either loop).
 
-def torch_model(net, seed):
+def torch_model(net, seed, device="cpu"):
     import torch
     W, B = initial_weights(net, np.random.default_rng(seed))
     mods = []
@@ -212,7 +212,7 @@ def torch_model(net, seed):
             mods.append(torch.nn.ReLU())
         elif act == "sigmoid":
             mods.append(torch.nn.Sigmoid())
-    model = torch.nn.Sequential(*mods)  # a softmax output is folded into the cross-entropy
+    model = torch.nn.Sequential(*mods).to(device)  # a softmax output is folded into the cross-entropy
     params = model.parameters()
     opt = torch.optim.Adam(params, lr=net["lr"]) if net["opt"] == "adam" else torch.optim.SGD(params, lr=net["lr"])
     return model, opt
@@ -250,13 +250,16 @@ def torch_epochs(net, x, y, epochs, seed):
     return times, losses
 
 
-def torch_steps(net, x, y, steps, repeats, seed):
+def torch_steps(net, x, y, steps, repeats, seed, device="cpu"):
+    """Steps of `net` on `device` (the data resident there; on a GPU each timed run ends with a
+    synchronisation, so the time is the work's, not its queueing)."""
     import torch
-    model, opt = torch_model(net, seed)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    onehot = torch.eye(net["layers"][-1], dtype=torch.float32)
+    model, opt = torch_model(net, seed, device)
+    xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+    onehot = torch.eye(net["layers"][-1], dtype=torch.float32, device=device)
     b = net["batch"]
-    order = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed + 1))
+    order = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed + 1)).to(device)
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
 
     def run(rep):
         for s in range(steps):
@@ -265,6 +268,7 @@ def torch_steps(net, x, y, steps, repeats, seed):
             opt.zero_grad(set_to_none=True)
             torch_loss(net, model(xt[idx]), yt[idx], onehot).backward()
             opt.step()
+        sync()
 
     return timed(run, steps, repeats, b)
 

@@ -57,7 +57,7 @@ else
   echo "note: no validation layer at $layer (apt-get install chromium): the device check runs its kernel parity without it" >&2
 fi
 
-cp scripts/device-check.sh scripts/device_summary.py scripts/torch_gpu_bench.py scripts/compare_cpu.py "$dest/"
+cp scripts/device-check.sh scripts/device_summary.py scripts/torch_gpu_bench.py scripts/compare_cpu.py scripts/compare_cpu_peers.py "$dest/"
 {
   echo "commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src shaders Cargo.toml Cargo.lock || echo '+changes')"
   echo "built $(date -u +%Y-%m-%dT%H:%M:%SZ)"

@@ -4,7 +4,7 @@
     python3 scripts/torch_gpu_bench.py --data ../shared/datasets/mnist [--device cuda] > torch.json
 
 Two parts, one JSON document on stdout:
-- networks: `gpu-nn bench`'s default set (scripts/compare_cpu.py's NETWORKS and its PyTorch
+- networks: `gpu-nn bench`'s default set (scripts/compare_cpu_peers.py's NETWORKS and its PyTorch
   step), eager, the training set resident on the device, timed as gpu-nn bench times itself
   (one warm-up run of --steps steps, then the median of --repeats runs, each ending with a
   synchronize): samples/s and ms per step.
@@ -17,10 +17,9 @@ Two parts, one JSON document on stdout:
 """
 import argparse, json, os, sys, time
 
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare_cpu import NETWORKS, read_idx, torch_rate  # noqa: E402
+from compare_cpu_peers import NETWORKS, load_train, torch_steps  # noqa: E402
 
 KINDS = ("Forward", "BackwardData", "WeightGrad")
 
@@ -109,12 +108,11 @@ def main():
     }
 
     if not a.skip_networks:
-        x = read_idx(f"{a.data}/train-images-idx3-ubyte.gz").reshape(-1, 784).astype(np.float32) / 255.0
-        y = read_idx(f"{a.data}/train-labels-idx1-ubyte.gz")
+        x, y = load_train(a.data)
         for name, net in NETWORKS.items():
             row = dict(network=name, layers=net["layers"], batch=net["batch"], steps=a.steps, repeats=a.repeats)
             try:  # one failure must not lose the other figures
-                sps, _ = torch_rate(net, x, y, a.steps, a.repeats, device=dev.type)
+                sps = torch_steps(net, x, y, a.steps, a.repeats, seed=1, device=dev.type)
                 row.update(samples_per_sec=sps, ms_per_step=1e3 * net["batch"] / sps)
             except Exception as e:
                 row["error"] = f"{type(e).__name__}: {e}"

@@ -57,14 +57,16 @@ pub struct KernelReport {
 /// Every product of `workbench::matmul::shapes(squares)` with every configuration the adapter
 /// runs (or only `only`), and the CPU GEMM once per shape.
 pub fn run_kernels(adapter: Option<&str>, only: Option<KernelSelection>, squares: &[usize], progress: bool) -> Result<KernelReport> {
-    let probe = Gpu::new(adapter, true)?;
-    let device = probe.describe();
-    let timestamps = probe.timestamps;
+    // One device for every timing (each gets a clone of its handles): with a fresh instance
+    // and device per timing, the H200's driver (NVIDIA 580.159) listed no adapter any more
+    // 12 s into the timings.
+    let gpu = Gpu::new(adapter, true)?;
+    let device = gpu.describe();
+    let timestamps = gpu.timestamps;
     let configs: Vec<(String, _)> = match only {
-        Some(sel) => vec![(sel.to_string(), variant(sel, &probe)?)],
-        None => variants(&probe).into_iter().map(|(n, c)| (n.to_string(), c)).collect(),
+        Some(sel) => vec![(sel.to_string(), variant(sel, &gpu)?)],
+        None => variants(&gpu).into_iter().map(|(n, c)| (n.to_string(), c)).collect(),
     };
-    drop(probe);
     let mut rows = Vec::new();
     for (kind, shape) in shapes(squares) {
         let cpu_s = time_cpu(kind, shape, 0.3);
@@ -72,7 +74,7 @@ pub fn run_kernels(adapter: Option<&str>, only: Option<KernelSelection>, squares
             if progress {
                 eprint!("\r{kind:?} {}×{}×{} {name}          ", shape[0], shape[1], shape[2]);
             }
-            let g = time_gpu(Gpu::new(adapter, true)?, *config, kind, shape, 0.5)?;
+            let g = time_gpu(gpu.clone(), *config, kind, shape, 0.5)?;
             rows.push(KernelRow {
                 kernel: format!("{kind:?}"),
                 shape,
