@@ -31,6 +31,8 @@ pub const KC: usize = 256;
 const MC: usize = 120;
 /// Columns of B packed at a time (1 MB at `KC`, in L2).
 const NC: usize = 1024;
+/// Values of k up to which B's rows (contiguous) are read in place whatever the rows of C.
+const IN_PLACE_K: usize = 64;
 /// Packed values of B (1 MB) up to which all of its k is packed at once (`region`).
 const WHOLE_B: usize = 1 << 18;
 
@@ -172,7 +174,9 @@ thread_local! {
 /// cache sets) is packed per block of rows and k (`pack_a`) where more than one panel of B
 /// reads it. B, read as vectors, is laid out anew only where a panel serves more than one
 /// tile of rows (with one tile, B's rows are read in place, and with one row against B = Xᵀ,
-/// X's blocks are transposed in registers). Where all of B's k for a block of columns fits
+/// X's blocks are transposed in registers); B's rows are read in place too where k is at most
+/// `IN_PLACE_K` (a weight gradient over a batch of 20 or 64: a panel's rows, a few KB, stay in
+/// L1 for every tile, and packing them cost more than it saved). Where all of B's k for a block of columns fits
 /// in `WHOLE_B` (the forward products' Wᵀ, up to 784×320), it is packed once and each block of
 /// rows runs through every k block while its tile of C is still in cache; else B is packed one
 /// k block at a time and every row block runs against it. Both call the kernel on each tile in
@@ -182,7 +186,7 @@ thread_local! {
 #[target_feature(enable = "avx512f")]
 unsafe fn region(k: usize, alpha: f32, a: Operand, b: Operand, beta: f32, c: Out, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) {
     let transposed_row = rows.len() == 1 && b.rs == 1 && b.cs != 1;
-    let in_place = rows.len() <= MR && b.cs == 1;
+    let in_place = b.cs == 1 && (rows.len() <= MR || k <= IN_PLACE_K);
     let packs_a = a.rs == 1 && a.cs != 1 && rows.len() > 1 && cols.len() > NR && !transposed_row;
     // k block `pc`: its length, and what the old C is scaled by (the first block scales it by
     // beta; later ones add to it).
@@ -330,15 +334,28 @@ unsafe fn pack_b(b: Operand, p0: usize, kc: usize, j0: usize, nc: usize, out: &m
             } else if b.rs == 1 {
                 for half in 0..2 {
                     let cols = width.saturating_sub(16 * half).min(16);
+                    if cols == 0 {
+                        // columns past the width are zero
+                        for p in 0..kc {
+                            _mm512_storeu_ps(panel.add(p * NR + 16), _mm512_setzero_ps());
+                        }
+                        continue;
+                    }
                     for pb in (0..kc).step_by(16) {
                         let depth = (kc - pb).min(16);
-                        let mut v = [_mm512_setzero_ps(); 16];
-                        for (j, vj) in v.iter_mut().enumerate().take(cols) {
-                            *vj = _mm512_maskz_loadu_ps(lanes(depth), b.ptr.add(at(pb, 16 * half + j)));
-                        }
+                        // A fixed count of 16 columns, so that the block stays in registers (a
+                        // loop to `cols` kept it on the stack): past `cols`, zero.
+                        let mut v: [__m512; 16] = std::array::from_fn(|j| {
+                            let l = _mm512_maskz_loadu_ps(lanes(depth), b.ptr.add(at(pb, 16 * half + j.min(cols - 1))));
+                            if j < cols { l } else { _mm512_setzero_ps() }
+                        });
                         transpose16(&mut v);
-                        for (q, vq) in v.iter().enumerate().take(depth) {
-                            _mm512_storeu_ps(panel.add((pb + q) * NR + 16 * half), *vq);
+                        #[allow(clippy::needless_range_loop)]
+                        for q in 0..16 {
+                            if q >= depth {
+                                break;
+                            }
+                            _mm512_storeu_ps(panel.add((pb + q) * NR + 16 * half), v[q]);
                         }
                     }
                 }
