@@ -235,15 +235,11 @@ unsafe fn region(k: usize, alpha: f32, a: Operand, b: Operand, beta: f32, c: Out
                                     None => Operand { ptr: a.ptr.add((ic + ir) * a.rs + pc * a.cs), ..a },
                                 };
                                 let cc = c.ptr.add((ic + ir) * c.rs + jc + jr);
-                                let run = match (height, width > 16) {
-                                    (9.., true) => kernel::<MR, 2>,
-                                    (5.., true) => kernel::<8, 2>,
-                                    (2.., true) => kernel::<4, 2>,
-                                    (_, true) => kernel::<1, 2>,
-                                    (9.., false) => kernel::<MR, 1>,
-                                    (5.., false) => kernel::<8, 1>,
-                                    (2.., false) => kernel::<4, 1>,
-                                    (_, false) => kernel::<1, 1>,
+                                let run = match (panels, packed_a.is_some()) {
+                                    (Panels::Packed(_), true) => pick::<true, true>(height, width),
+                                    (Panels::Packed(_), false) => pick::<false, true>(height, width),
+                                    (Panels::InPlace(..), true) => pick::<true, false>(height, width),
+                                    (Panels::InPlace(..), false) => pick::<false, false>(height, width),
                                 };
                                 run(kc, tile, panel, brs, bw, cc, c.rs, height, width, alpha, old)
                             }
@@ -281,7 +277,7 @@ unsafe fn region(k: usize, alpha: f32, a: Operand, b: Operand, beta: f32, c: Out
                         unsafe {
                             let row = Operand { ptr: a.ptr.add(rows.start * a.rs + pc * a.cs), ..a };
                             let cc = c.ptr.add(rows.start * c.rs + jc + j0);
-                            kernel::<1, { WIDE / 16 }>(kc, row, b.ptr.add(pc * b.rs + jc + j0), b.rs, width, cc, c.rs, 1, width, alpha, old)
+                            kernel::<1, { WIDE / 16 }, false, false>(kc, row, b.ptr.add(pc * b.rs + jc + j0), b.rs, width, cc, c.rs, 1, width, alpha, old)
                         }
                     }
                 }
@@ -372,7 +368,7 @@ unsafe fn pack_b(b: Operand, p0: usize, kc: usize, j0: usize, nc: usize, out: &m
 
 /// Packs rows `i0..i0+mc`, k `p0..p0+kc` of a column-major A (`a.rs == 1`) as tiles of `MR`
 /// rows, each `[k][MR]`: one masked vector copy per tile and k (rows past a short tile's
-/// height are left as they are: the kernel never reads them).
+/// height keep what the buffer held: the kernel computes with them and never stores those).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn pack_a(a: Operand, i0: usize, mc: usize, p0: usize, kc: usize, out: &mut [f32]) {
@@ -425,8 +421,32 @@ fn transpose16(r: &mut [__m512; 16]) {
     }
 }
 
+/// A register-block kernel, as `region` calls it.
+type Kernel = unsafe fn(usize, Operand, *const f32, usize, usize, *mut f32, usize, usize, usize, f32, f32);
+
+/// The kernel for a tile of `height` rows and `width` columns: the fewest rows of 12, 8, 4 or
+/// 1 that cover it, one or two vectors wide; `PACKED_A` where A is a `pack_a` tile, `PACKED_B`
+/// where B is a packed panel.
+#[cfg(target_arch = "x86_64")]
+fn pick<const PACKED_A: bool, const PACKED_B: bool>(height: usize, width: usize) -> Kernel {
+    match (height, width > 16) {
+        (9.., true) => kernel::<MR, 2, PACKED_A, PACKED_B>,
+        (5.., true) => kernel::<8, 2, PACKED_A, PACKED_B>,
+        (2.., true) => kernel::<4, 2, PACKED_A, PACKED_B>,
+        (_, true) => kernel::<1, 2, PACKED_A, PACKED_B>,
+        (9.., false) => kernel::<MR, 1, PACKED_A, PACKED_B>,
+        (5.., false) => kernel::<8, 1, PACKED_A, PACKED_B>,
+        (2.., false) => kernel::<4, 1, PACKED_A, PACKED_B>,
+        (_, false) => kernel::<1, 1, PACKED_A, PACKED_B>,
+    }
+}
+
 /// One `H × 16·NV` block of C from `H` rows of A (read through its strides; rows past
-/// `height` repeat the last one, whose results are never stored) and a packed panel of B.
+/// `height` repeat the last one, or in a packed tile hold anything: their results are never
+/// stored) and a panel of B. With
+/// `PACKED_A` (a `pack_a` tile) and `PACKED_B` (a packed panel, zero past its width) the
+/// offsets are constants: one pointer for A instead of a register per row (twelve row pointers
+/// left two of them reloaded from the stack every k), plain loads of B instead of masked ones.
 /// `H` is `MR`, or 8, 4 or 1 for a shorter tile (a weight gradient of 64 or 1 outputs), so
 /// that no more rows are computed than the tile has, rounded up to one of these:
 /// `s = Σ_p a_p·b_p` as one fused chain in p's order, then `C = scale·s + old·C` on the
@@ -434,7 +454,9 @@ fn transpose16(r: &mut [__m512; 16]) {
 #[allow(clippy::too_many_arguments)]
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn kernel<const H: usize, const NV: usize>(kc: usize, a: Operand, b: *const f32, brs: usize, bw: usize, c: *mut f32, rsc: usize, height: usize, width: usize, scale: f32, old: f32) {
+unsafe fn kernel<const H: usize, const NV: usize, const PACKED_A: bool, const PACKED_B: bool>(kc: usize, a: Operand, b: *const f32, brs: usize, bw: usize, c: *mut f32, rsc: usize, height: usize, width: usize, scale: f32, old: f32) {
+    debug_assert!(!PACKED_A || (a.rs == 1 && a.cs == MR));
+    debug_assert!(!PACKED_B || (brs == NR && bw == NR));
     let rows: [*const f32; H] = std::array::from_fn(|i| a.ptr.wrapping_add(i.min(height - 1) * a.rs));
     let bmask: [__mmask16; NV] = std::array::from_fn(|v| lanes(bw.saturating_sub(16 * v)));
     let mut acc = [[_mm512_setzero_ps(); NV]; H];
@@ -442,9 +464,9 @@ unsafe fn kernel<const H: usize, const NV: usize>(kc: usize, a: Operand, b: *con
         // SAFETY: rows below `height`, k below `kc`: inside A's extent; B's row p holds `bw`
         // values from `p·brs` (masked loads read no others).
         unsafe {
-            let bv: [__m512; NV] = std::array::from_fn(|v| _mm512_maskz_loadu_ps(bmask[v], b.add(p * brs + 16 * v)));
+            let bv: [__m512; NV] = std::array::from_fn(|v| if PACKED_B { _mm512_loadu_ps(b.add(p * NR + 16 * v)) } else { _mm512_maskz_loadu_ps(bmask[v], b.add(p * brs + 16 * v)) });
             for (i, row) in acc.iter_mut().enumerate() {
-                let ai = _mm512_set1_ps(*rows[i].add(p * a.cs));
+                let ai = _mm512_set1_ps(if PACKED_A { *a.ptr.add(p * MR + i) } else { *rows[i].add(p * a.cs) });
                 for v in 0..NV {
                     row[v] = _mm512_fmadd_ps(ai, bv[v], row[v]);
                 }
