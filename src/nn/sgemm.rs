@@ -176,11 +176,11 @@ thread_local! {
 /// tile of rows (with one tile, B's rows are read in place, and with one row against B = Xᵀ,
 /// X's blocks are transposed in registers); B's rows are read in place too where k is at most
 /// `IN_PLACE_K` (a weight gradient over a batch of 20 or 64: a panel's rows, a few KB, stay in
-/// L1 for every tile, and packing them cost more than it saved). Where all of B's k for a block of columns fits
-/// in `WHOLE_B` (the forward products' Wᵀ, up to 784×320), it is packed once and each block of
-/// rows runs through every k block while its tile of C is still in cache; else B is packed one
-/// k block at a time and every row block runs against it. Both call the kernel on each tile in
-/// k's order, so both give the same bits.
+/// L1 for every tile, and packing them cost more than it saved). Where all of B's k for a
+/// block of columns fits in `WHOLE_B` (the forward products' Wᵀ, up to 784×320), it is packed
+/// once and each block of rows runs through every k block while its tile of C is still in
+/// cache; else B is packed one k block at a time and every row block runs against it. Both
+/// call the kernel on each tile in k's order, so both give the same bits.
 #[allow(clippy::too_many_arguments)]
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
@@ -443,10 +443,10 @@ fn pick<const PACKED_A: bool, const PACKED_B: bool>(height: usize, width: usize)
 
 /// One `H × 16·NV` block of C from `H` rows of A (read through its strides; rows past
 /// `height` repeat the last one, or in a packed tile hold anything: their results are never
-/// stored) and a panel of B. With
-/// `PACKED_A` (a `pack_a` tile) and `PACKED_B` (a packed panel, zero past its width) the
-/// offsets are constants: one pointer for A instead of a register per row (twelve row pointers
-/// left two of them reloaded from the stack every k), plain loads of B instead of masked ones.
+/// stored) and a panel of B. With `PACKED_A` (a `pack_a` tile) and `PACKED_B` (a packed panel,
+/// zero past its width) the offsets are constants: one pointer for A instead of a register per
+/// row (twelve row pointers left two of them reloaded from the stack every k), plain loads of
+/// B instead of masked ones.
 /// `H` is `MR`, or 8, 4 or 1 for a shorter tile (a weight gradient of 64 or 1 outputs), so
 /// that no more rows are computed than the tile has, rounded up to one of these:
 /// `s = Σ_p a_p·b_p` as one fused chain in p's order, then `C = scale·s + old·C` on the
