@@ -100,21 +100,22 @@ impl<T: Real> Inputs<T> {
             }
             return;
         }
-        if let Pixels::U8(v) = &self.data.pixels {
-            for &next in idx.iter().take(PREFETCH_AHEAD) {
-                prefetch(&v[next as usize * len..(next as usize + 1) * len]);
-            }
-        }
-        for (r, &i) in idx.iter().enumerate() {
-            let (i, row) = (i as usize, &mut out[r * len..(r + 1) * len]);
-            match &self.data.pixels {
-                Pixels::U8(v) => {
+        match &self.data.pixels {
+            Pixels::U8(v) => {
+                let sample = |i: u32| &v[i as usize * len..(i as usize + 1) * len];
+                idx.iter().take(PREFETCH_AHEAD).for_each(|&i| prefetch(sample(i)));
+                for (r, &i) in idx.iter().enumerate() {
                     if let Some(&next) = idx.get(r + PREFETCH_AHEAD) {
-                        prefetch(&v[next as usize * len..(next as usize + 1) * len]);
+                        prefetch(sample(next));
                     }
-                    self.look_up(&v[i * len..(i + 1) * len], row)
+                    self.look_up(sample(i), &mut out[r * len..(r + 1) * len])
                 }
-                Pixels::F64(v) => row.iter_mut().zip(&v[i * len..(i + 1) * len]).for_each(|(x, &p)| *x = self.of_f64(p)),
+            }
+            Pixels::F64(v) => {
+                for (r, &i) in idx.iter().enumerate() {
+                    let i = i as usize;
+                    out[r * len..(r + 1) * len].iter_mut().zip(&v[i * len..(i + 1) * len]).for_each(|(x, &p)| *x = self.of_f64(p));
+                }
             }
         }
     }
