@@ -11,7 +11,8 @@
 //! run forward and back while its inputs are in cache, `step_on`); the workspaces grow to the
 //! largest block and are reused.
 //!
-//! One step on a batch X [B, in] (row layout, W [out, in]):
+//! One step on a batch X [B, in] (row layout, W [out, in]; the f32 path holds the first layer's
+//! W as its transpose, which changes only the products' strides, `products::WeightLayout`):
 //!   forward   Z_l = A_{l−1}·W_lᵀ + b_l,   A_l = f_l(Z_l),   A_0 = X
 //!             (with dropout, A_l ⊙ m_l where a layer has a rate: `nn::dropout`)
 //!   output    δ_L = ∂L/∂Z_L                                   (math::output_delta)
@@ -29,7 +30,7 @@ use crate::nn::optim::{self, OptimState, OptimizerSpec};
 use crate::data::Dataset;
 use anyhow::{Result, bail};
 use inputs::Inputs;
-use products::{Product, step_products};
+use products::{Product, WeightLayout, step_products};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -61,6 +62,10 @@ enum StepKind {
 pub struct CpuBackend<T: Real> {
     spec: ModelSpec,
     opt: OptimizerSpec,
+    /// How each layer's weights, their gradients and their optimiser state are held in
+    /// `params`, `grads` and `state` (W [out×in], or its transpose for the first layer of the
+    /// f32 path); everything the backend hands out or takes in is W [out×in].
+    layouts: Vec<WeightLayout>,
     params: Params<T>,
     grads: Params<T>,
     /// `state[layer][tensor][slot]`, tensor 0 = weight, 1 = bias.
@@ -181,7 +186,7 @@ impl<T: Real> CpuBackend<T> {
     pub fn splits(&self, rows: usize) -> bool {
         self.threads > 1
             && ((self.augment.is_some() && rows > 1)
-                || step_products(&self.spec, rows).iter().any(|p| T::splits_product(p.m, p.k, p.n))
+                || step_products(&self.spec, rows, &self.layouts).iter().any(|p| T::splits_product(p.m, p.k, p.n))
                 || self.params.layers.iter().any(|p| p.weight.len() >= PARALLEL_MIN_UPDATE)
                 || self.spec.layers.iter().any(|&w| rows.saturating_mul(w) >= elementwise::PARALLEL_MIN_ELEMENTS))
     }
@@ -197,6 +202,7 @@ impl<T: Real> CpuBackend<T> {
         let mut b = CpuBackend {
             spec: spec.clone(),
             opt: opt.clone(),
+            layouts: WeightLayout::of_layers::<T>(spec.num_layers()),
             params: zeros.clone(),
             grads: zeros,
             state: Vec::new(),
@@ -264,8 +270,8 @@ impl<T: Real> CpuBackend<T> {
             for r in 0..rows {
                 z[r * n_out..(r + 1) * n_out].copy_from_slice(&p.bias);
             }
-            // Z += A_{l−1} [rows×in] · Wᵀ [in×out]   (Wᵀ read through strides: rs = 1, cs = in)
-            Product::forward(l, rows, n_in, n_out).run(threads, T::one(), input, &p.weight, T::one(), z);
+            // Z += A_{l−1} [rows×in] · Wᵀ [in×out]   (W [out×in] read through strides, or Wᵀ's rows)
+            Product::forward(l, rows, n_in, n_out, self.layouts[l - 1]).run(threads, T::one(), input, &p.weight, T::one(), z);
             elementwise::activate_rows(threads, self.spec.activations[l - 1], n_out, z, &mut rest[0][..rows * n_out]);
             if let Some(t) = step.filter(|_| l < self.spec.layers.len() - 1 && self.dropout.rate(l) > 0.0) {
                 let m = &mut self.mask[l][..rows * n_out];
@@ -311,8 +317,14 @@ impl<T: Real> CpuBackend<T> {
             let (n_in, n_out) = self.spec.layer_dims(l - 1);
             let g = &mut self.grads.layers[l - 1];
             let input = if l == 1 { x } else { &self.a[l - 1][..rows * n_in] };
-            // ∂W [out×in] = s · δᵀ [out×rows] · A_{l−1} [rows×in]   (δᵀ through strides: rs = 1, cs = out)
-            Product::weight_gradient(l, rows, n_in, n_out).run(self.threads, scale, &self.delta[l][..rows * n_out], input, old, &mut g.weight);
+            // ∂W [out×in] = s · δᵀ [out×rows] · A_{l−1} [rows×in]   (δᵀ through strides: rs = 1, cs = out),
+            // or ∂Wᵀ [in×out] = s · A_{l−1}ᵀ · δ where the layer is held transposed
+            let d = &self.delta[l][..rows * n_out];
+            let (a, b) = match self.layouts[l - 1] {
+                WeightLayout::OutByIn => (d, input),
+                WeightLayout::InByOut => (input, d),
+            };
+            Product::weight_gradient(l, rows, n_in, n_out, self.layouts[l - 1]).run(self.threads, scale, a, b, old, &mut g.weight);
             elementwise::add_column_sums(self.threads, &self.delta[l][..rows * n_out], n_out, &mut g.bias, first);
             if l > 1 {
                 // δ_{l−1} [rows×in] = (δ_l [rows×out] · W [out×in]) ⊙ f'(Z_{l−1})
@@ -339,7 +351,9 @@ impl<T: Real> CpuBackend<T> {
     fn update(&mut self, lr: f64) {
         self.step += 1;
         if let Some(c) = self.opt.clip_norm {
-            let sum_sq = optim::sum_of_squares(self.grads.layers.iter().flat_map(|g| [&g.weight[..], &g.bias[..]]));
+            // in W [out×in]'s order whatever the layout, so the same norm to the last bit
+            let layers = self.grads.layers.iter().enumerate();
+            let sum_sq = optim::sum_of_squares(layers.flat_map(|(i, g)| self.out_by_in(i, &g.weight).into_iter().chain(g.bias.iter().copied())));
             let scale = optim::clip_scale(c, sum_sq);
             if scale < 1.0 {
                 let f = T::of(scale);
@@ -361,9 +375,26 @@ impl<T: Real> CpuBackend<T> {
         }
         if self.opt.max_norm > 0.0 {
             for (i, p) in self.params.layers.iter_mut().enumerate() {
-                optim::max_norm_rows(&mut p.weight, self.spec.layer_dims(i).0, T::of(self.opt.max_norm));
+                let (n_in, n_out) = self.spec.layer_dims(i);
+                match self.layouts[i] {
+                    WeightLayout::OutByIn => optim::max_norm_rows(&mut p.weight, n_in, T::of(self.opt.max_norm)),
+                    WeightLayout::InByOut => optim::max_norm_columns(&mut p.weight, n_out, T::of(self.opt.max_norm)),
+                }
             }
         }
+    }
+
+    /// Layer `i`'s weight-shaped tensor `held` (weights, gradient or an optimiser slot, in the
+    /// layer's layout) as W [out×in].
+    fn out_by_in<U: Copy>(&self, i: usize, held: &[U]) -> Vec<U> {
+        let (n_in, n_out) = self.spec.layer_dims(i);
+        self.layouts[i].out_by_in(held, n_in, n_out)
+    }
+
+    /// Layer `i`'s weight-shaped tensor given as W [out×in], in the layer's layout.
+    fn hold<U: Copy>(&self, i: usize, w: &[U]) -> Vec<U> {
+        let (n_in, n_out) = self.spec.layer_dims(i);
+        self.layouts[i].hold(w, n_in, n_out)
     }
 
     fn inputs_of(&self, split: Split) -> Result<Arc<Inputs<T>>> {
@@ -492,13 +523,21 @@ impl<T: Real> Backend for CpuBackend<T> {
 
     fn set_params(&mut self, params: &Params) -> Result<()> {
         params.check_shapes(&self.spec, "parameters")?;
-        self.params = params.map(T::of);
+        let mut held = params.map(T::of);
+        for (i, l) in held.layers.iter_mut().enumerate() {
+            l.weight = self.hold(i, &l.weight);
+        }
+        self.params = held;
         self.reset_state();
         Ok(())
     }
 
     fn params(&mut self) -> Result<Params> {
-        Ok(self.params.map(|x| x.f64()))
+        let mut p = self.params.map(|x| x.f64());
+        for (i, l) in p.layers.iter_mut().enumerate() {
+            l.weight = self.out_by_in(i, &l.weight);
+        }
+        Ok(p)
     }
 
     fn optimizer_state(&mut self) -> Result<OptimState> {
@@ -507,7 +546,8 @@ impl<T: Real> Backend for CpuBackend<T> {
             slots: self
                 .state
                 .iter()
-                .map(|[w, b]| [w.iter().map(|s| to_f64(s)).collect(), b.iter().map(|s| to_f64(s)).collect()])
+                .enumerate()
+                .map(|(i, [w, b])| [w.iter().map(|s| to_f64(&self.out_by_in(i, s))).collect(), b.iter().map(|s| to_f64(s)).collect()])
                 .collect(),
         })
     }
@@ -517,9 +557,10 @@ impl<T: Real> Backend for CpuBackend<T> {
         self.state = st
             .slots
             .iter()
-            .map(|[w, b]| {
+            .enumerate()
+            .map(|(i, [w, b])| {
                 [
-                    w.iter().map(|s| s.iter().map(|&x| T::of(x)).collect()).collect(),
+                    w.iter().map(|s| self.hold(i, &s.iter().map(|&x| T::of(x)).collect::<Vec<T>>())).collect(),
                     b.iter().map(|s| s.iter().map(|&x| T::of(x)).collect()).collect(),
                 ]
             })
@@ -577,9 +618,90 @@ impl<T: Real> Backend for CpuBackend<T> {
             t.push_layer(l, to_f64(&self.z[l][..n]), to_f64(&self.a[l][..n]), to_f64(&self.delta[l][..n]));
         }
         for (i, ((p, g), st)) in self.params.layers.iter().zip(&self.grads.layers).zip(&self.state).enumerate() {
-            let state = [st[0].iter().map(|s| to_f64(s)).collect(), st[1].iter().map(|s| to_f64(s)).collect()];
-            t.push_tensors(i, [to_f64(&g.weight), to_f64(&g.bias)], [to_f64(&p.weight), to_f64(&p.bias)], &state);
+            let state = [st[0].iter().map(|s| to_f64(&self.out_by_in(i, s))).collect(), st[1].iter().map(|s| to_f64(s)).collect()];
+            t.push_tensors(i, [to_f64(&self.out_by_in(i, &g.weight)), to_f64(&g.bias)], [to_f64(&self.out_by_in(i, &p.weight)), to_f64(&p.bias)], &state);
         }
         Ok(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::model::Activation;
+    use crate::nn::optim::OptimizerKind;
+    use crate::workbench::step::{random_dataset, random_params};
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    /// A network whose first layer is no multiple of any block, 40 random samples and a start.
+    fn setup() -> (ModelSpec, Arc<Dataset>, Params) {
+        let spec = ModelSpec::classifier(&[37, 21, 9, 5], &[Activation::Sigmoid, Activation::Relu, Activation::Softmax]);
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let data = Arc::new(random_dataset(&spec, 40, false, &mut rng));
+        let start = random_params(&spec, &mut rng);
+        (spec, data, start)
+    }
+
+    /// Weights, optimiser state and a traced step's every tensor after training from `setup`'s
+    /// start with the first layer held in `first`.
+    fn trained(first: WeightLayout, opt: &OptimizerSpec) -> (Params, OptimState, StepTrace) {
+        let (spec, data, start) = setup();
+        let mut b = FastBackend::with_threads(&spec, opt, 2);
+        b.layouts[0] = first;
+        b.set_params(&start).unwrap();
+        b.attach(Split::Train, data).unwrap();
+        // batches of 11 (the last one 7), then the whole set in one batch, then a traced step
+        let shuffled: Vec<u32> = (0..40).map(|i| (i * 17) % 40).collect();
+        b.train_steps(&shuffled, 11, &[0.05; 4]).unwrap();
+        b.train_steps(&shuffled, 40, &[0.05]).unwrap();
+        let trace = b.trace_step(&shuffled[..13], 0.05).unwrap();
+        (b.params().unwrap(), b.optimizer_state().unwrap(), trace)
+    }
+
+    fn bits(v: &[f64]) -> Vec<u64> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// The first layer held as Wᵀ trains to the bits of W [out×in] where the GEMM is `sgemm`
+    /// (`Real::transposes_first_layer`), through clipping, the max-norm constraint, Adam's state
+    /// and a full batch; and everything handed out is W [out×in] either way. Elsewhere (another
+    /// GEMM, whose sums may depend on the strides) the two agree to f32 rounding.
+    #[test]
+    fn the_first_layer_transposed_gives_the_same_training() {
+        let sgd = OptimizerSpec { kind: OptimizerKind::Sgd, ..Default::default() };
+        let adam = OptimizerSpec { kind: OptimizerKind::Adam, lr: 1e-2, clip_norm: Some(0.5), max_norm: 1.5, ..Default::default() };
+        let exact = f32::transposes_first_layer();
+        let start = setup().2;
+        for opt in [sgd, adam] {
+            let (p0, s0, t0) = trained(WeightLayout::OutByIn, &opt);
+            let (p1, s1, t1) = trained(WeightLayout::InByOut, &opt);
+            let moved = p0.layers[0].weight.iter().zip(&start.layers[0].weight).filter(|(a, b)| a != b).count();
+            assert!(moved > 0, "{:?}: training must change the first layer", opt.kind);
+            let mut pairs: Vec<(String, &[f64], &[f64])> = Vec::new();
+            for (i, (a, b)) in p0.layers.iter().zip(&p1.layers).enumerate() {
+                pairs.push((format!("layer {i} weight"), &a.weight, &b.weight));
+                pairs.push((format!("layer {i} bias"), &a.bias, &b.bias));
+            }
+            for (i, (a, b)) in s0.slots.iter().zip(&s1.slots).enumerate() {
+                for (j, (a, b)) in a[0].iter().zip(&b[0]).enumerate() {
+                    pairs.push((format!("layer {i} weight slot {j}"), a, b));
+                }
+            }
+            assert_eq!(t0.tensors.len(), t1.tensors.len());
+            for ((name, a), (_, b)) in t0.tensors.iter().zip(&t1.tensors) {
+                pairs.push((format!("trace {name}"), a, b));
+            }
+            for (name, a, b) in pairs {
+                assert_eq!(a.len(), b.len(), "{name}");
+                if exact {
+                    assert_eq!(bits(a), bits(b), "{:?} {name}", opt.kind);
+                } else {
+                    for (x, y) in a.iter().zip(b) {
+                        assert!((x - y).abs() <= 1e-4 * x.abs().max(1.0), "{:?} {name}: {x} vs {y}", opt.kind);
+                    }
+                }
+            }
+        }
     }
 }

@@ -3,7 +3,8 @@
 //! strides through which the backend reads its row-major buffers (so transposes cost nothing).
 //! The backend computes every product through `Product::run`, and `gpu-nn bench`'s roofline
 //! times the same list alone (`step_products`), so "the step" and "its products" are the same
-//! shapes by construction.
+//! shapes by construction. A layer's weights are held as the equations write them, W [out×in],
+//! or as their transpose (`WeightLayout`), which only changes the strides.
 
 use crate::nn::math::Real;
 use crate::nn::model::ModelSpec;
@@ -29,6 +30,50 @@ impl Role {
     }
 }
 
+/// How the backend holds a layer's weights (and their gradients and optimiser state, element
+/// for element).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightLayout {
+    /// W [out×in], as the equations, the model files and the GPU write it.
+    OutByIn,
+    /// Wᵀ [in×out]: the forward product reads B = Wᵀ's rows as they are, where W [out×in]
+    /// has to be transposed into the GEMM's panels every step (a tenth of seed000-mnist's
+    /// step). Only for a layer no input gradient reads (the first), and only where the GEMM's
+    /// sums do not depend on the operands' strides (`Real::transposes_first_layer`), so the
+    /// bytes are the same either way.
+    InByOut,
+}
+
+impl WeightLayout {
+    /// Each layer's layout in a backend computing in T: the first layer's weights transposed
+    /// where `T::transposes_first_layer`, every other layer's as the equations write them.
+    pub fn of_layers<T: Real>(layers: usize) -> Vec<WeightLayout> {
+        (0..layers).map(|l| if l == 0 && T::transposes_first_layer() { WeightLayout::InByOut } else { WeightLayout::OutByIn }).collect()
+    }
+
+    /// A weight tensor given as W [out×in], held in this layout.
+    pub fn hold<T: Copy>(self, w: &[T], n_in: usize, n_out: usize) -> Vec<T> {
+        match self {
+            WeightLayout::OutByIn => w.to_vec(),
+            WeightLayout::InByOut => transpose(w, n_out, n_in),
+        }
+    }
+
+    /// A weight tensor held in this layout, as W [out×in].
+    pub fn out_by_in<T: Copy>(self, held: &[T], n_in: usize, n_out: usize) -> Vec<T> {
+        match self {
+            WeightLayout::OutByIn => held.to_vec(),
+            WeightLayout::InByOut => transpose(held, n_in, n_out),
+        }
+    }
+}
+
+/// The transpose [cols×rows] of a row-major [rows×cols] matrix.
+fn transpose<T: Copy>(m: &[T], rows: usize, cols: usize) -> Vec<T> {
+    debug_assert_eq!(m.len(), rows * cols);
+    (0..cols * rows).map(|i| m[(i % rows) * cols + i / rows]).collect()
+}
+
 /// `C[m×n] = alpha·A[m×k]·B[k×n] + beta·C` with A and B read through (row, column) strides and
 /// C row-major with row stride `rsc`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,17 +90,28 @@ pub struct Product {
 }
 
 impl Product {
-    /// Z [rows×out] += A_{l−1} [rows×in] · Wᵀ [in×out] (W is out×in, read through strides).
-    pub fn forward(layer: usize, rows: usize, n_in: usize, n_out: usize) -> Product {
-        Product { role: Role::Forward, layer, m: rows, k: n_in, n: n_out, a: (n_in, 1), b: (1, n_in), rsc: n_out }
+    /// Z [rows×out] += A_{l−1} [rows×in] · Wᵀ [in×out]: W [out×in] read through strides, or
+    /// Wᵀ's own rows.
+    pub fn forward(layer: usize, rows: usize, n_in: usize, n_out: usize, layout: WeightLayout) -> Product {
+        let b = match layout {
+            WeightLayout::OutByIn => (1, n_in),
+            WeightLayout::InByOut => (n_out, 1),
+        };
+        Product { role: Role::Forward, layer, m: rows, k: n_in, n: n_out, a: (n_in, 1), b, rsc: n_out }
     }
 
-    /// ∂W [out×in] = s · δᵀ [out×rows] · A_{l−1} [rows×in] (δ is rows×out).
-    pub fn weight_gradient(layer: usize, rows: usize, n_in: usize, n_out: usize) -> Product {
-        Product { role: Role::WeightGradient, layer, m: n_out, k: rows, n: n_in, a: (1, n_out), b: (n_in, 1), rsc: n_in }
+    /// ∂W [out×in] = s · δᵀ [out×rows] · A_{l−1} [rows×in] (δ is rows×out), or in the
+    /// transposed layout ∂Wᵀ [in×out] = s · A_{l−1}ᵀ [in×rows] · δ [rows×out]: each element
+    /// the same chain of products over the rows (a·b = b·a), so the same bits.
+    pub fn weight_gradient(layer: usize, rows: usize, n_in: usize, n_out: usize, layout: WeightLayout) -> Product {
+        match layout {
+            WeightLayout::OutByIn => Product { role: Role::WeightGradient, layer, m: n_out, k: rows, n: n_in, a: (1, n_out), b: (n_in, 1), rsc: n_in },
+            WeightLayout::InByOut => Product { role: Role::WeightGradient, layer, m: n_in, k: rows, n: n_out, a: (1, n_in), b: (n_out, 1), rsc: n_out },
+        }
     }
 
-    /// δ_{l−1} [rows×in] = δ_l [rows×out] · W [out×in].
+    /// δ_{l−1} [rows×in] = δ_l [rows×out] · W [out×in] (never a transposed layer: only the
+    /// first layer is held so, and no gradient flows into the inputs).
     pub fn input_gradient(layer: usize, rows: usize, n_in: usize, n_out: usize) -> Product {
         Product { role: Role::InputGradient, layer, m: rows, k: n_out, n: n_in, a: (n_out, 1), b: (n_in, 1), rsc: n_in }
     }
@@ -82,13 +138,14 @@ impl Product {
     }
 }
 
-/// Every product of one training step on `rows` samples, in the order the backend runs them.
-pub fn step_products(spec: &ModelSpec, rows: usize) -> Vec<Product> {
+/// Every product of one training step on `rows` samples, with each layer's weights held in
+/// `layouts[l − 1]`, in the order the backend runs them.
+pub fn step_products(spec: &ModelSpec, rows: usize, layouts: &[WeightLayout]) -> Vec<Product> {
     let layers = spec.num_layers();
-    let mut out: Vec<Product> = (1..=layers).map(|l| dims(spec, l)).map(|(l, i, o)| Product::forward(l, rows, i, o)).collect();
+    let mut out: Vec<Product> = (1..=layers).map(|l| dims(spec, l)).map(|(l, i, o)| Product::forward(l, rows, i, o, layouts[l - 1])).collect();
     for l in (1..=layers).rev() {
         let (_, i, o) = dims(spec, l);
-        out.push(Product::weight_gradient(l, rows, i, o));
+        out.push(Product::weight_gradient(l, rows, i, o, layouts[l - 1]));
         if l > 1 {
             out.push(Product::input_gradient(l, rows, i, o));
         }
@@ -116,9 +173,14 @@ mod tests {
         let w = fill(n_out * n_in, 1.3); // out×in
         let d = fill(rows * n_out, 0.4); // rows×out
         let t = |m: &[f64], r: usize, c: usize| (0..c * r).map(|i| m[(i % r) * c + i / r]).collect::<Vec<f64>>();
+        let wt = WeightLayout::InByOut.hold(&w, n_in, n_out); // in×out
+        assert_eq!(WeightLayout::InByOut.out_by_in(&wt, n_in, n_out), w);
+        use WeightLayout::*;
         for (p, a, b, want) in [
-            (Product::forward(1, rows, n_in, n_out), &x, &w, (rows, n_in, n_out, x.clone(), t(&w, n_out, n_in))),
-            (Product::weight_gradient(1, rows, n_in, n_out), &d, &x, (n_out, rows, n_in, t(&d, rows, n_out), x.clone())),
+            (Product::forward(1, rows, n_in, n_out, OutByIn), &x, &w, (rows, n_in, n_out, x.clone(), t(&w, n_out, n_in))),
+            (Product::forward(1, rows, n_in, n_out, InByOut), &x, &wt, (rows, n_in, n_out, x.clone(), t(&w, n_out, n_in))),
+            (Product::weight_gradient(1, rows, n_in, n_out, OutByIn), &d, &x, (n_out, rows, n_in, t(&d, rows, n_out), x.clone())),
+            (Product::weight_gradient(1, rows, n_in, n_out, InByOut), &x, &d, (n_in, rows, n_out, t(&x, rows, n_in), d.clone())),
             (Product::input_gradient(2, rows, n_in, n_out), &d, &w, (rows, n_out, n_in, d.clone(), w.clone())),
         ] {
             let (m, k, n, ra, rb) = want;
@@ -139,11 +201,13 @@ mod tests {
         let layers = vec![784, 128, 64, 10];
         let activations = ModelSpec::default_activations(&layers, Loss::CrossEntropy);
         let spec = ModelSpec { layers, activations, loss: Loss::CrossEntropy, label_smoothing: 0.0, reduction: Reduction::Mean, input_norm: Default::default(), feature_norm: None, classes: Vec::new() };
-        let p = step_products(&spec, 64);
-        let roles: Vec<(usize, Role)> = p.iter().map(|p| (p.layer, p.role)).collect();
         use Role::*;
-        assert_eq!(roles, [(1, Forward), (2, Forward), (3, Forward), (3, WeightGradient), (3, InputGradient), (2, WeightGradient), (2, InputGradient), (1, WeightGradient)]);
-        let macs: usize = p.iter().map(Product::macs).sum();
-        assert_eq!(macs, 64 * (2 * (784 * 128 + 128 * 64 + 64 * 10) + 128 * 64 + 64 * 10));
+        for first in [WeightLayout::OutByIn, WeightLayout::InByOut] {
+            let p = step_products(&spec, 64, &[first, WeightLayout::OutByIn, WeightLayout::OutByIn]);
+            let roles: Vec<(usize, Role)> = p.iter().map(|p| (p.layer, p.role)).collect();
+            assert_eq!(roles, [(1, Forward), (2, Forward), (3, Forward), (3, WeightGradient), (3, InputGradient), (2, WeightGradient), (2, InputGradient), (1, WeightGradient)]);
+            let macs: usize = p.iter().map(Product::macs).sum();
+            assert_eq!(macs, 64 * (2 * (784 * 128 + 128 * 64 + 64 * 10) + 128 * 64 + 64 * 10));
+        }
     }
 }

@@ -45,6 +45,15 @@ pub trait Real: Float + FromPrimitive + Sum + Default + Debug + Send + Sync + 's
         None
     }
 
+    /// Whether the CPU backend holds the first layer's weights as Wᵀ [in×out]
+    /// (`cpu::products::WeightLayout`): where the GEMM is `nn::sgemm`, whose every element is
+    /// one chain of fused products in k's order whatever the operands' strides, so the bytes
+    /// are the same as with W [out×in] and the forward product reads Wᵀ's rows instead of
+    /// transposing W every step. The f64 reference keeps the equations' layout.
+    fn transposes_first_layer() -> bool {
+        false
+    }
+
     /// v = e^v element by element; the f32 fast path computes 16 at a time with the same bits
     /// (`nn::expf`).
     fn exp_in_place(v: &mut [Self]) {
@@ -131,6 +140,9 @@ impl Real for f32 {
             return Some(crate::nn::sgemm::KC);
         }
         None
+    }
+    fn transposes_first_layer() -> bool {
+        Self::k_block().is_some()
     }
     fn exp_in_place(v: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]

@@ -390,15 +390,13 @@ pub fn clip_scale(clip_norm: f64, sum_sq: f64) -> f64 {
     (clip_norm / (sum_sq.sqrt() + 1e-6)).min(1.0)
 }
 
-/// Σ g² over `tensors` in order, element by element, accumulated in f64 whatever T is: one fixed
-/// order, so the same gradients give the same norm on any thread count.
-pub fn sum_of_squares<'a, T: Real>(tensors: impl IntoIterator<Item = &'a [T]>) -> f64 {
+/// Σ g² over `values` in order, accumulated in f64 whatever T is: one fixed order, so the same
+/// gradients give the same norm on any thread count.
+pub fn sum_of_squares<T: Real>(values: impl IntoIterator<Item = T>) -> f64 {
     let mut s = 0.0f64;
-    for t in tensors {
-        for &g in t {
-            let g = g.f64();
-            s += g * g;
-        }
+    for g in values {
+        let g = g.f64();
+        s += g * g;
     }
     s
 }
@@ -416,6 +414,28 @@ pub fn max_norm_rows<T: Real>(w: &mut [T], cols: usize, c: T) {
         if norm > c {
             let f = c / norm;
             row.iter_mut().for_each(|x| *x = *x * f);
+        }
+    }
+}
+
+/// `max_norm_rows` on W [units×inputs] held as its transpose `wt` [inputs×units] (the CPU
+/// backend's first layer, `cpu::products::WeightLayout::InByOut`): a unit's incoming weights
+/// are a column of `wt`, its norm summed down the column in the inputs' order, as along W's
+/// row, so the same bits.
+pub fn max_norm_columns<T: Real>(wt: &mut [T], units: usize, c: T) {
+    let units = units.max(1);
+    let mut s = vec![T::zero(); units];
+    for row in wt.chunks(units) {
+        for (s, &x) in s.iter_mut().zip(row) {
+            *s = *s + x * x;
+        }
+    }
+    let f: Vec<Option<T>> = s.iter().map(|s| s.sqrt()).map(|norm| (norm > c).then(|| c / norm)).collect();
+    for row in wt.chunks_mut(units) {
+        for (x, f) in row.iter_mut().zip(&f) {
+            if let Some(f) = *f {
+                *x = *x * f;
+            }
         }
     }
 }
@@ -507,6 +527,23 @@ mod tests {
         for (s, (g, w)) in got.iter().zip(want).enumerate() {
             assert!((g - w).abs() <= 1e-14 * w.abs().max(1e-300), "step {s}: {g} vs {w}\n got {got:?}\nwant {want:?}");
         }
+    }
+
+    /// The max-norm constraint on a transposed W gives W's bits, transposed: some units over
+    /// the bound (scaled), some under (left), on a shape that is not square.
+    #[test]
+    fn max_norm_on_the_transpose_is_the_transpose_of_max_norm() {
+        let (units, inputs) = (5, 7);
+        let w: Vec<f32> = (0..units * inputs).map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.3 * (1 + i / inputs) as f32).collect();
+        let t = |m: &[f32], rows: usize, cols: usize| (0..rows * cols).map(|i| m[(i % rows) * cols + i / rows]).collect::<Vec<f32>>();
+        let mut rows = w.clone();
+        max_norm_rows(&mut rows, inputs, 4.0);
+        let changed = rows.chunks(inputs).zip(w.chunks(inputs)).filter(|(a, b)| a != b).count();
+        assert!(changed > 0 && changed < units, "{changed} of {units} units scaled: the case must have both");
+        let mut cols = t(&w, units, inputs); // [inputs×units]
+        max_norm_columns(&mut cols, units, 4.0);
+        let back = t(&cols, inputs, units);
+        assert_eq!(back.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), rows.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
     }
 
     #[test]

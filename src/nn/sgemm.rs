@@ -176,7 +176,9 @@ thread_local! {
 /// tile of rows (with one tile, B's rows are read in place, and with one row against B = Xᵀ,
 /// X's blocks are transposed in registers); B's rows are read in place too where k is at most
 /// `IN_PLACE_K` (a weight gradient over a batch of 20 or 64: a panel's rows, a few KB, stay in
-/// L1 for every tile, and packing them cost more than it saved). Where all of B's k for a
+/// L1 for every tile, and packing them cost more than it saved), and where B is one panel wide
+/// (the forward product of a first layer held as Wᵀ [784×30]: a packed panel would be the same
+/// 32 columns, copied; its `KC` rows, 30 KB, stay in L1 for every tile). Where all of B's k for a
 /// block of columns fits in `WHOLE_B` (the forward products' Wᵀ, up to 784×320), it is packed
 /// once and each block of rows runs through every k block while its tile of C is still in
 /// cache; else B is packed one k block at a time and every row block runs against it. Both
@@ -186,7 +188,7 @@ thread_local! {
 #[target_feature(enable = "avx512f")]
 unsafe fn region(k: usize, alpha: f32, a: Operand, b: Operand, beta: f32, c: Out, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) {
     let transposed_row = rows.len() == 1 && b.rs == 1 && b.cs != 1;
-    let in_place = b.cs == 1 && (rows.len() <= MR || k <= IN_PLACE_K);
+    let in_place = b.cs == 1 && (rows.len() <= MR || k <= IN_PLACE_K || cols.len() <= NR);
     let packs_a = a.rs == 1 && a.cs != 1 && rows.len() > 1 && cols.len() > NR && !transposed_row;
     // k block `pc`: its length, and what the old C is scaled by (the first block scales it by
     // beta; later ones add to it).

@@ -5,7 +5,7 @@
 //! else (the batch gather, activations, loss, bias gradients, the update), so the gap between
 //! the step and the best GEMM at these shapes is a number per network.
 
-use crate::cpu::products::{Product, step_products};
+use crate::cpu::products::{Product, WeightLayout, step_products};
 use crate::nn::model::ModelSpec;
 use serde::Serialize;
 use std::time::Instant;
@@ -67,7 +67,7 @@ fn time_product(p: &Product, threads: usize, batches: usize) -> f64 {
 /// The roofline of one step of `spec` on `batch` rows and `threads` cores, against the step's
 /// measured `step_ms`.
 pub fn measure(spec: &ModelSpec, batch: usize, threads: usize, step_ms: f64, batches: usize) -> Roofline {
-    let products: Vec<ProductTime> = step_products(spec, batch)
+    let products: Vec<ProductTime> = step_products(spec, batch, &WeightLayout::of_layers::<f32>(spec.num_layers()))
         .iter()
         .map(|p| {
             let ms = time_product(p, threads, batches.max(3));
