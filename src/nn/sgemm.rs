@@ -39,8 +39,10 @@ const WHOLE_B: usize = 1 << 18;
 /// Multiply-adds from which a product is split over threads: below, handing half to a second
 /// core costs more than it saves. On this 2-core machine seed000-mnist's 20×784·784×30 split
 /// (from 2^18) made its `train` epochs 0.35-0.41 s against 0.21-0.32 unsplit; seed001's
-/// 64×784×128 (6.4 M) stays split (its epochs on one and two threads are within the noise).
-pub const SPLIT_MIN_MACS: usize = 1 << 22;
+/// 64×784×128 (6.4 M, about 50 µs on one core) split (from 2^22) made its `train` command
+/// 1.13x the time of one thread's on the 2-core VM of 2026-12-04, where waking a sleeping
+/// thread took 40-80 µs (two 25 µs halves on two threads: 68-108 µs after an idle gap).
+pub const SPLIT_MIN_MACS: usize = 1 << 23;
 
 /// Values of A and B from which a product is split over threads however few its multiply-adds:
 /// a thin product (a one-output layer's 1024×784·784×1 block of a full batch) is bound by
