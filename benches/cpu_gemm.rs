@@ -7,7 +7,7 @@
 //!   cargo bench --bench cpu_gemm -- --threads 2
 //!   cargo bench --bench cpu_gemm -- --only sgemm      one library (matrixmultiply, gemm, sgemm)
 
-use gpu_nn::cpu::products::{Product, step_products};
+use gpu_nn::cpu::products::{Product, WeightLayout, step_products};
 use gpu_nn::nn::model::{Loss, ModelSpec};
 use std::time::Instant;
 
@@ -53,7 +53,8 @@ fn main() {
     for (name, spec, rows) in nets {
         println!("{name}");
         let mut totals = vec![0.0; libs.len()];
-        for p in step_products(&spec, rows) {
+        // with the weights held as the f32 step holds them
+        for p in step_products(&spec, rows, &WeightLayout::of_layers::<f32>(spec.num_layers())) {
             let [ea, eb, ec] = p.extents();
             let a: Vec<f32> = (0..ea).map(|i| (i as f32 * 0.37).sin()).collect();
             let b: Vec<f32> = (0..eb).map(|i| (i as f32 * 0.61).sin()).collect();
