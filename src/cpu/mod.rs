@@ -352,8 +352,11 @@ impl<T: Real> CpuBackend<T> {
         self.step += 1;
         if let Some(c) = self.opt.clip_norm {
             // in W [out×in]'s order whatever the layout, so the same norm to the last bit
-            let layers = self.grads.layers.iter().enumerate();
-            let sum_sq = optim::sum_of_squares(layers.flat_map(|(i, g)| self.out_by_in(i, &g.weight).into_iter().chain(g.bias.iter().copied())));
+            let (spec, layouts) = (&self.spec, &self.layouts);
+            let sum_sq = optim::sum_of_squares(self.grads.layers.iter().enumerate().flat_map(|(i, g)| {
+                let (n_in, n_out) = spec.layer_dims(i);
+                layouts[i].in_out_by_in_order(&g.weight, n_in, n_out).chain(g.bias.iter().copied())
+            }));
             let scale = optim::clip_scale(c, sum_sq);
             if scale < 1.0 {
                 let f = T::of(scale);

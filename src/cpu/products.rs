@@ -66,6 +66,14 @@ impl WeightLayout {
             WeightLayout::InByOut => transpose(held, n_in, n_out),
         }
     }
+
+    /// The values of a weight tensor held in this layout in W [out×in]'s order, without a copy.
+    pub fn in_out_by_in_order<T: Copy>(self, held: &[T], n_in: usize, n_out: usize) -> impl Iterator<Item = T> + '_ {
+        (0..held.len()).map(move |j| match self {
+            WeightLayout::OutByIn => held[j],
+            WeightLayout::InByOut => held[(j % n_in) * n_out + j / n_in],
+        })
+    }
 }
 
 /// The transpose [cols×rows] of a row-major [rows×cols] matrix.
@@ -175,6 +183,8 @@ mod tests {
         let t = |m: &[f64], r: usize, c: usize| (0..c * r).map(|i| m[(i % r) * c + i / r]).collect::<Vec<f64>>();
         let wt = WeightLayout::InByOut.hold(&w, n_in, n_out); // in×out
         assert_eq!(WeightLayout::InByOut.out_by_in(&wt, n_in, n_out), w);
+        assert_eq!(WeightLayout::InByOut.in_out_by_in_order(&wt, n_in, n_out).collect::<Vec<f64>>(), w);
+        assert_eq!(WeightLayout::OutByIn.in_out_by_in_order(&w, n_in, n_out).collect::<Vec<f64>>(), w);
         use WeightLayout::*;
         for (p, a, b, want) in [
             (Product::forward(1, rows, n_in, n_out, OutByIn), &x, &w, (rows, n_in, n_out, x.clone(), t(&w, n_out, n_in))),
