@@ -65,15 +65,25 @@ fn time_product(p: &Product, threads: usize, batches: usize) -> f64 {
 }
 
 /// The roofline of one step of `spec` on `batch` rows and `threads` cores, against the step's
-/// measured `step_ms`.
+/// measured `step_ms`. The products are timed as the step runs them: on a thread of a pool of
+/// `threads` flushing threads (`cpu::flush::pool`, the backend's), whose other threads take
+/// the split pieces. (Timed from the calling thread instead, each call also went through
+/// rayon's global pool and woke its threads, and a product's median moved up to 2× between runs.)
 pub fn measure(spec: &ModelSpec, batch: usize, threads: usize, step_ms: f64, batches: usize) -> Roofline {
-    let products: Vec<ProductTime> = step_products(spec, batch, &WeightLayout::of_layers::<f32>(spec.num_layers()))
-        .iter()
-        .map(|p| {
-            let ms = time_product(p, threads, batches.max(3));
-            ProductTime { product: p.describe(), m: p.m, k: p.k, n: p.n, a_strides: p.a, b_strides: p.b, macs: p.macs() as u64, ms, gflops: 2.0 * p.macs() as f64 / ms / 1e6 }
-        })
-        .collect();
+    let time_all = || -> Vec<ProductTime> {
+        step_products(spec, batch, &WeightLayout::of_layers::<f32>(spec.num_layers()))
+            .iter()
+            .map(|p| {
+                let ms = time_product(p, threads, batches.max(3));
+                ProductTime { product: p.describe(), m: p.m, k: p.k, n: p.n, a_strides: p.a, b_strides: p.b, macs: p.macs() as u64, ms, gflops: 2.0 * p.macs() as f64 / ms / 1e6 }
+            })
+            .collect()
+    };
+    let products = match crate::cpu::flush::pool(threads.max(1)) {
+        Ok(pool) => pool.install(time_all),
+        // (where no thread can be started, on this one: the step then runs on it alone too)
+        Err(_) => time_all(),
+    };
     let products_ms: f64 = products.iter().map(|p| p.ms).sum();
     let flops = 2.0 * products.iter().map(|p| p.macs as f64).sum::<f64>();
     Roofline {
