@@ -55,16 +55,14 @@ impl WeightLayout {
     pub fn hold<T: Copy>(self, w: &[T], n_in: usize, n_out: usize) -> Vec<T> {
         match self {
             WeightLayout::OutByIn => w.to_vec(),
-            WeightLayout::InByOut => transpose(w, n_out, n_in),
+            // Wᵀ's element (i, o) is W's (o, i)
+            WeightLayout::InByOut => (0..w.len()).map(|j| w[(j % n_out) * n_in + j / n_out]).collect(),
         }
     }
 
     /// A weight tensor held in this layout, as W [out×in].
     pub fn out_by_in<T: Copy>(self, held: &[T], n_in: usize, n_out: usize) -> Vec<T> {
-        match self {
-            WeightLayout::OutByIn => held.to_vec(),
-            WeightLayout::InByOut => transpose(held, n_in, n_out),
-        }
+        self.in_out_by_in_order(held, n_in, n_out).collect()
     }
 
     /// The values of a weight tensor held in this layout in W [out×in]'s order, without a copy.
@@ -74,12 +72,6 @@ impl WeightLayout {
             WeightLayout::InByOut => held[(j % n_in) * n_out + j / n_in],
         })
     }
-}
-
-/// The transpose [cols×rows] of a row-major [rows×cols] matrix.
-fn transpose<T: Copy>(m: &[T], rows: usize, cols: usize) -> Vec<T> {
-    debug_assert_eq!(m.len(), rows * cols);
-    (0..cols * rows).map(|i| m[(i % rows) * cols + i / rows]).collect()
 }
 
 /// `C[m×n] = alpha·A[m×k]·B[k×n] + beta·C` with A and B read through (row, column) strides and
